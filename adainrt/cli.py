@@ -1,0 +1,355 @@
+"""The ``adainrt`` command line.
+
+Heavy imports (torch, onnx) happen inside the commands that need them, so ``adainrt info``
+and ``adainrt stylize --model DIR`` start fast and work without torch.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from adainrt import __version__
+from adainrt.errors import AdainrtError
+
+BACKEND_CHOICES = ["auto", "ort-trt", "ort-cuda", "ort-cpu"]
+
+
+def _clean_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Show our errors as one line (``Error: ...``, exit 1) instead of a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (AdainrtError, FileExistsError) as exc:
+            raise click.ClickException(str(exc)) from exc
+
+    return wrapper
+
+
+def _say(message: str) -> None:
+    click.echo(message, err=True)
+
+
+def _alpha(_ctx: click.Context, _param: click.Parameter, value: float) -> float:
+    if not 0.0 <= value <= 1.0:
+        raise click.BadParameter(f"{value} is outside [0, 1] (0 = content only, 1 = full style)")
+    return value
+
+
+def _size(_ctx: click.Context, _param: click.Parameter, value: int) -> int:
+    from adainrt.images import MIN_SIZE
+
+    if value != 0 and value < MIN_SIZE:
+        raise click.BadParameter(f"{value} is below the minimum of {MIN_SIZE} (0 keeps the original size)")
+    return value
+
+
+weights_options = [
+    click.option("--encoder", type=click.Path(dir_okay=False, path_type=Path),
+                 help="Encoder weights (.safetensors from `adainrt import-weights`). "
+                      "Default: the embedded VGG-19."),
+    click.option("--decoder", type=click.Path(dir_okay=False, path_type=Path),
+                 help="Decoder weights (.safetensors). Default: the decoder bundled with adainrt."),
+]
+
+
+def _with(options: list[Callable]) -> Callable:
+    def decorate(fn: Callable) -> Callable:
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+
+    return decorate
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="adainrt")
+def main() -> None:
+    """AdaIN arbitrary style transfer (Huang & Belongie, ICCV 2017), deployable.
+
+    \b
+    Typical use:
+      adainrt stylize photo.jpg --style painting.jpg --output out.png
+      adainrt export --output models/          # ONNX graphs for C++ / Triton / TensorRT
+      adainrt stylize photos/ --style painting.jpg --output out/ --model models/
+      adainrt bench --size 512                 # FPS of every backend here vs the paper
+      adainrt info                             # versions, providers, GPU
+    """
+
+
+# ---------------------------------------------------------------------------------- export
+
+
+@main.command()
+@click.option("--output", "-o", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder to write the graphs into (created if needed).")
+@click.option("--form", type=click.Choice(["all", "full", "split"]), default="all", show_default=True,
+              help="full: one graph (content, style, alpha -> image). split: encoder, style-statistics "
+                   "and decoder graphs, so a runtime can cache a style. all: both.")
+@_with(weights_options)
+@click.option("--overwrite", is_flag=True, help="Replace graphs already in the folder.")
+@_clean_errors
+def export(output: Path, form: str, encoder: Path | None, decoder: Path | None, overwrite: bool) -> None:
+    """Export the network to ONNX (opset 18, dynamic H and W, alpha an input) and verify it.
+
+    Each graph is checked by onnx.checker, run in onnxruntime against PyTorch at two sizes
+    (the max abs error is printed), and carries its provenance (weights hashes, version,
+    pre-processing, tensor names) in its metadata. Inputs are RGB float32 in [0, 1], NCHW;
+    any H, W >= 32.
+    """
+    from adainrt.export.cache import load_model
+    from adainrt.export.onnx_export import export_model
+
+    model, prov = load_model(encoder, decoder)
+    forms = ["full", "split"] if form == "all" else [form]
+    for one in forms:
+        for result in export_model(model, output, one, prov, overwrite=overwrite, progress=_say):
+            errors = ", ".join(f"{k}: {v:.2e} (range {result.output_range[k]:.3g})"
+                               for k, v in result.max_abs_error.items())
+            click.echo(f"{result.path}  max |onnxruntime - torch| {errors}")
+
+
+# ---------------------------------------------------------------------------------- stylize
+
+
+@main.command()
+@click.argument("content", type=click.Path(exists=True, path_type=Path))
+@click.option("--style", "-s", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Style image.")
+@click.option("--output", "-o", required=True, type=click.Path(path_type=Path),
+              help="Output file, or a folder (when CONTENT is a folder, or OUTPUT ends in / or exists "
+                   "as a folder): files are named CONTENT_stylized_STYLE.EXT.")
+@click.option("--alpha", "-a", type=float, default=1.0, show_default=True, callback=_alpha,
+              help="Content-style trade-off in [0, 1]: 0 reconstructs the content, 1 is full style.")
+@click.option("--content-size", type=int, default=512, show_default=True, callback=_size,
+              help="Resize the content's smaller side to this (0 keeps the original size).")
+@click.option("--style-size", type=int, default=512, show_default=True, callback=_size,
+              help="Resize the style's smaller side to this (0 keeps the original size).")
+@click.option("--crop", is_flag=True, help="Centre-crop content and style to squares of their size.")
+@click.option("--backend", type=click.Choice(BACKEND_CHOICES), default="auto", show_default=True,
+              help="onnxruntime execution provider; auto takes the best present (see `adainrt info`).")
+@click.option("--model", "model_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder of graphs from `adainrt export` (needs no torch). Default: export the "
+                   "chosen weights once into the cache folder.")
+@_with(weights_options)
+@click.option("--ext", type=click.Choice(["png", "jpg"]), default="png", show_default=True,
+              help="Image format of outputs written into a folder.")
+@click.option("--overwrite", is_flag=True, help="Replace outputs that already exist.")
+@_clean_errors
+def stylize(content: Path, style: Path, output: Path, alpha: float, content_size: int, style_size: int,
+            crop: bool, backend: str, model_dir: Path | None, encoder: Path | None, decoder: Path | None,
+            ext: str, overwrite: bool) -> None:
+    """Stylize CONTENT (an image or a folder of images) with a style image.
+
+    \b
+    Examples:
+      adainrt stylize photo.jpg --style starry.jpg --output photo_starry.png
+      adainrt stylize photos/ --style starry.jpg --output out/ --alpha 0.6
+    """
+    from adainrt.images import center_crop, list_images, load_image, resize_smaller_side, save_image
+    from adainrt.runtime.stylizer import Stylizer
+
+    folder_mode = content.is_dir() or output.is_dir() or str(output).endswith(("/", "\\"))
+    if folder_mode and output.is_file():
+        raise AdainrtError(f"{output} is a file; CONTENT {content} is a folder, so --output must be a folder")
+    contents = list_images(content) if content.is_dir() else [content]
+    if not contents:
+        raise AdainrtError(f"{content}: no images found (looked for .jpg, .png, .bmp, .webp, .tif)")
+    outputs = [output / f"{c.stem}_stylized_{style.stem}.{ext}" for c in contents] if folder_mode else [output]
+    existing = [str(p) for p in outputs if p.exists()]
+    if existing and not overwrite:
+        raise AdainrtError(f"{_few(existing)} already exist(s); pass --overwrite to replace")
+
+    def prepare(path: Path, size: int):
+        image = resize_smaller_side(load_image(path), size)
+        return center_crop(image, size or min(image.size)) if crop else image
+
+    style_image = prepare(style, style_size)
+    if model_dir is None:
+        from adainrt.export.cache import cached_model_dir
+
+        model_dir = cached_model_dir(encoder, decoder, ("split",), progress=_say)
+    stylizer = Stylizer(model_dir, backend=backend)
+    stats = stylizer.style_stats(style_image)
+    failures = []
+    with click.progressbar(list(zip(contents, outputs)), label=f"stylizing ({stylizer.backend})",
+                           file=sys.stderr, show_pos=True) as pairs:
+        for src, dst in pairs:
+            try:
+                result = stylizer.stylize(prepare(src, content_size), stats, alpha)
+                save_image(result, dst, overwrite=overwrite)
+            except AdainrtError as exc:
+                if not folder_mode or content.is_file():
+                    raise
+                failures.append(str(exc))
+    for failure in failures:
+        _say(f"skipped: {failure}")
+    done = len(contents) - len(failures)
+    click.echo(f"wrote {done} image{'s' if done != 1 else ''} to {output}" if folder_mode else f"wrote {output}")
+    if failures:
+        raise click.ClickException(f"{len(failures)} of {len(contents)} inputs could not be stylized")
+
+
+def _few(items: list[str], limit: int = 3) -> str:
+    return ", ".join(items[:limit]) + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+
+# ---------------------------------------------------------------------------------- bench
+
+
+@main.command()
+@click.option("--size", "sizes", type=int, multiple=True, default=[512], show_default=True,
+              help="Square size to time; repeat for several (the paper reports 256 and 512).")
+@click.option("--backend", "backends", multiple=True,
+              type=click.Choice(["all", "ort-trt", "ort-cuda", "ort-cpu", "torch"]), default=["all"],
+              show_default=True, help="Backends to time; all = every one present here plus torch eager.")
+@click.option("--runs", type=int, default=10, show_default=True, help="Timed runs per measurement.")
+@click.option("--warmup", type=int, default=2, show_default=True, help="Untimed runs first.")
+@click.option("--model", "model_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder with all four graphs (`adainrt export --form all`). Default: cache.")
+@_with(weights_options)
+@click.option("--json", "as_json", is_flag=True, help="Print results as JSON (for machines).")
+@_clean_errors
+def bench(sizes: tuple[int, ...], backends: tuple[str, ...], runs: int, warmup: int,
+          model_dir: Path | None, encoder: Path | None, decoder: Path | None, as_json: bool) -> None:
+    """Latency (p50/p95) and FPS per backend, beside the paper's 56 FPS (256) and 15 FPS (512).
+
+    Times the full path (content and style encoded each frame, as the paper measured) and
+    the cached-style path (style statistics computed once), after warm-up runs.
+    """
+    from adainrt.benchmarks.bench import format_table, run_benchmark
+    from adainrt.runtime.providers import available_backends
+
+    if runs < 1 or warmup < 0:
+        raise click.BadParameter("--runs must be >= 1 and --warmup >= 0")
+    for size in sizes:
+        _size(None, None, size)  # type: ignore[arg-type]
+    chosen = list(dict.fromkeys(available_backends() + ["torch"] if "all" in backends else backends))
+    if model_dir is None and any(b != "torch" for b in chosen):
+        from adainrt.export.cache import cached_model_dir
+
+        model_dir = cached_model_dir(encoder, decoder, ("full", "split"), progress=_say)
+    results = run_benchmark(model_dir, list(sizes), chosen, runs, warmup,
+                            str(encoder) if encoder else None, str(decoder) if decoder else None,
+                            progress=_say)
+    if as_json:
+        click.echo(json.dumps([r.as_dict() for r in results], indent=2))
+    else:
+        click.echo(format_table(results))
+
+
+# ---------------------------------------------------------------------------------- demo
+
+
+@main.command()
+@click.option("--output", "-o", type=click.Path(file_okay=False, path_type=Path), default=Path("adainrt-demo"),
+              show_default=True, help="Folder for the stylized sample.")
+@click.option("--bench/--no-bench", "with_bench", default=True, show_default=True,
+              help="Also benchmark 256x256 and 512x512 afterwards.")
+@click.option("--backend", type=click.Choice(BACKEND_CHOICES), default="auto", show_default=True,
+              help="onnxruntime execution provider for the stylization.")
+@click.option("--overwrite", is_flag=True, help="Replace an earlier demo output.")
+@click.pass_context
+def demo(ctx: click.Context, output: Path, with_bench: bool, backend: str, overwrite: bool) -> None:
+    """Stylize the bundled sample photo with the bundled sample style, then benchmark.
+
+    Uses only what ships in the package: the embedded VGG-19, the bundled decoder, a public
+    domain photo (NASA's astronaut portrait) and a procedurally drawn brush-stroke style.
+    Nothing is downloaded.
+    """
+    from adainrt.images import bundled_sample
+
+    ctx.invoke(stylize, content=bundled_sample("astronaut"), style=bundled_sample("strokes"),
+               output=output / "astronaut_stylized_strokes.png", backend=backend, overwrite=overwrite)
+    if with_bench:
+        ctx.invoke(bench, sizes=(256, 512), runs=5, warmup=1)
+
+
+# ---------------------------------------------------------------------------------- info
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def info(as_json: bool) -> None:
+    """Versions, execution providers, the backend auto picks and why, GPU, weights.
+
+    Run this first on a new machine: it says whether onnxruntime sees the TensorRT or CUDA
+    execution providers (install adainrt[gpu] for them), whether TensorRT itself is
+    importable, which GPU the driver reports, and where exported graphs are cached.
+    """
+    from adainrt.info import collect
+
+    report = collect()
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    width = max(len(k) for k in report)
+    for key, value in report.items():
+        click.echo(f"{key:<{width}}  {value}")
+
+
+# ---------------------------------------------------------------------------------- weights
+
+
+@main.command("import-weights")
+@click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--output", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Where to write our .safetensors file.")
+@click.option("--encoder", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="For a decoder: the encoder it was trained with (pytorch-AdaIN's vgg_normalised.pth "
+                   "or our .safetensors); its hash is recorded so mismatched pairs are refused.")
+@click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
+@_clean_errors
+def import_weights(source: Path, output: Path, encoder: Path | None, overwrite: bool) -> None:
+    """Convert published weights into adainrt's safetensors format.
+
+    \b
+    Accepted:
+      pytorch-AdaIN vgg_normalised.pth   (encoder; layers past relu4_1 are dropped)
+      pytorch-AdaIN decoder.pth          (decoder; needs --encoder vgg_normalised.pth)
+      torchvision vgg19 state dict       (encoder; features.* keys)
+    Loaded with torch.load(weights_only=True): no code in the file is run.
+    """
+    from adainrt.weights import import_weights as convert
+
+    meta = convert(source, output, encoder, overwrite=overwrite)
+    click.echo(f"wrote {meta['kind']} {output} (hash {meta['weights_hash']})")
+
+
+# ---------------------------------------------------------------------------------- engines
+
+
+@main.command("build-engine")
+@click.argument("onnx_path", type=click.Path(path_type=Path), required=False)
+@_clean_errors
+def build_engine(onnx_path: Path | None) -> None:
+    """Build an FP16 TensorRT engine from an exported graph (needs TensorRT and an NVIDIA GPU).
+
+    Not in this version yet: it checks what this machine has and says so. Meanwhile
+    onnxruntime's TensorRT execution provider builds and caches FP16 engines by itself:
+    `adainrt stylize ... --backend ort-trt` on a machine with adainrt[gpu] installed.
+    """
+    from adainrt.info import gpu_name, tensorrt_version
+
+    missing = []
+    if tensorrt_version() is None:
+        missing.append("the TensorRT Python package (pip install 'adainrt[gpu]')")
+    if gpu_name() is None:
+        missing.append("an NVIDIA GPU with its driver (none found)")
+    if missing:
+        raise AdainrtError("build-engine needs " + " and ".join(missing) + ". Without them, use "
+                           "onnxruntime: `adainrt stylize --backend ort-cpu`.")
+    raise AdainrtError("TensorRT engine building is not implemented in this version; use "
+                       "`adainrt stylize --backend ort-trt` (onnxruntime's TensorRT provider) meanwhile.")
+
+
+if __name__ == "__main__":
+    main()

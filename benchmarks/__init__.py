@@ -1,0 +1,1 @@
+"""Benchmarks behind `adainrt bench`: measured and reported, never asserted."""

@@ -1,0 +1,145 @@
+"""Latency and FPS of every backend present, beside the paper's figures.
+
+Two paths are timed for each backend and size: ``full`` (content and style encoded every
+frame, as the paper measured) and ``cached-style`` (style statistics computed once, then
+encoder + decoder per frame, as a video at a fixed style runs). Inputs are the bundled
+sample photos resized to size x size. Speed is measured here, never asserted in tests.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from adainrt.images import bundled_sample, load_image, to_tensor
+
+#: Huang & Belongie 2017, Pascal Titan X, Torch7, including style encoding.
+PAPER_FPS = {256: 56.0, 512: 15.0}
+
+
+@dataclass
+class Timing:
+    backend: str
+    path: str  # "full" or "cached-style"
+    size: int
+    runs: int
+    p50_ms: float
+    p95_ms: float
+    mean_ms: float
+    fps: float
+    paper_fps: float | None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def sample_inputs(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Content and style arrays (1, 3, size, size) from the bundled samples."""
+    content = load_image(bundled_sample("astronaut")).resize((size, size))
+    style = load_image(bundled_sample("coffee")).resize((size, size))
+    return to_tensor(content), to_tensor(style)
+
+
+def time_call(fn: Callable[[], object], runs: int, warmup: int) -> np.ndarray:
+    """Wall-clock milliseconds of ``runs`` calls after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        fn()
+    times = np.empty(runs)
+    for i in range(runs):
+        start = time.perf_counter()
+        fn()
+        times[i] = (time.perf_counter() - start) * 1000.0
+    return times
+
+
+def summarize(backend: str, path: str, size: int, times: np.ndarray) -> Timing:
+    mean = float(times.mean())
+    return Timing(backend, path, size, len(times), float(np.percentile(times, 50)),
+                  float(np.percentile(times, 95)), mean, 1000.0 / mean, PAPER_FPS.get(size))
+
+
+def ort_calls(model_dir: Path, backend: str, size: int) -> dict[str, Callable[[], object]]:
+    """The two timed paths over onnxruntime for one backend."""
+    from adainrt.runtime.providers import choose_backend
+    from adainrt.runtime.stylizer import GRAPH_FILES, OrtGraph
+
+    choice = choose_backend(backend)
+    full = OrtGraph(model_dir / GRAPH_FILES["full"], choice)
+    encoder = OrtGraph(model_dir / GRAPH_FILES["encoder"], choice)
+    style_graph = OrtGraph(model_dir / GRAPH_FILES["style"], choice)
+    decoder = OrtGraph(model_dir / GRAPH_FILES["decoder"], choice)
+    content, style = sample_inputs(size)
+    alpha = np.array([1.0], dtype=np.float32)
+    mean, std = style_graph.run(style=style)
+
+    def cached() -> object:
+        features = encoder.run(content=content)[0]
+        return decoder.run(content_features=features, style_mean=mean, style_std=std, alpha=alpha)
+
+    return {"full": lambda: full.run(content=content, style=style, alpha=alpha), "cached-style": cached}
+
+
+def torch_calls(encoder_path: str | None, decoder_path: str | None, size: int) -> dict[str, Callable[[], object]]:
+    """The same two paths in PyTorch eager (the peer implementations' way)."""
+    import torch
+    from adainrt.export.cache import load_model
+
+    model, _ = load_model(encoder_path, decoder_path)
+    content, style = (torch.from_numpy(a) for a in sample_inputs(size))
+    alpha = torch.ones(1)
+    with torch.no_grad():
+        mean, std = model.style_stats(style)
+
+    def full() -> object:
+        with torch.no_grad():
+            return model(content, style, alpha)
+
+    def cached() -> object:
+        with torch.no_grad():
+            return model.decode(model.encode_content(content), mean, std, alpha)
+
+    return {"full": full, "cached-style": cached}
+
+
+def run_benchmark(
+    model_dir: Path,
+    sizes: list[int],
+    backends: list[str],
+    runs: int = 10,
+    warmup: int = 2,
+    encoder: str | None = None,
+    decoder: str | None = None,
+    progress: Callable[[str], None] = lambda _msg: None,
+) -> list[Timing]:
+    """Time each backend ("ort-*" or "torch") at each size; both paths each."""
+    results = []
+    for size in sizes:
+        for backend in backends:
+            calls = (torch_calls(encoder, decoder, size) if backend == "torch"
+                     else ort_calls(model_dir, backend, size))
+            for path, fn in calls.items():
+                progress(f"{backend} {path} {size}x{size}: {warmup} warm-up + {runs} timed runs")
+                results.append(summarize(backend, path, size, time_call(fn, runs, warmup)))
+    return results
+
+
+def format_table(results: list[Timing]) -> str:
+    lines = [f"{'backend':<10} {'path':<13} {'size':>9} {'p50 ms':>9} {'p95 ms':>9} {'FPS':>8} {'paper FPS':>10}"]
+    for r in results:
+        paper = f"{r.paper_fps:.0f}" if r.paper_fps else "-"
+        lines.append(f"{r.backend:<10} {r.path:<13} {f'{r.size}x{r.size}':>9} {r.p50_ms:>9.1f} "
+                     f"{r.p95_ms:>9.1f} {r.fps:>8.2f} {paper:>10}")
+    lines.append("paper: Huang & Belongie 2017, Pascal Titan X GPU, Torch7, full path incl. style encoding")
+    lines.append(f"machine: {platform.processor() or platform.machine()}, {_cpu_count()} CPU threads")
+    return "\n".join(lines)
+
+
+def _cpu_count() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

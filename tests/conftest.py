@@ -1,0 +1,81 @@
+"""Shared fixtures: generated images, a seeded random decoder, graphs exported once per run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def synthetic_image(height: int, width: int, seed: int = 0) -> Image.Image:
+    """A photo-like test image: smooth colour gradients, a few discs, mild noise."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    img = np.stack([x / width, y / height, 0.5 + 0.5 * np.sin((x + y) / 17.0)], axis=-1)
+    for _ in range(4):
+        cy, cx, r = rng.uniform(0, height), rng.uniform(0, width), rng.uniform(5, min(height, width) / 3)
+        img[(y - cy) ** 2 + (x - cx) ** 2 < r * r] = rng.uniform(0, 1, 3)
+    img += rng.normal(0, 0.03, img.shape).astype(np.float32)
+    return Image.fromarray((np.clip(img, 0, 1) * 255).astype(np.uint8), "RGB")
+
+
+@pytest.fixture(scope="session")
+def images_dir(tmp_path_factory) -> Path:
+    """content_*.png / style_*.jpg of odd sizes, written as real files."""
+    folder = tmp_path_factory.mktemp("images")
+    synthetic_image(96, 120, seed=1).save(folder / "content_a.png")
+    synthetic_image(77, 101, seed=2).save(folder / "content_b.jpg", quality=90)
+    synthetic_image(128, 128, seed=3).save(folder / "style_a.jpg", quality=90)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def encoder_meta() -> dict:
+    from adainrt.weights import load_embedded_encoder
+
+    return load_embedded_encoder()[1]
+
+
+@pytest.fixture(scope="session")
+def random_decoder(tmp_path_factory, encoder_meta) -> Path:
+    """A seeded random decoder paired with the embedded encoder (no trained one needed)."""
+    import torch
+
+    from adainrt.network import build_decoder
+    from adainrt.weights import save_weights
+
+    torch.manual_seed(1234)
+    path = tmp_path_factory.mktemp("weights") / "decoder.safetensors"
+    meta = {"kind": "decoder", "encoder_hash": encoder_meta["weights_hash"], "source": "seeded random (tests)"}
+    save_weights(path, build_decoder().state_dict(), meta)
+    return path
+
+
+@pytest.fixture(scope="session")
+def model(random_decoder):
+    from adainrt.export.cache import load_model
+
+    return load_model(None, random_decoder)
+
+
+@pytest.fixture(scope="session")
+def exported_dir(tmp_path_factory, model) -> Path:
+    """All four graphs, exported once for the whole run."""
+    from adainrt.export import export_model
+
+    torch_model, prov = model
+    folder = tmp_path_factory.mktemp("graphs")
+    for form in ("full", "split"):
+        export_model(torch_model, folder, form, prov)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not (SHARED_DATA / "content").is_dir():
+        pytest.skip(f"real photos and paintings not present at {SHARED_DATA}")
+    return SHARED_DATA

@@ -1,0 +1,115 @@
+"""The adainrt command line, end to end on real files."""
+
+import json
+import shutil
+
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from adainrt import weights
+from adainrt.cli import main
+
+
+def run(*args: str):
+    return CliRunner().invoke(main, [str(a) for a in args], prog_name="adainrt", catch_exceptions=False)
+
+
+@pytest.mark.parametrize("command", ["export", "stylize", "bench", "info", "import-weights", "build-engine", "demo"])
+def test_help_teaches(command):
+    result = run(command, "--help")
+    assert result.exit_code == 0 and "Usage:" in result.output and len(result.output) > 200
+
+
+def test_export_then_stylize_with_the_exported_folder(tmp_path, random_decoder, images_dir):
+    result = run("export", "--output", tmp_path / "graphs", "--form", "split", "--decoder", random_decoder)
+    assert result.exit_code == 0, result.output
+    assert result.output.count("max |onnxruntime - torch|") == 3
+    result = run("stylize", images_dir / "content_b.jpg", "--style", images_dir / "style_a.jpg",
+                 "--output", tmp_path / "out.png", "--model", tmp_path / "graphs", "--content-size", "0")
+    assert result.exit_code == 0, result.output
+    assert Image.open(tmp_path / "out.png").size == (101, 77)
+
+
+def test_stylize_default_path_exports_into_the_cache(tmp_path, monkeypatch, random_decoder, images_dir):
+    monkeypatch.setenv("ADAINRT_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "styled.jpg"
+    result = run("stylize", images_dir / "content_a.png", "--style", images_dir / "style_a.jpg",
+                 "--output", out, "--decoder", random_decoder, "--content-size", "64", "--alpha", "0.5")
+    assert result.exit_code == 0, result.output
+    assert Image.open(out).size == (80, 64)  # 120x96 resized so the smaller side is 64
+    assert len(list((tmp_path / "cache" / "onnx").glob("*/adain_decoder.onnx"))) == 1
+    result = run("stylize", images_dir / "content_a.png", "--style", images_dir / "style_a.jpg",
+                 "--output", out, "--decoder", random_decoder)
+    assert result.exit_code == 1 and "already exist" in result.output and "--overwrite" in result.output
+
+
+def test_stylize_folder_skips_a_corrupt_file_and_says_so(tmp_path, exported_dir, images_dir):
+    contents = tmp_path / "contents"
+    contents.mkdir()
+    for name in ("content_a.png", "content_b.jpg"):
+        shutil.copy(images_dir / name, contents / name)
+    (contents / "broken.jpg").write_bytes(b"not an image")
+    result = run("stylize", contents, "--style", images_dir / "style_a.jpg", "--output", tmp_path / "out",
+                 "--model", exported_dir, "--content-size", "48", "--crop")
+    assert result.exit_code == 1
+    assert "broken.jpg: not a readable image" in result.output and "1 of 3 inputs" in result.output
+    written = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert written == ["content_a_stylized_style_a.png", "content_b_stylized_style_a.png"]
+    assert Image.open(tmp_path / "out" / written[0]).size == (48, 48)
+
+
+def test_stylize_bad_inputs(tmp_path, exported_dir, images_dir):
+    style = images_dir / "style_a.jpg"
+    result = run("stylize", images_dir / "content_a.png", "--style", style, "--output", tmp_path / "o.png",
+                 "--model", exported_dir, "--alpha", "1.5")
+    assert result.exit_code == 2 and "1.5 is outside [0, 1]" in result.output
+    Image.new("RGB", (1, 1)).save(tmp_path / "dot.png")
+    result = run("stylize", tmp_path / "dot.png", "--style", style, "--output", tmp_path / "o.png",
+                 "--model", exported_dir)
+    assert result.exit_code == 1 and "1x1 is too small" in result.output
+    (tmp_path / "bad.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    result = run("stylize", tmp_path / "bad.jpg", "--style", style, "--output", tmp_path / "o.png",
+                 "--model", exported_dir)
+    assert result.exit_code == 1 and "bad.jpg: not a readable image" in result.output
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_missing_decoder_is_a_clear_error(tmp_path, monkeypatch, images_dir):
+    monkeypatch.setattr(weights, "bundled_decoder_path", lambda: tmp_path / "none.safetensors")
+    result = run("stylize", images_dir / "content_a.png", "--style", images_dir / "style_a.jpg",
+                 "--output", tmp_path / "o.png")
+    assert result.exit_code == 1 and "no trained decoder is bundled" in result.output
+    result = run("stylize", images_dir / "content_a.png", "--style", images_dir / "style_a.jpg",
+                 "--output", tmp_path / "o.png", "--decoder", tmp_path / "missing.safetensors")
+    assert result.exit_code == 1 and "missing.safetensors: no such weight file" in result.output
+
+
+def test_bench_json_times_onnxruntime_and_torch(exported_dir, random_decoder):
+    result = run("bench", "--size", "64", "--runs", "2", "--warmup", "1", "--json", "--model", exported_dir,
+                 "--decoder", random_decoder)
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output[result.output.index("["):])
+    assert {(r["backend"], r["path"]) for r in rows} >= {("ort-cpu", "full"), ("ort-cpu", "cached-style"),
+                                                        ("torch", "full"), ("torch", "cached-style")}
+    assert all(r["fps"] > 0 and r["p95_ms"] >= r["p50_ms"] > 0 and r["runs"] == 2 for r in rows)
+
+
+def test_info_reports_providers_and_choice():
+    result = run("info", "--json")
+    report = json.loads(result.output)
+    assert "CPUExecutionProvider" in report["providers"]
+    assert report["backend (auto)"].split(":")[0] in ("ort-trt", "ort-cuda", "ort-cpu")
+
+
+def test_import_weights_cli(tmp_path):
+    torch.save({"1.weight": torch.zeros(256, 512, 3, 3)}, tmp_path / "decoder.pth")
+    result = run("import-weights", tmp_path / "decoder.pth", "--output", tmp_path / "d.safetensors")
+    assert result.exit_code == 1 and "decoder.pth" in result.output
+
+
+def test_build_engine_explains_what_it_needs():
+    result = run("build-engine", "model.onnx")
+    assert result.exit_code == 1
+    assert "TensorRT" in result.output

@@ -1,0 +1,91 @@
+"""ONNX export: checker, dynamic sizes, parity with PyTorch at odd sizes, metadata, alpha."""
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from adainrt.export import export_model
+from adainrt.export.onnx_export import OPSET, SPECS, example_inputs
+
+from adainrt.errors import ModelError
+
+PARITY_SIZES = [(256, 256), (512, 384), (333, 517), (37, 45)]
+
+
+@pytest.fixture(scope="module")
+def sessions(exported_dir):
+    return {g: ort.InferenceSession(str(exported_dir / f"{s.name}.onnx"), providers=["CPUExecutionProvider"])
+            for g, s in SPECS.items()}
+
+
+@pytest.mark.parametrize("height,width", PARITY_SIZES)
+def test_full_graph_matches_pytorch(sessions, model, height, width):
+    feeds = example_inputs("full", height, width, seed=height + width)
+    with torch.no_grad():
+        expected = model[0](*(torch.from_numpy(v) for v in feeds.values())).numpy()
+    got = sessions["full"].run(None, feeds)[0]
+    assert got.shape == (1, 3, height, width)
+    value_range = expected.max() - expected.min()
+    assert np.abs(got - expected).max() <= 1e-4 * value_range
+
+
+@pytest.mark.parametrize("height,width", PARITY_SIZES)
+def test_split_graphs_compose_to_the_full_graph(sessions, height, width):
+    feeds = example_inputs("full", height, width, seed=3)
+    full = sessions["full"].run(None, feeds)[0]
+    features = sessions["encoder"].run(None, {"content": feeds["content"]})[0]
+    mean, std = sessions["style"].run(None, {"style": feeds["style"]})
+    assert features.shape == (1, 512, -(-height // 8), -(-width // 8)) and mean.shape == (1, 512, 1, 1)
+    image = sessions["decoder"].run(None, {"content_features": features, "style_mean": mean,
+                                           "style_std": std, "alpha": feeds["alpha"]})[0]
+    image = image[..., :height, :width]
+    assert np.abs(image - full).max() <= 1e-4 * (full.max() - full.min())
+
+
+def test_alpha_zero_gives_decoder_of_encoder(sessions, model):
+    feeds = example_inputs("full", 64, 80, seed=5)
+    feeds["alpha"] = np.zeros(1, np.float32)
+    got = sessions["full"].run(None, feeds)[0]
+    with torch.no_grad():
+        expected = model[0].decoder(model[0].encoder(torch.from_numpy(feeds["content"]))).numpy()
+    assert np.abs(got - expected).max() <= 1e-4 * (expected.max() - expected.min())
+
+
+def test_batch_of_contents(sessions):
+    feeds = example_inputs("full", 48, 48)
+    single = sessions["full"].run(None, feeds)[0]
+    feeds["content"] = np.concatenate([feeds["content"]] * 3)
+    batch = sessions["full"].run(None, feeds)[0]
+    assert batch.shape == (3, 3, 48, 48)
+    np.testing.assert_allclose(batch[2], single[0], atol=1e-6)
+
+
+def test_graphs_are_checked_dynamic_and_carry_provenance(exported_dir, model):
+    proto = onnx.load(str(exported_dir / "adain_full.onnx"))
+    onnx.checker.check_model(proto, full_check=True)
+    assert {o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")} == {OPSET}
+    dims = {i.name: [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim]
+            for i in list(proto.graph.input) + list(proto.graph.output)}
+    assert dims["content"] == ["batch", 3, "content_height", "content_width"]
+    assert dims["style"] == [1, 3, "style_height", "style_width"]
+    assert dims["image"] == ["batch", 3, "content_height", "content_width"]
+    assert dims["alpha"] == [1]
+    meta = {p.key: p.value for p in proto.metadata_props}
+    assert meta["encoder_hash"] == model[1]["encoder_hash"] and meta["decoder_hash"] == model[1]["decoder_hash"]
+    assert meta["adainrt_graph"] == "full" and "[0, 1]" in meta["value_range"] and "RGB" in meta["preprocessing"]
+    assert "InstanceNormalization" not in {n.op_type for n in proto.graph.node}  # TensorRT wants explicit reductions
+
+
+def test_existing_graphs_are_not_overwritten(exported_dir, model):
+    before = (exported_dir / "adain_full.onnx").stat().st_mtime_ns
+    with pytest.raises(ModelError, match="already exist.*--overwrite"):
+        export_model(model[0], exported_dir, "full", model[1])
+    assert (exported_dir / "adain_full.onnx").stat().st_mtime_ns == before
+
+
+def test_export_reports_its_own_verification(tmp_path, model):
+    results = export_model(model[0], tmp_path, "split", model[1], verify_sizes=((40, 56),))
+    assert [r.graph for r in results] == ["encoder", "style", "decoder"]
+    for r in results:
+        assert r.max_abs_error["40x56"] <= 1e-4 * max(r.output_range["40x56"], 1e-6)

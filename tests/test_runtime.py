@@ -1,0 +1,100 @@
+"""The onnxruntime Stylizer: types and sizes, style cache, alpha, providers, and no torch needed."""
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from adainrt.runtime import InvalidArgument, Stylizer, available_backends, choose_backend
+from PIL import Image
+
+from adainrt.errors import BackendUnavailable, ImageError, ModelError
+from tests.conftest import synthetic_image
+
+
+@pytest.fixture(scope="module")
+def stylizer(exported_dir):
+    return Stylizer(exported_dir, backend="ort-cpu")
+
+
+def test_pil_numpy_and_float_inputs_keep_size_and_type(stylizer):
+    content, style = synthetic_image(45, 37, seed=1), synthetic_image(64, 70, seed=2)
+    out = stylizer.stylize(content, style, alpha=0.8)
+    assert isinstance(out, Image.Image) and out.size == content.size
+    out_u8 = stylizer.stylize(np.asarray(content), style)
+    assert out_u8.dtype == np.uint8 and out_u8.shape == (45, 37, 3)
+    out_f = stylizer.stylize(np.asarray(content) / 255.0, style)
+    assert out_f.dtype == np.float32 and out_f.shape == (45, 37, 3)
+    assert np.abs(out_f * 255 - np.asarray(stylizer.stylize(content, style))).max() <= 1.0
+
+
+def test_matches_the_full_graph(stylizer, exported_dir):
+    from adainrt.runtime import OrtGraph
+
+    from adainrt.images import to_tensor
+
+    content, style = synthetic_image(77, 101, seed=4), synthetic_image(50, 60, seed=5)
+    full = OrtGraph(exported_dir / "adain_full.onnx", stylizer.choice)
+    expected = full.run(content=to_tensor(content), style=to_tensor(style), alpha=np.array([0.6], np.float32))[0]
+    stats = stylizer.style_stats(style)
+    got = stylizer.decode(stylizer.encode(to_tensor(content)), stats, 0.6, (77, 101))
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_style_statistics_are_cached(stylizer):
+    style = synthetic_image(64, 64, seed=8)
+    first = stylizer.style_stats(style)
+    assert stylizer.style_stats(style.copy()) is first
+    assert stylizer.style_stats(synthetic_image(64, 64, seed=9)) is not first
+    assert first.mean.shape == (1, 512, 1, 1) and (first.std > 0).all()
+
+
+def test_bad_inputs(stylizer):
+    content = synthetic_image(40, 40)
+    with pytest.raises(InvalidArgument, match=r"alpha must be in \[0, 1\].*1.5"):
+        stylizer.stylize(content, content, alpha=1.5)
+    with pytest.raises(ImageError, match="1x1 is too small"):
+        stylizer.stylize(Image.new("RGB", (1, 1)), content)
+    with pytest.raises(ImageError, match="HxWx3"):
+        stylizer.stylize(np.zeros((40, 40)), content)
+
+
+def test_missing_model_folder(tmp_path):
+    with pytest.raises(ModelError, match="adainrt export"):
+        Stylizer(tmp_path / "nothing")
+    with pytest.raises(ModelError, match="adain_encoder.onnx: no such ONNX file"):
+        Stylizer(tmp_path)
+
+
+def test_backend_choice():
+    assert "ort-cpu" in available_backends()
+    assert choose_backend("auto").backend == available_backends()[0]
+    assert choose_backend("ort-cpu").providers == ["CPUExecutionProvider"]
+    with pytest.raises(BackendUnavailable, match="unknown backend"):
+        choose_backend("vulkan")
+    if "ort-cuda" not in available_backends():
+        with pytest.raises(BackendUnavailable, match="CUDAExecutionProvider"):
+            choose_backend("ort-cuda")
+
+
+def test_runtime_imports_and_runs_without_torch(exported_dir):
+    """A subprocess in which importing torch fails: the runtime must not need it."""
+    script = textwrap.dedent(f"""
+        import sys
+        class NoTorch:
+            def find_spec(self, name, path=None, target=None):
+                if name == "torch" or name.startswith("torch."):
+                    raise ImportError("torch is blocked in this test")
+        sys.meta_path.insert(0, NoTorch())
+        import numpy as np
+        from adainrt.runtime import Stylizer
+        out = Stylizer({str(exported_dir)!r}).stylize(np.full((40, 52, 3), 128, np.uint8),
+                                                     np.full((48, 48, 3), 60, np.uint8), alpha=0.5)
+        assert out.shape == (40, 52, 3), out.shape
+        assert "torch" not in sys.modules
+        print("ok")
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"

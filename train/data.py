@@ -1,0 +1,76 @@
+"""Training images: folders read once into memory, unreadable files skipped and counted.
+
+Everything random (which image, where to crop) draws from one numpy Generator owned by the
+trainer, so a resumed run sees exactly the batches the uninterrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from adainrt.errors import AdainrtError, ImageError
+from adainrt.images import list_images, load_image, resize_smaller_side
+
+log = logging.getLogger("adainrt.train")
+
+
+@dataclass
+class ImageFolder:
+    """Images of a folder (recursive), smaller side resized to ``resize``, as uint8 HxWx3."""
+
+    root: Path
+    images: list[np.ndarray]
+    names: list[str]
+    skipped: list[str]
+
+    @classmethod
+    def load(cls, root: str | Path, resize: int, min_side: int, holdout_every: int = 0,
+             holdout: bool = False) -> ImageFolder:
+        """Read the folder. With ``holdout_every`` = k, every k-th file (sorted) is held out:
+        ``holdout=False`` returns the others, ``holdout=True`` only those."""
+        root = Path(root)
+        if not root.is_dir():
+            raise AdainrtError(f"{root}: no such image folder")
+        files = list_images(root, recursive=True)
+        if holdout_every:
+            files = [f for i, f in enumerate(files) if (i % holdout_every == holdout_every - 1) == holdout]
+        images, names, skipped = [], [], []
+        for path in files:
+            try:
+                img = resize_smaller_side(load_image(path), resize)
+            except ImageError as exc:
+                log.warning("skipping %s", exc)
+                skipped.append(str(path))
+                continue
+            if min(img.size) < min_side:
+                img = resize_smaller_side(img, min_side)
+            images.append(np.asarray(img, dtype=np.uint8))
+            names.append(str(path.relative_to(root)))
+        if not images:
+            raise AdainrtError(f"{root}: no readable images ({len(skipped)} unreadable)")
+        return cls(root, images, names, skipped)
+
+    def random_crops(self, rng: np.random.Generator, count: int, crop: int) -> np.ndarray:
+        """(count, 3, crop, crop) float32 in [0, 1] from randomly chosen images and positions."""
+        out = np.empty((count, 3, crop, crop), dtype=np.float32)
+        for i in range(count):
+            img = self.images[rng.integers(len(self.images))]
+            top = rng.integers(img.shape[0] - crop + 1)
+            left = rng.integers(img.shape[1] - crop + 1)
+            out[i] = img[top:top + crop, left:left + crop].transpose(2, 0, 1) / 255.0
+        return out
+
+    def center_crops(self, crop: int) -> np.ndarray:
+        """Deterministic centre crops of every image (for held-out evaluation)."""
+        crops = []
+        for img in self.images:
+            pil = Image.fromarray(img)
+            w, h = pil.size
+            left, top = (w - crop) // 2, (h - crop) // 2
+            crops.append(np.asarray(pil.crop((left, top, left + crop, top + crop)), np.float32) / 255.0)
+        return np.stack(crops).transpose(0, 3, 1, 2).copy()

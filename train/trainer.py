@@ -1,0 +1,280 @@
+"""Decoder training: the paper's recipe with the long-run behaviour a user expects.
+
+Progress bar, JSON-lines log, sample grids, atomic checkpoints (every N iterations and on
+Ctrl-C), exact resume (step, optimizer, RNG), a time budget, held-out evaluation, and the
+final decoder in our safetensors format. CUDA with mixed precision when present, several GPUs
+under ``torchrun`` (DistributedDataParallel), CPU otherwise.
+
+An optional first phase (``invert_iters``) trains the decoder to invert relu4_1 of photos
+(target f(c), pixel loss against the photo) before AdaIN and the style loss come in: on a CPU budget the
+paper's recipe learns colours long before structure, and inversion learns structure fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from adainrt.train.data import ImageFolder
+from adainrt.train.evaluate import Scores, score_pairs
+from adainrt.train.losses import style_targets, stylization_losses
+from torch import nn
+
+from adainrt.errors import AdainrtError
+from adainrt.fileio import atomic_path
+from adainrt.images import from_tensor, save_image
+from adainrt.network import adain_from_stats, build_decoder
+from adainrt.weights import load_encoder, save_weights
+
+CHECKPOINT = "checkpoint.pt"
+LOG = "log.jsonl"
+
+
+@dataclass
+class TrainConfig:
+    content_dir: str
+    style_dir: str
+    output_dir: str = "runs/decoder"
+    encoder: str | None = None  # None: the embedded VGG-19
+    init_decoder: str | None = None  # start from these weights (our safetensors)
+    resize: int = 512  # smaller side before cropping
+    crop: int = 256
+    batch_size: int = 8
+    lr: float = 1e-4
+    lr_decay: float = 5e-5  # lr / (1 + lr_decay * step)
+    content_weight: float = 1.0
+    style_weight: float = 10.0
+    invert_iters: int = 0
+    pixel_weight: float = 1.0  # the inversion phase's loss: pixel MSE against the photo
+    max_iter: int = 160_000
+    max_minutes: float = 0.0  # 0: no time limit
+    checkpoint_every: int = 500
+    eval_every: int = 500
+    sample_every: int = 500
+    log_every: int = 10
+    holdout_every: int = 25  # every k-th image of each folder is held out for evaluation
+    eval_size: int = 256
+    seed: int = 0
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+
+def _distributed() -> tuple[int, int]:
+    """(rank, world size); initializes the process group under torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not torch.distributed.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        torch.distributed.init_process_group(backend)
+    rank = torch.distributed.get_rank() if world > 1 else 0
+    return rank, world
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig, progress: bool = True):
+        self.config = config
+        self.out = Path(config.output_dir)
+        self.rank, self.world = _distributed()
+        self.device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+                                   if torch.cuda.is_available() else "cpu")
+        self.amp = self.device.type == "cuda"
+        self.progress = progress and self.rank == 0
+        encoder, self.encoder_meta = load_encoder(config.encoder)
+        # channels-last is ~12% faster for these convs on CPU (oneDNN) and on tensor cores.
+        self.encoder = encoder.to(self.device, memory_format=torch.channels_last)
+        torch.manual_seed(config.seed)
+        self.decoder = build_decoder().to(self.device, memory_format=torch.channels_last)
+        if config.init_decoder:
+            from adainrt.weights import load_decoder
+
+            init, _ = load_decoder(config.init_decoder, self.encoder_meta)
+            self.decoder.load_state_dict(init.state_dict())
+        self.model: nn.Module = self.decoder
+        if self.world > 1:
+            self.model = nn.parallel.DistributedDataParallel(self.decoder)
+        self.optimizer = torch.optim.Adam(self.decoder.parameters(), lr=config.lr)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.rng = np.random.default_rng([config.seed, self.rank])
+        self.step = 0
+        self.heldout_scores: dict[str, float] | None = None
+        min_side = config.crop
+        self.content = ImageFolder.load(config.content_dir, config.resize, min_side, config.holdout_every)
+        self.style = ImageFolder.load(config.style_dir, config.resize, min_side, config.holdout_every)
+        self.heldout = None
+        if config.holdout_every:
+            self.heldout = (
+                ImageFolder.load(config.content_dir, config.eval_size, config.eval_size, config.holdout_every, True),
+                ImageFolder.load(config.style_dir, config.eval_size, config.eval_size, config.holdout_every, True),
+            )
+
+    # ------------------------------------------------------------------ state
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "decoder": self.decoder.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "step": self.step,
+            "rng_numpy": json.dumps(self.rng.bit_generator.state),
+            "rng_torch": torch.get_rng_state(),
+            "config": json.dumps(asdict(self.config)),
+            "encoder_hash": self.encoder_meta["weights_hash"],
+            "heldout_scores": json.dumps(self.heldout_scores),
+        }
+
+    def save_checkpoint(self) -> Path:
+        path = self.out / CHECKPOINT
+        if self.rank == 0:
+            with atomic_path(path) as tmp:
+                torch.save(self.state(), tmp)
+        return path
+
+    def resume(self) -> bool:
+        """Continue from ``output_dir/checkpoint.pt`` if present; True if resumed."""
+        path = self.out / CHECKPOINT
+        if not path.is_file():
+            return False
+        try:
+            ckpt = torch.load(path, map_location=self.device, weights_only=True)
+        except Exception as exc:
+            raise AdainrtError(f"{path}: unreadable checkpoint ({exc}); move it away to start afresh") from exc
+        if ckpt["encoder_hash"] != self.encoder_meta["weights_hash"]:
+            raise AdainrtError(f"{path}: checkpoint was trained with encoder {ckpt['encoder_hash']}, "
+                               f"not the encoder in use ({self.encoder_meta['weights_hash']})")
+        self.decoder.load_state_dict(ckpt["decoder"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scaler.load_state_dict(ckpt["scaler"])
+        self.step = int(ckpt["step"])
+        self.rng.bit_generator.state = json.loads(ckpt["rng_numpy"])
+        torch.set_rng_state(ckpt["rng_torch"].cpu())
+        self.heldout_scores = json.loads(ckpt["heldout_scores"])
+        return True
+
+    # ------------------------------------------------------------------ steps
+
+    def _batch(self, folder: ImageFolder) -> torch.Tensor:
+        crops = folder.random_crops(self.rng, self.config.batch_size, self.config.crop)
+        return torch.from_numpy(crops).to(self.device, memory_format=torch.channels_last)
+
+    def train_step(self) -> dict[str, float]:
+        cfg = self.config
+        for group in self.optimizer.param_groups:
+            group["lr"] = cfg.lr / (1.0 + cfg.lr_decay * self.step)
+        content, style = self._batch(self.content), self._batch(self.style)
+        inverting = self.step < cfg.invert_iters
+        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
+            with torch.no_grad():
+                target = self.encoder(content)
+                if not inverting:
+                    targets = style_targets(self.encoder, style)
+                    target = adain_from_stats(target, *targets[-1])
+            output = self.model(target)
+            if inverting:  # pixel loss only: no encoder pass on the output, half the cost
+                loss_c = loss_s = torch.zeros(())
+                loss = cfg.pixel_weight * F.mse_loss(output.float(), content)
+            else:
+                loss_c, loss_s = stylization_losses(self.encoder, output, target, targets)
+                loss = cfg.content_weight * loss_c + cfg.style_weight * loss_s
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.step += 1
+        return {"loss": loss.item(), "content_loss": loss_c.item(), "style_loss": loss_s.item(),
+                "lr": self.optimizer.param_groups[0]["lr"], "phase": "invert" if inverting else "adain"}
+
+    def evaluate(self) -> tuple[Scores, torch.Tensor, torch.Tensor, torch.Tensor] | None:
+        if self.heldout is None:
+            return None
+        contents = torch.from_numpy(self.heldout[0].center_crops(self.config.eval_size)).to(self.device)
+        styles = torch.from_numpy(self.heldout[1].center_crops(self.config.eval_size)).to(self.device)
+        styles = styles[torch.arange(len(contents)) % len(styles)]
+        self.decoder.eval()
+        scores, outputs = score_pairs(self.encoder, self.decoder, contents, styles)
+        self.decoder.train()
+        return scores, contents, styles, outputs
+
+    def _write_sample(self, contents: torch.Tensor, styles: torch.Tensor, outputs: torch.Tensor) -> None:
+        rows = [torch.cat([c, s, o], dim=2) for c, s, o in zip(contents[:4], styles[:4], outputs[:4])]
+        grid = torch.cat(rows, dim=1).cpu().numpy()
+        save_image(from_tensor(grid), self.out / "samples" / f"step_{self.step:07d}.png", overwrite=True)
+
+    def _log(self, record: dict[str, Any]) -> None:
+        if self.rank == 0:
+            with open(self.out / LOG, "a") as f:
+                f.write(json.dumps({"step": self.step, "time": round(time.time(), 1), **record}) + "\n")
+
+    def export_decoder(self, path: Path | None = None) -> Path:
+        path = path or self.out / "decoder.safetensors"
+        meta = {"kind": "decoder", "encoder_hash": self.encoder_meta["weights_hash"],
+                "source": "adainrt train", "steps": self.step, "train_config": asdict(self.config),
+                "heldout": self.heldout_scores}
+        if self.rank == 0:
+            save_weights(path, self.decoder.state_dict(), meta)
+        return path
+
+    # ------------------------------------------------------------------ loop
+
+    def run(self) -> Path:
+        cfg = self.config
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.decoder.train()
+        deadline = time.monotonic() + cfg.max_minutes * 60 if cfg.max_minutes else None
+        bar = None
+        if self.progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=cfg.max_iter, initial=self.step, unit="it", dynamic_ncols=True)
+        skipped = len(self.content.skipped) + len(self.style.skipped)
+        self._log({"event": "start", "content_images": len(self.content.images),
+                   "style_images": len(self.style.images), "skipped_unreadable": skipped,
+                   "device": str(self.device), "world_size": self.world})
+        tick, images = time.monotonic(), 0
+        try:
+            while self.step < cfg.max_iter and (deadline is None or time.monotonic() < deadline):
+                stats = self.train_step()
+                images += cfg.batch_size * self.world
+                if self.step % cfg.log_every == 0:
+                    rate = images / max(time.monotonic() - tick, 1e-9)
+                    tick, images = time.monotonic(), 0
+                    self._log({**stats, "images_per_s": round(rate, 2)})
+                    if bar:
+                        bar.set_postfix(c=f"{stats['content_loss']:.3f}", s=f"{stats['style_loss']:.3f}",
+                                        img_s=f"{rate:.1f}", phase=stats["phase"])
+                if bar:
+                    bar.update(1)
+                if cfg.eval_every and self.step % cfg.eval_every == 0:
+                    self._evaluate_and_sample()
+                if self.step % cfg.checkpoint_every == 0:
+                    self.save_checkpoint()
+        except KeyboardInterrupt:
+            self.save_checkpoint()
+            self._log({"event": "interrupted"})
+            if bar:
+                bar.close()
+            raise
+        if bar:
+            bar.close()
+        self.save_checkpoint()
+        self._log({"event": "stop"})
+        return self.export_decoder()
+
+    def _evaluate_and_sample(self) -> None:
+        result = self.evaluate()
+        if result is None or self.rank != 0:
+            return
+        scores, contents, styles, outputs = result
+        self._log({"event": "heldout", **scores.as_dict()})
+        if self.step % self.config.sample_every == 0:
+            self._write_sample(contents, styles, outputs)
+        if self.step >= self.config.invert_iters:
+            self.heldout_scores = scores.as_dict() | {"step": self.step}
