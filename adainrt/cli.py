@@ -246,6 +246,119 @@ def bench(sizes: tuple[int, ...], backends: tuple[str, ...], runs: int, warmup: 
         click.echo(format_table(results))
 
 
+# ---------------------------------------------------------------------------------- train
+
+
+@main.command()
+@click.option("--content", "content_dir", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Folder of content photos (searched recursively).")
+@click.option("--style", "style_dir", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Folder of style images (searched recursively).")
+@click.option("--output", "-o", "output_dir", required=True, type=click.Path(file_okay=False),
+              help="Run folder: checkpoint.pt, log.jsonl, samples/, decoder.safetensors.")
+@click.option("--resume", is_flag=True, help="Continue the run in --output exactly where it stopped.")
+@click.option("--encoder", type=click.Path(exists=True, dir_okay=False), help="Encoder (default: embedded).")
+@click.option("--init-decoder", type=click.Path(exists=True, dir_okay=False),
+              help="Start from these decoder weights instead of random ones.")
+@click.option("--resize", type=int, default=512, show_default=True, help="Smaller side before cropping.")
+@click.option("--crop", type=int, default=256, show_default=True, help="Random square crop size.")
+@click.option("--batch-size", type=int, default=8, show_default=True, help="Content-style pairs per step.")
+@click.option("--lr", type=float, default=1e-4, show_default=True, help="Adam learning rate.")
+@click.option("--lr-decay", type=float, default=5e-5, show_default=True, help="lr / (1 + decay * step).")
+@click.option("--content-weight", type=float, default=1.0, show_default=True)
+@click.option("--style-weight", type=float, default=10.0, show_default=True)
+@click.option("--invert-iters", type=int, default=0, show_default=True,
+              help="First train the decoder to invert relu4_1 of photos (pixel loss) for this many "
+                   "steps: learns structure fast on a small compute budget.")
+@click.option("--max-iter", type=int, default=160_000, show_default=True)
+@click.option("--max-minutes", type=float, default=0.0, show_default=True, help="Stop after this long (0: no limit).")
+@click.option("--checkpoint-every", type=int, default=500, show_default=True)
+@click.option("--eval-every", type=int, default=500, show_default=True,
+              help="Held-out losses and a sample grid every N steps (0: never).")
+@click.option("--holdout-every", type=int, default=25, show_default=True,
+              help="Hold out every k-th image (sorted) of each folder for evaluation (0: none).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@_clean_errors
+def train(output_dir: str, resume: bool, **options: Any) -> None:
+    """Train a decoder for the encoder (the paper's recipe), resumable.
+
+    Loss: content loss against the AdaIN target plus style-weight times the mean/std loss at
+    relu1_1..relu4_1. Every --holdout-every'th image of each folder is held out for evaluation.
+    Ctrl-C writes a checkpoint; --resume continues with the same step, optimizer and random
+    state. The result is OUTPUT/decoder.safetensors, usable as --decoder everywhere.
+    """
+    import torch
+
+    from adainrt.train import TrainConfig, Trainer
+    from adainrt.train.trainer import CHECKPOINT
+
+    checkpoint = Path(output_dir) / CHECKPOINT
+    if checkpoint.exists() and not resume:
+        raise AdainrtError(f"{checkpoint} exists: pass --resume to continue that run, or choose another --output")
+    if resume and not checkpoint.exists():
+        raise AdainrtError(f"--resume: no checkpoint at {checkpoint}")
+    config = TrainConfig(output_dir=output_dir, **options)
+    if resume:  # the run's own settings win, but the limits given now apply
+        saved = json.loads(torch.load(checkpoint, weights_only=True)["config"])
+        config = TrainConfig.from_dict({**saved, "max_iter": config.max_iter, "max_minutes": config.max_minutes})
+    trainer = Trainer(config)
+    if resume:
+        trainer.resume()
+        _say(f"resumed at step {trainer.step}")
+    try:
+        path = trainer.run()
+    except KeyboardInterrupt:
+        raise click.ClickException(
+            f"interrupted at step {trainer.step}; checkpoint written, --resume continues"
+        ) from None
+    click.echo(f"wrote {path} (step {trainer.step})")
+
+
+@main.command()
+@click.option("--content", "content_dir", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Folder of content photos.")
+@click.option("--style", "style_dir", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Folder of style images; content i is paired with style i mod the number of styles.")
+@_with(weights_options)
+@click.option("--size", type=int, default=256, show_default=True, help="Centre crops of this size.")
+@click.option("--sheet", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write a contact sheet PNG (content | style | output per row).")
+@click.option("--json", "as_json", is_flag=True, help="Print the scores as JSON.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --sheet.")
+@_clean_errors
+def evaluate(content_dir: str, style_dir: str, encoder: Path | None, decoder: Path | None, size: int,
+             sheet: Path | None, as_json: bool, overwrite: bool) -> None:
+    """The paper's content and style losses of a decoder's outputs, beside the baseline.
+
+    The baseline is the style loss of the unstylized content image: a working decoder's
+    style loss is far below it.
+    """
+    import torch
+
+    from adainrt.images import from_tensor, save_image
+    from adainrt.train.data import ImageFolder
+    from adainrt.train.evaluate import score_pairs
+    from adainrt.weights import load_decoder, load_encoder
+
+    enc, enc_meta = load_encoder(encoder)
+    dec, _ = load_decoder(decoder, enc_meta)
+    contents = torch.from_numpy(ImageFolder.load(content_dir, size, size).center_crops(size))
+    styles = torch.from_numpy(ImageFolder.load(style_dir, size, size).center_crops(size))
+    styles = styles[torch.arange(len(contents)) % len(styles)]
+    scores, outputs = score_pairs(enc, dec, contents, styles)
+    if sheet is not None:
+        rows = [torch.cat(trio, dim=2) for trio in zip(contents, styles, outputs)]
+        save_image(from_tensor(torch.cat(rows, dim=1).numpy()), sheet, overwrite=overwrite)
+    if as_json:
+        click.echo(json.dumps(scores.as_dict(), indent=2))
+        return
+    click.echo(f"pairs                         {scores.pairs}")
+    click.echo(f"content loss                  {scores.content_loss:.4f}")
+    click.echo(f"style loss                    {scores.style_loss:.4f}")
+    click.echo(f"style loss of content (base)  {scores.baseline_style_loss:.4f}")
+    click.echo(f"style / baseline              {scores.style_loss / scores.baseline_style_loss:.3f}")
+
+
 # ---------------------------------------------------------------------------------- demo
 
 

@@ -18,11 +18,15 @@ import onnxruntime as ort
 from adainrt.runtime.providers import Choice, choose_backend
 from PIL import Image
 
-from adainrt.errors import AdainrtError, ModelError
+from adainrt.errors import AdainrtError, ImageError, ModelError
 from adainrt.images import check_size, from_tensor, to_pil, to_tensor
 
 GRAPH_FILES = {"encoder": "adain_encoder.onnx", "style": "adain_style.onnx",
                "decoder": "adain_decoder.onnx", "full": "adain_full.onnx"}
+
+
+#: Largest content (H x W) stylized in one pass by default: 4096 x 4096.
+DEFAULT_MAX_PIXELS = 4096 * 4096
 
 
 class InvalidArgument(AdainrtError, ValueError):
@@ -91,7 +95,8 @@ class Stylizer:
     >>> out = stylizer.stylize(photo, painting, alpha=0.8)   # PIL or HxWx3 numpy in, same out
     """
 
-    def __init__(self, model_dir: str | os.PathLike, backend: str = "auto", style_cache_size: int = 32):
+    def __init__(self, model_dir: str | os.PathLike, backend: str = "auto", style_cache_size: int = 32,
+                 max_pixels: int = DEFAULT_MAX_PIXELS):
         self.model_dir = Path(model_dir)
         self.choice = choose_backend(backend)
         graphs = _load_graphs(self.model_dir, ("encoder", "style", "decoder"), self.choice)
@@ -99,6 +104,7 @@ class Stylizer:
         self.metadata = self.decoder.metadata
         self._style_cache: OrderedDict[str, StyleStats] = OrderedDict()
         self._style_cache_size = style_cache_size
+        self.max_pixels = max_pixels
 
     @property
     def backend(self) -> str:
@@ -120,7 +126,14 @@ class Stylizer:
 
     def encode(self, content: np.ndarray) -> np.ndarray:
         """relu4_1 of a (N, 3, H, W) float32 content batch (padded to a multiple of 8 inside)."""
-        check_size((content.shape[-1], content.shape[-2]), "content")
+        height, width = content.shape[-2:]
+        check_size((width, height), "content")
+        if height * width > self.max_pixels:
+            raise ImageError(
+                f"content is {width}x{height} ({height * width / 1e6:.1f} megapixels), above this "
+                f"stylizer's limit of {self.max_pixels / 1e6:.1f}: the first layers alone would need "
+                f"~{height * width * 64 * 4 * 3 / 2**30:.0f} GiB. Downscale it (--content-size) or raise max_pixels."
+            )
         return self.encoder.run(content=content)[0]
 
     def decode(self, features: np.ndarray, stats: StyleStats, alpha: float, size: tuple[int, int]) -> np.ndarray:

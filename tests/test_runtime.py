@@ -60,6 +60,12 @@ def test_bad_inputs(stylizer):
         stylizer.stylize(np.zeros((40, 40)), content)
 
 
+def test_content_above_the_pixel_limit_is_refused(exported_dir):
+    small = Stylizer(exported_dir, backend="ort-cpu", max_pixels=64 * 64)
+    with pytest.raises(ImageError, match="content is 80x64 .*--content-size"):
+        small.stylize(synthetic_image(64, 80), synthetic_image(64, 64))
+
+
 def test_missing_model_folder(tmp_path):
     with pytest.raises(ModelError, match="adainrt export"):
         Stylizer(tmp_path / "nothing")

@@ -56,8 +56,7 @@ class TrainConfig:
     max_iter: int = 160_000
     max_minutes: float = 0.0  # 0: no time limit
     checkpoint_every: int = 500
-    eval_every: int = 500
-    sample_every: int = 500
+    eval_every: int = 500  # held-out losses and a sample grid
     log_every: int = 10
     holdout_every: int = 25  # every k-th image of each folder is held out for evaluation
     eval_size: int = 256
@@ -274,7 +273,6 @@ class Trainer:
             return
         scores, contents, styles, outputs = result
         self._log({"event": "heldout", **scores.as_dict()})
-        if self.step % self.config.sample_every == 0:
-            self._write_sample(contents, styles, outputs)
+        self._write_sample(contents, styles, outputs)
         if self.step >= self.config.invert_iters:
             self.heldout_scores = scores.as_dict() | {"step": self.step}
