@@ -120,20 +120,69 @@ def export(output: Path, form: str, encoder: Path | None, decoder: Path | None, 
 # ---------------------------------------------------------------------------------- stylize
 
 
+def _model_dir(model_dir: Path | None, encoder: Path | None, decoder: Path | None) -> Path:
+    """The graphs to run: --model, or the chosen weights exported once into the cache."""
+    if model_dir is not None:
+        return model_dir
+    from adainrt.export.cache import cached_model_dir
+
+    return cached_model_dir(encoder, decoder, ("split",), progress=_say)
+
+
+def _resolve_styles(names: tuple[str, ...], stylizer, size: int, crop: bool) -> list:
+    """Each --style is an image file or the name of a stored style (adainrt style add)."""
+    from adainrt.runtime.style_bank import StyleBank
+
+    styles = []
+    for name in names:
+        if Path(name).is_file():
+            styles.append(_prepare(Path(name), size, crop))
+        elif Path(name).suffix.lower() in (".jpg", ".jpeg", ".png") or "/" in name:
+            raise AdainrtError(f"--style {name}: no such image file")
+        else:
+            styles.append(StyleBank().get(name, stylizer.metadata.get("encoder_hash")).stats)
+    return styles
+
+
+def _prepare(path: Path, size: int, crop: bool):
+    from adainrt.images import center_crop, load_image, resize_smaller_side
+
+    image = resize_smaller_side(load_image(path), size)
+    return center_crop(image, size or min(image.size)) if crop else image
+
+
 @main.command()
 @click.argument("content", type=click.Path(exists=True, path_type=Path))
-@click.option("--style", "-s", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Style image.")
+@click.option("--style", "-s", "styles", required=True, multiple=True,
+              help="Style image, or the NAME of a stored style (`adainrt style add`). Repeat to "
+                   "interpolate styles (--style-weights) or to give each --mask region its style.")
 @click.option("--output", "-o", required=True, type=click.Path(path_type=Path),
               help="Output file, or a folder (when CONTENT is a folder, or OUTPUT ends in / or exists "
                    "as a folder): files are named CONTENT_stylized_STYLE.EXT.")
 @click.option("--alpha", "-a", type=float, default=1.0, show_default=True, callback=_alpha,
               help="Content-style trade-off in [0, 1]: 0 reconstructs the content, 1 is full style.")
+@click.option("--style-weights", help="Interpolation weights for several --style, e.g. 0.7,0.3 "
+                                      "(normalized to sum 1; computed on cached statistics).")
+@click.option("--mask", "masks", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Spatial control: one grey-scale mask with two styles (white regions take the first), "
+                   "or one mask per style. Each region gets AdaIN with its own content statistics.")
+@click.option("--preserve-color", type=click.Choice(["color", "luminance"]),
+              help="color: recolour the style to the content's colour mean and covariance before "
+                   "encoding (keeps the palette, style strokes stay). luminance: stylize the luminance "
+                   "only and keep the content's chrominance exactly (strongest colour preservation, "
+                   "style colours are lost entirely).")
 @click.option("--content-size", type=int, default=512, show_default=True, callback=_size,
               help="Resize the content's smaller side to this (0 keeps the original size).")
 @click.option("--style-size", type=int, default=512, show_default=True, callback=_size,
               help="Resize the style's smaller side to this (0 keeps the original size).")
 @click.option("--crop", is_flag=True, help="Centre-crop content and style to squares of their size.")
+@click.option("--temporal-smoothing", type=float, default=0.0, show_default=True,
+              help="Video only: momentum in [0, 1) of a moving average of the content statistics "
+                   "across frames; reduces the flicker that local changes (lights, moving objects) "
+                   "cause in per-frame AdaIN (try 0.8). 0 is off.")
+@click.option("--max-pixels", type=int, default=2048 * 2048, show_default=True,
+              help="Content above this many pixels is processed in overlapping tiles with global "
+                   "statistics (no seams, bounded memory).")
 @click.option("--backend", type=click.Choice(BACKEND_CHOICES), default="auto", show_default=True,
               help="onnxruntime execution provider; auto takes the best present (see `adainrt info`).")
 @click.option("--model", "model_dir", type=click.Path(file_okay=False, path_type=Path),
@@ -144,50 +193,58 @@ def export(output: Path, form: str, encoder: Path | None, decoder: Path | None, 
               help="Image format of outputs written into a folder.")
 @click.option("--overwrite", is_flag=True, help="Replace outputs that already exist.")
 @_clean_errors
-def stylize(content: Path, style: Path, output: Path, alpha: float, content_size: int, style_size: int,
-            crop: bool, backend: str, model_dir: Path | None, encoder: Path | None, decoder: Path | None,
-            ext: str, overwrite: bool) -> None:
-    """Stylize CONTENT (an image or a folder of images) with a style image.
+def stylize(content: Path, styles: tuple[str, ...], output: Path, alpha: float, style_weights: str | None,
+            masks: tuple[Path, ...], preserve_color: str | None, content_size: int, style_size: int, crop: bool,
+            temporal_smoothing: float, max_pixels: int, backend: str, model_dir: Path | None,
+            encoder: Path | None, decoder: Path | None, ext: str, overwrite: bool) -> None:
+    """Stylize CONTENT (an image, a folder of images, or a video) with one or more styles.
 
     \b
     Examples:
       adainrt stylize photo.jpg --style starry.jpg --output photo_starry.png
       adainrt stylize photos/ --style starry.jpg --output out/ --alpha 0.6
+      adainrt stylize photo.jpg -s a.jpg -s b.jpg --style-weights 0.7,0.3 -o mix.png
+      adainrt stylize photo.jpg -s a.jpg -s b.jpg --mask sky.png -o split.png
+      adainrt stylize photo.jpg -s starry.jpg --preserve-color color -o keep_colours.png
+      adainrt stylize clip.mp4 -s starry.jpg -o clip_starry.mp4 --temporal-smoothing 0.8
     """
-    from adainrt.images import center_crop, list_images, load_image, resize_smaller_side, save_image
+    from adainrt.images import list_images, save_image
+    from adainrt.runtime.controls import parse_weights
     from adainrt.runtime.stylizer import Stylizer
+    from adainrt.runtime.video import is_video
 
+    weights = parse_weights(style_weights) if style_weights else None
+    stylizer = Stylizer(_model_dir(model_dir, encoder, decoder), backend=backend, max_pixels=max_pixels)
+    style_inputs = _resolve_styles(styles, stylizer, style_size, crop)
+    if is_video(content):
+        if masks or preserve_color:
+            raise AdainrtError("--mask and --preserve-color apply to images; for video use alpha, "
+                               "style weights and --temporal-smoothing")
+        _stylize_video(stylizer, content, style_inputs, weights, output, alpha, content_size,
+                       temporal_smoothing, overwrite)
+        return
     folder_mode = content.is_dir() or output.is_dir() or str(output).endswith(("/", "\\"))
     if folder_mode and output.is_file():
         raise AdainrtError(f"{output} is a file; CONTENT {content} is a folder, so --output must be a folder")
     contents = list_images(content) if content.is_dir() else [content]
     if not contents:
         raise AdainrtError(f"{content}: no images found (looked for .jpg, .png, .bmp, .webp, .tif)")
-    outputs = [output / f"{c.stem}_stylized_{style.stem}.{ext}" for c in contents] if folder_mode else [output]
+    style_tag = "_".join(Path(s).stem for s in styles)
+    outputs = [output / f"{c.stem}_stylized_{style_tag}.{ext}" for c in contents] if folder_mode else [output]
     existing = [str(p) for p in outputs if p.exists()]
     if existing and not overwrite:
         raise AdainrtError(f"{_few(existing)} already exist(s); pass --overwrite to replace")
-
-    def prepare(path: Path, size: int):
-        image = resize_smaller_side(load_image(path), size)
-        return center_crop(image, size or min(image.size)) if crop else image
-
-    style_image = prepare(style, style_size)
-    if model_dir is None:
-        from adainrt.export.cache import cached_model_dir
-
-        model_dir = cached_model_dir(encoder, decoder, ("split",), progress=_say)
-    stylizer = Stylizer(model_dir, backend=backend)
-    stats = stylizer.style_stats(style_image)
+    mask_images = [_load_mask(m) for m in masks] or None
     failures = []
     with click.progressbar(list(zip(contents, outputs)), label=f"stylizing ({stylizer.backend})",
                            file=sys.stderr, show_pos=True) as pairs:
         for src, dst in pairs:
             try:
-                result = stylizer.stylize(prepare(src, content_size), stats, alpha)
+                result = stylizer.stylize(_prepare(src, content_size, crop), style_inputs, alpha,
+                                          style_weights=weights, mask=mask_images, preserve_color=preserve_color)
                 save_image(result, dst, overwrite=overwrite)
             except AdainrtError as exc:
-                if not folder_mode or content.is_file():
+                if not content.is_dir():
                     raise
                 failures.append(str(exc))
     for failure in failures:
@@ -198,8 +255,100 @@ def stylize(content: Path, style: Path, output: Path, alpha: float, content_size
         raise click.ClickException(f"{len(failures)} of {len(contents)} inputs could not be stylized")
 
 
+def _load_mask(path: Path):
+    from adainrt.images import load_image
+
+    return load_image(path).convert("L")
+
+
+def _stylize_video(stylizer, content: Path, styles: list, weights, output: Path, alpha: float,
+                   content_size: int, smoothing: float, overwrite: bool) -> None:
+    from adainrt.runtime.controls import StyleStats, interpolate
+    from adainrt.runtime.video import probe, stylize_video
+
+    stats = interpolate([s if isinstance(s, StyleStats) else stylizer.style_stats(s) for s in styles], weights)
+    total = probe(content).frames
+    with click.progressbar(length=total, label=f"stylizing video ({stylizer.backend})", file=sys.stderr,
+                           show_pos=True) as bar:
+        result = stylize_video(stylizer, content, output, stats, alpha, content_size, smoothing, overwrite,
+                               progress=lambda done, _total: bar.update(1))
+    audio = "with audio" if result.audio else "no audio in source"
+    click.echo(f"wrote {result.path}: {result.frames} frames at {result.fps:g} fps, "
+               f"{result.size[0]}x{result.size[1]}, {audio}; flicker {result.flicker:.2f}")
+
+
 def _few(items: list[str], limit: int = 3) -> str:
     return ", ".join(items[:limit]) + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+
+# ---------------------------------------------------------------------------------- style bank
+
+
+@main.group()
+def style() -> None:
+    """Store styles by name as their statistics (512 means + 512 stds) and reuse them.
+
+    \b
+      adainrt style add starry starry_night.jpg
+      adainrt stylize photo.jpg --style starry --output out.png   # skips the style encoder
+      adainrt style list
+      adainrt style remove starry
+    The bank lives in $ADAINRT_STYLES (default: the cache folder's styles/).
+    """
+
+
+@style.command("add")
+@click.argument("name")
+@click.argument("image", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--style-size", type=int, default=512, show_default=True, callback=_size,
+              help="Resize the style's smaller side to this first (0 keeps it).")
+@click.option("--model", "model_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Graphs from `adainrt export` (the statistics belong to their encoder).")
+@_with(weights_options)
+@click.option("--overwrite", is_flag=True, help="Replace a stored style of that name.")
+@_clean_errors
+def style_add(name: str, image: Path, style_size: int, model_dir: Path | None, encoder: Path | None,
+              decoder: Path | None, overwrite: bool) -> None:
+    """Encode IMAGE once and store its statistics as NAME."""
+    from adainrt.fileio import sha256_file
+    from adainrt.runtime.style_bank import StyleBank
+    from adainrt.runtime.stylizer import Stylizer
+
+    stylizer = Stylizer(_model_dir(model_dir, encoder, decoder))
+    stats = stylizer.style_stats(_prepare(image, style_size, crop=False))
+    info = {"source": str(image), "source_sha256": sha256_file(image), "style_size": style_size,
+            "encoder_hash": stylizer.metadata.get("encoder_hash")}
+    path = StyleBank().add(name, stats, info, overwrite=overwrite)
+    click.echo(f"stored style {name!r} in {path.parent}")
+
+
+@style.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def style_list(as_json: bool) -> None:
+    """List stored styles."""
+    from adainrt.runtime.style_bank import StyleBank
+
+    bank = StyleBank()
+    entries = bank.entries()
+    if as_json:
+        click.echo(json.dumps(entries, indent=2))
+        return
+    if not entries:
+        click.echo(f"no styles stored in {bank.folder}")
+    for entry in entries:
+        click.echo(f"{entry['name']:<20} {entry.get('source', '?')} (size {entry.get('style_size')}, "
+                   f"encoder {entry.get('encoder_hash')}, {entry.get('created', '')})")
+
+
+@style.command("remove")
+@click.argument("name")
+@_clean_errors
+def style_remove(name: str) -> None:
+    """Delete a stored style."""
+    from adainrt.runtime.style_bank import StyleBank
+
+    StyleBank().remove(name)
+    click.echo(f"removed style {name!r}")
 
 
 # ---------------------------------------------------------------------------------- bench
@@ -380,7 +529,7 @@ def demo(ctx: click.Context, output: Path, with_bench: bool, backend: str, overw
     """
     from adainrt.images import bundled_sample
 
-    ctx.invoke(stylize, content=bundled_sample("astronaut"), style=bundled_sample("strokes"),
+    ctx.invoke(stylize, content=bundled_sample("astronaut"), styles=(str(bundled_sample("strokes")),),
                output=output / "astronaut_stylized_strokes.png", backend=backend, overwrite=overwrite)
     if with_bench:
         ctx.invoke(bench, sizes=(256, 512), runs=5, warmup=1)

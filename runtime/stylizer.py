@@ -10,12 +10,26 @@ from __future__ import annotations
 import hashlib
 import os
 from collections import OrderedDict
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+from adainrt.runtime.controls import (
+    ControlError,
+    StyleStats,
+    adain,
+    feature_stats,
+    interpolate,
+    luminance_image,
+    mask_array,
+    masked_target,
+    masks_for_styles,
+    match_color,
+    match_luminance,
+    merge_luminance,
+)
 from adainrt.runtime.providers import Choice, choose_backend
+from adainrt.runtime.tiling import OVERLAP, decode_tiled, encode_tiled
 from PIL import Image
 
 from adainrt.errors import AdainrtError, ImageError, ModelError
@@ -25,8 +39,11 @@ GRAPH_FILES = {"encoder": "adain_encoder.onnx", "style": "adain_style.onnx",
                "decoder": "adain_decoder.onnx", "full": "adain_full.onnx"}
 
 
-#: Largest content (H x W) stylized in one pass by default: 4096 x 4096.
-DEFAULT_MAX_PIXELS = 4096 * 4096
+#: Largest content (H x W) run in one pass by default; larger content is tiled.
+DEFAULT_MAX_PIXELS = 2048 * 2048
+PRESERVE_COLOR_MODES = (None, "color", "luminance")
+StyleInput = Image.Image | np.ndarray | StyleStats
+MaskInput = Image.Image | np.ndarray
 
 
 class InvalidArgument(AdainrtError, ValueError):
@@ -40,14 +57,6 @@ def check_alpha(alpha: float) -> float:
             f"alpha must be in [0, 1] (0 = the content reconstructed, 1 = fully stylized), got {alpha}"
         )
     return alpha
-
-
-@dataclass(frozen=True)
-class StyleStats:
-    """A style as AdaIN sees it: relu4_1 channel means and stds, each (1, 512, 1, 1) float32."""
-
-    mean: np.ndarray
-    std: np.ndarray
 
 
 class OrtGraph:
@@ -96,7 +105,7 @@ class Stylizer:
     """
 
     def __init__(self, model_dir: str | os.PathLike, backend: str = "auto", style_cache_size: int = 32,
-                 max_pixels: int = DEFAULT_MAX_PIXELS):
+                 max_pixels: int = DEFAULT_MAX_PIXELS, tiling: bool = True):
         self.model_dir = Path(model_dir)
         self.choice = choose_backend(backend)
         graphs = _load_graphs(self.model_dir, ("encoder", "style", "decoder"), self.choice)
@@ -105,6 +114,7 @@ class Stylizer:
         self._style_cache: OrderedDict[str, StyleStats] = OrderedDict()
         self._style_cache_size = style_cache_size
         self.max_pixels = max_pixels
+        self.tiling = tiling
 
     @property
     def backend(self) -> str:
@@ -124,42 +134,126 @@ class Stylizer:
             self._style_cache.popitem(last=False)
         return stats
 
-    def encode(self, content: np.ndarray) -> np.ndarray:
-        """relu4_1 of a (N, 3, H, W) float32 content batch (padded to a multiple of 8 inside)."""
-        height, width = content.shape[-2:]
-        check_size((width, height), "content")
-        if height * width > self.max_pixels:
+    def _tile(self) -> int:
+        """Largest kept tile (multiple of 8) whose read region fits ``max_pixels``."""
+        side = int(self.max_pixels ** 0.5) - 2 * OVERLAP
+        return max(64, side // 8 * 8)
+
+    def _too_big(self, height: int, width: int) -> bool:
+        if height * width <= self.max_pixels:
+            return False
+        if not self.tiling:
             raise ImageError(
                 f"content is {width}x{height} ({height * width / 1e6:.1f} megapixels), above this "
-                f"stylizer's limit of {self.max_pixels / 1e6:.1f}: the first layers alone would need "
-                f"~{height * width * 64 * 4 * 3 / 2**30:.0f} GiB. Downscale it (--content-size) or raise max_pixels."
+                f"stylizer's limit of {self.max_pixels / 1e6:.1f} for one pass. Downscale it "
+                "(--content-size) or enable tiling."
             )
+        return True
+
+    def encode(self, content: np.ndarray) -> np.ndarray:
+        """relu4_1 of a (N, 3, H, W) float32 content batch (padded to a multiple of 8 inside).
+
+        Content above ``max_pixels`` is encoded in overlapping tiles.
+        """
+        height, width = content.shape[-2:]
+        check_size((width, height), "content")
+        if self._too_big(height, width):
+            return encode_tiled(lambda tile: self.encoder.run(content=tile)[0], content, self._tile())
         return self.encoder.run(content=content)[0]
 
     def decode(self, features: np.ndarray, stats: StyleStats, alpha: float, size: tuple[int, int]) -> np.ndarray:
-        """Decoder graph, cropped to the content's (H, W)."""
-        alpha_in = np.array([check_alpha(alpha)], dtype=np.float32)
+        """AdaIN with ``stats``, the trade-off with ``alpha``, then the decoder; cropped to ``size``."""
+        check_alpha(alpha)
+        if self._too_big(features.shape[-2] * 8, features.shape[-1] * 8):
+            return self.decode_target(blend(features, adain(features, stats), alpha), size)
+        alpha_in = np.array([alpha], dtype=np.float32)
         image = self.decoder.run(content_features=features, style_mean=stats.mean,
                                  style_std=stats.std, alpha=alpha_in)[0]
         return image[..., : size[0], : size[1]]
 
+    def decode_target(self, target: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+        """g(target) for a feature map made on the host (masks, smoothing, tiles).
+
+        The decoder graph applies AdaIN first; given the target's own statistics (computed
+        the same way) with alpha 1 that is the identity, so any target passes through g.
+        """
+        def run(part: np.ndarray) -> np.ndarray:
+            mean, std = feature_stats(part)
+            return self.decoder.run(content_features=part, style_mean=mean.astype(np.float32),
+                                    style_std=std.astype(np.float32), alpha=np.ones(1, np.float32))[0]
+
+        if self._too_big(target.shape[-2] * 8, target.shape[-1] * 8):
+            image = decode_tiled(run, target, self._tile())
+        else:
+            image = run(target)
+        return image[..., : size[0], : size[1]]
+
+    def _styles(self, style, content_rgb: np.ndarray, preserve_color: str | None) -> list[StyleStats]:
+        styles = list(style) if isinstance(style, list | tuple) else [style]
+        if not styles:
+            raise ControlError("no style given")
+        out = []
+        for one in styles:
+            if isinstance(one, StyleStats):
+                if preserve_color:
+                    raise ControlError("colour preservation recolours the style image: give the image, "
+                                       "not stored statistics")
+                out.append(one)
+                continue
+            rgb = np.asarray(to_pil(one, "style"), np.float32) / 255.0
+            if preserve_color == "color":
+                rgb = match_color(rgb, content_rgb)
+            elif preserve_color == "luminance":
+                rgb = match_luminance(rgb, content_rgb)
+            out.append(self.style_stats(rgb))
+        return out
+
     def stylize(
         self,
         content: Image.Image | np.ndarray,
-        style: Image.Image | np.ndarray | StyleStats,
+        style: StyleInput | list[StyleInput],
         alpha: float = 1.0,
+        *,
+        style_weights: list[float] | None = None,
+        mask: MaskInput | list[MaskInput] | None = None,
+        preserve_color: str | None = None,
     ) -> Image.Image | np.ndarray:
-        """Stylize ``content`` with ``style``; the result has the content's size and type.
+        """Stylize ``content``; the result has the content's size and type.
 
-        PIL in -> PIL out; an HxWx3 uint8 array -> uint8 array; a float array in [0, 1] ->
-        float32 array in [0, 1].
+        ``style``: an image (PIL, HxWx3 array), stored :class:`StyleStats`, or a list of them.
+        Several styles are interpolated with ``style_weights`` (normalized to sum 1), or,
+        with ``mask``, each takes a region: one grey-scale mask for two styles (white takes
+        the first) or one mask per style. ``preserve_color``: "color" recolours the style to
+        the content's colour mean and covariance; "luminance" stylizes luminance only and
+        keeps the content's chrominance. PIL in -> PIL out; uint8 array -> uint8 array;
+        float array in [0, 1] -> float32 array.
         """
         check_alpha(alpha)
-        stats = style if isinstance(style, StyleStats) else self.style_stats(style)
-        pil = to_pil(content, "content")
-        array = to_tensor(pil)
-        out = self.decode(self.encode(array), stats, alpha, array.shape[-2:])
+        if preserve_color not in PRESERVE_COLOR_MODES:
+            raise ControlError(f"preserve_color must be one of {PRESERVE_COLOR_MODES}, got {preserve_color!r}")
+        content_rgb = np.asarray(to_pil(content, "content"), np.float32) / 255.0
+        styles = self._styles(style, content_rgb, preserve_color)
+        source = luminance_image(content_rgb) if preserve_color == "luminance" else content_rgb
+        array = np.ascontiguousarray(source.transpose(2, 0, 1)[None])
+        size = array.shape[-2:]
+        features = self.encode(array)
+        if mask is None:
+            out = self.decode(features, interpolate(styles, style_weights), alpha, size)
+        else:
+            if style_weights is not None:
+                raise ControlError("give either style weights (interpolation) or a mask (regions), not both")
+            masks = [mask_array(m) for m in (mask if isinstance(mask, list) else [mask])]
+            target = masked_target(features, masks_for_styles(masks, len(styles)), styles)
+            out = self.decode_target(blend(features, target, alpha), size)
+        if preserve_color == "luminance":
+            merged = merge_luminance(out[0].transpose(1, 2, 0), content_rgb)
+            out = merged.transpose(2, 0, 1)[None]
         return _like(content, out)
+
+
+def blend(features: np.ndarray, target: np.ndarray, alpha: float) -> np.ndarray:
+    """(1 - alpha) f(c) + alpha t."""
+    return ((1.0 - alpha) * features + alpha * target).astype(np.float32)
 
 
 def _like(reference: Image.Image | np.ndarray, out: np.ndarray) -> Image.Image | np.ndarray:

@@ -49,9 +49,13 @@ def random_decoder(tmp_path_factory, encoder_meta) -> Path:
     from adainrt.weights import save_weights
 
     torch.manual_seed(1234)
+    decoder = build_decoder()
+    with torch.no_grad():  # scale the last conv so outputs span about [0, 1] like a trained decoder's
+        decoder[-1].weight *= 40.0
+        decoder[-1].bias.fill_(0.5)
     path = tmp_path_factory.mktemp("weights") / "decoder.safetensors"
     meta = {"kind": "decoder", "encoder_hash": encoder_meta["weights_hash"], "source": "seeded random (tests)"}
-    save_weights(path, build_decoder().state_dict(), meta)
+    save_weights(path, decoder.state_dict(), meta)
     return path
 
 
