@@ -45,7 +45,7 @@ def _alpha(_ctx: click.Context, _param: click.Parameter, value: float) -> float:
 
 
 def _size(_ctx: click.Context, _param: click.Parameter, value: int) -> int:
-    from adainrt.images import MIN_SIZE
+    from adainrt.spec import MIN_SIZE
 
     if value != 0 and value < MIN_SIZE:
         raise click.BadParameter(f"{value} is below the minimum of {MIN_SIZE} (0 keeps the original size)")
@@ -264,8 +264,11 @@ def _load_mask(path: Path):
 def _stylize_video(stylizer, content: Path, styles: list, weights, output: Path, alpha: float,
                    content_size: int, smoothing: float, overwrite: bool) -> None:
     from adainrt.runtime.controls import StyleStats, interpolate
-    from adainrt.runtime.video import probe, stylize_video
+    from adainrt.runtime.video import VIDEO_SUFFIXES, is_video, probe, stylize_video
 
+    if not is_video(output):
+        raise AdainrtError(f"--output {output}: CONTENT is a video, so the output must be a video file "
+                           f"({', '.join(VIDEO_SUFFIXES)})")
     stats = interpolate([s if isinstance(s, StyleStats) else stylizer.style_stats(s) for s in styles], weights)
     total = probe(content).frames
     with click.progressbar(length=total, label=f"stylizing video ({stylizer.backend})", file=sys.stderr,

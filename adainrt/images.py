@@ -10,9 +10,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from adainrt.errors import ImageError
 from adainrt.fileio import atomic_path
+from adainrt.spec import MIN_SIZE
 
-#: Same limit as the graphs: relu4_1 is 4x4 at 32x32.
-MIN_SIZE = 32
 #: Refuse to decode images above this many pixels (a decompression bomb or a mistake).
 MAX_PIXELS = 100_000_000
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")

@@ -12,12 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-#: Epsilon added to the variance before the square root, as in the reference implementation.
-ADAIN_EPS = 1e-5
-#: The encoder halves the resolution three times; content is padded to a multiple of this.
-SIZE_MULTIPLE = 8
-#: Smallest height or width the graphs accept: relu4_1 is then 4x4.
-MIN_SIZE = 32
+from adainrt.spec import ADAIN_EPS, SIZE_MULTIPLE
+
 #: Layers whose mean/std enter the style loss, as indices into ``encoder`` (after the ReLU).
 STYLE_LAYERS = {"relu1_1": 3, "relu2_1": 10, "relu3_1": 17, "relu4_1": 30}
 

@@ -63,9 +63,9 @@ def save_weights(
     """Write ``state`` atomically as safetensors with ``meta`` (plus hash and version) embedded."""
     from safetensors.torch import save_file
 
-    meta = {**meta, "format_version": FORMAT_VERSION, "adainrt_version": __version__,
-            "weights_hash": tensors_hash(state), "dtype": str(dtype).removeprefix("torch.")}
     tensors = {k: v.detach().to(dtype).contiguous().cpu() for k, v in state.items()}
+    meta = {**meta, "format_version": FORMAT_VERSION, "adainrt_version": __version__,
+            "weights_hash": tensors_hash(tensors), "dtype": str(dtype).removeprefix("torch.")}
     with atomic_path(path, overwrite=overwrite) as tmp:
         save_file(tensors, str(tmp), metadata={META_KEY: json.dumps(meta, sort_keys=True)})
     return meta
@@ -102,6 +102,9 @@ def read_weights(path: str | os.PathLike, kind: str) -> tuple[dict[str, torch.Te
         raise WeightsError(f"{path}: holds {meta.get('kind')!r} weights, expected {kind!r}")
     state = {k: v.float() for k, v in state.items()}
     check_layout(state, _reference_state(kind), path)
+    if meta.get("weights_hash") != tensors_hash(state):
+        raise WeightsError(f"{path}: its tensors do not match the hash in its metadata (corrupted or edited); "
+                           "export or import it again")
     return state, meta
 
 

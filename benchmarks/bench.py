@@ -87,6 +87,7 @@ def ort_calls(model_dir: Path, backend: str, size: int) -> dict[str, Callable[[]
 def torch_calls(encoder_path: str | None, decoder_path: str | None, size: int) -> dict[str, Callable[[], object]]:
     """The same two paths in PyTorch eager (the peer implementations' way)."""
     import torch
+
     from adainrt.export.cache import load_model
 
     model, _ = load_model(encoder_path, decoder_path)

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from adainrt.export.onnx_export import FORM_GRAPHS, SPECS, export_model
-
 from adainrt.fileio import cache_root
 from adainrt.network import AdaINModel
 from adainrt.weights import load_decoder, load_encoder

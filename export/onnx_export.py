@@ -26,7 +26,8 @@ from torch import nn
 from adainrt import __version__
 from adainrt.errors import ModelError
 from adainrt.fileio import atomic_path
-from adainrt.network import MIN_SIZE, SIZE_MULTIPLE, AdaINModel
+from adainrt.network import AdaINModel
+from adainrt.spec import MIN_SIZE, SIZE_MULTIPLE
 from adainrt.weights import PREPROCESSING
 
 OPSET = 18

@@ -14,8 +14,7 @@ import numpy as np
 from PIL import Image
 
 from adainrt.errors import AdainrtError
-
-ADAIN_EPS = 1e-5  # as adainrt.network (which needs torch)
+from adainrt.spec import ADAIN_EPS
 
 
 class ControlError(AdainrtError, ValueError):

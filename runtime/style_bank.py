@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from adainrt.runtime.controls import StyleStats
 
 from adainrt.errors import AdainrtError
 from adainrt.fileio import atomic_write_bytes, cache_root
+from adainrt.runtime.controls import StyleStats
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 

@@ -14,6 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+from PIL import Image
+
+from adainrt.errors import AdainrtError, ImageError, ModelError
+from adainrt.images import check_size, from_tensor, to_pil, to_tensor
 from adainrt.runtime.controls import (
     ControlError,
     StyleStats,
@@ -30,10 +34,6 @@ from adainrt.runtime.controls import (
 )
 from adainrt.runtime.providers import Choice, choose_backend
 from adainrt.runtime.tiling import OVERLAP, decode_tiled, encode_tiled
-from PIL import Image
-
-from adainrt.errors import AdainrtError, ImageError, ModelError
-from adainrt.images import check_size, from_tensor, to_pil, to_tensor
 
 GRAPH_FILES = {"encoder": "adain_encoder.onnx", "style": "adain_style.onnx",
                "decoder": "adain_decoder.onnx", "full": "adain_full.onnx"}

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from adainrt.runtime.controls import StyleStats, adain, feature_stats
-from adainrt.runtime.stylizer import Stylizer, blend, check_alpha
 from PIL import Image
 
 from adainrt.errors import AdainrtError
 from adainrt.fileio import atomic_path
+from adainrt.runtime.controls import StyleStats, adain, feature_stats
+from adainrt.runtime.stylizer import Stylizer, blend, check_alpha
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v")
 

@@ -2,15 +2,15 @@
 
 import numpy as np
 import pytest
-from adainrt.runtime import ControlError, OrtGraph, StyleStats, Stylizer, interpolate
-from adainrt.runtime.controls import match_color, merge_luminance, parse_weights, to_yiq
-from adainrt.runtime.style_bank import StyleBank, StyleBankError
-from adainrt.runtime.tiling import spans
 from click.testing import CliRunner
 from PIL import Image
 
 from adainrt.cli import main
 from adainrt.images import to_tensor
+from adainrt.runtime import ControlError, OrtGraph, StyleStats, Stylizer, interpolate
+from adainrt.runtime.controls import match_color, merge_luminance, parse_weights, to_yiq
+from adainrt.runtime.style_bank import StyleBank, StyleBankError
+from adainrt.runtime.tiling import spans
 from tests.conftest import synthetic_image
 
 

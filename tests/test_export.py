@@ -5,10 +5,10 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
-from adainrt.export import export_model
-from adainrt.export.onnx_export import OPSET, SPECS, example_inputs
 
 from adainrt.errors import ModelError
+from adainrt.export import export_model
+from adainrt.export.onnx_export import OPSET, SPECS, example_inputs
 
 PARITY_SIZES = [(256, 256), (512, 384), (333, 517), (37, 45)]
 

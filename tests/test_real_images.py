@@ -2,9 +2,9 @@
 
 import numpy as np
 import torch
-from adainrt.runtime import OrtGraph, Stylizer
 
 from adainrt.images import load_image, resize_smaller_side, to_tensor
+from adainrt.runtime import OrtGraph, Stylizer
 
 
 def test_real_photo_and_painting_through_runtime_and_torch(shared_data, exported_dir, model):

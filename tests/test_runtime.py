@@ -6,10 +6,10 @@ import textwrap
 
 import numpy as np
 import pytest
-from adainrt.runtime import InvalidArgument, Stylizer, available_backends, choose_backend
 from PIL import Image
 
 from adainrt.errors import BackendUnavailable, ImageError, ModelError
+from adainrt.runtime import InvalidArgument, Stylizer, available_backends, choose_backend
 from tests.conftest import synthetic_image
 
 
@@ -30,9 +30,8 @@ def test_pil_numpy_and_float_inputs_keep_size_and_type(stylizer):
 
 
 def test_matches_the_full_graph(stylizer, exported_dir):
-    from adainrt.runtime import OrtGraph
-
     from adainrt.images import to_tensor
+    from adainrt.runtime import OrtGraph
 
     content, style = synthetic_image(77, 101, seed=4), synthetic_image(50, 60, seed=5)
     full = OrtGraph(exported_dir / "adain_full.onnx", stylizer.choice)

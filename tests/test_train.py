@@ -4,10 +4,10 @@ import json
 
 import numpy as np
 import torch
-from adainrt.train import TrainConfig, Trainer
 from click.testing import CliRunner
 
 from adainrt.cli import main
+from adainrt.train import TrainConfig, Trainer
 from adainrt.weights import read_weights
 from tests.conftest import synthetic_image
 

@@ -4,11 +4,11 @@ import subprocess
 
 import numpy as np
 import pytest
-from adainrt.runtime import Stylizer
-from adainrt.runtime.video import probe, stylize_video
 from click.testing import CliRunner
 
 from adainrt.cli import main
+from adainrt.runtime import Stylizer
+from adainrt.runtime.video import probe, stylize_video
 from tests.conftest import synthetic_image
 
 imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg", reason="video needs imageio-ffmpeg (adainrt[video])")

@@ -120,6 +120,26 @@ def test_ours_roundtrip_and_hash(tmp_path):
     assert all(torch.equal(loaded[k], state[k]) for k in state)
 
 
+def test_fp16_file_hash_matches_its_contents_and_edits_are_caught(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    state = build_decoder().state_dict()
+    meta = save_weights(tmp_path / "d.safetensors", state, {"kind": "decoder", "encoder_hash": "x"},
+                        dtype=torch.float16)
+    loaded, read_meta = read_weights(tmp_path / "d.safetensors", "decoder")
+    assert read_meta["dtype"] == "float16" and loaded["1.weight"].dtype == torch.float32
+    assert read_meta["weights_hash"] == meta["weights_hash"]
+    edited = load_file(tmp_path / "d.safetensors")
+    edited["1.bias"][0] += 1
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "d.safetensors"), framework="pt") as f:
+        header = f.metadata()
+    save_file(edited, str(tmp_path / "e.safetensors"), metadata=header)
+    with pytest.raises(WeightsError, match="do not match the hash"):
+        read_weights(tmp_path / "e.safetensors", "decoder")
+
+
 def test_truncated_pth_is_refused_with_the_file_name(port_files):
     folder, _, _ = port_files
     path = folder / "decoder.pth"

@@ -6,10 +6,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import torch
-from adainrt.train.losses import style_loss, style_targets, stylization_losses
 from torch import nn
 
 from adainrt.network import adain_from_stats
+from adainrt.train.losses import style_loss, style_targets, stylization_losses
 
 
 @dataclass

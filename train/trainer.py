@@ -22,15 +22,15 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from adainrt.train.data import ImageFolder
-from adainrt.train.evaluate import Scores, score_pairs
-from adainrt.train.losses import style_targets, stylization_losses
 from torch import nn
 
 from adainrt.errors import AdainrtError
 from adainrt.fileio import atomic_path
 from adainrt.images import from_tensor, save_image
 from adainrt.network import adain_from_stats, build_decoder
+from adainrt.train.data import ImageFolder
+from adainrt.train.evaluate import Scores, score_pairs
+from adainrt.train.losses import style_targets, stylization_losses
 from adainrt.weights import load_encoder, save_weights
 
 CHECKPOINT = "checkpoint.pt"
