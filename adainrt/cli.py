@@ -95,9 +95,13 @@ def main() -> None:
               help="full: one graph (content, style, alpha -> image). split: encoder, style-statistics "
                    "and decoder graphs, so a runtime can cache a style. all: both.")
 @_with(weights_options)
+@click.option("--precision", type=click.Choice(["fp32", "fp16"]), default="fp32", show_default=True,
+              help="fp16: graphs with FP16 weights and activations, AdaIN statistics in FP32, FP32 inputs "
+                   "and outputs (for GPUs: TensorRT strongly typed builds, CUDA). fp32: the reference.")
 @click.option("--overwrite", is_flag=True, help="Replace graphs already in the folder.")
 @_clean_errors
-def export(output: Path, form: str, encoder: Path | None, decoder: Path | None, overwrite: bool) -> None:
+def export(output: Path, form: str, encoder: Path | None, decoder: Path | None, precision: str,
+           overwrite: bool) -> None:
     """Export the network to ONNX (opset 18, dynamic H and W, alpha an input) and verify it.
 
     Each graph is checked by onnx.checker, run in onnxruntime against PyTorch at two sizes
@@ -111,7 +115,8 @@ def export(output: Path, form: str, encoder: Path | None, decoder: Path | None, 
     model, prov = load_model(encoder, decoder)
     forms = ["full", "split"] if form == "all" else [form]
     for one in forms:
-        for result in export_model(model, output, one, prov, overwrite=overwrite, progress=_say):
+        for result in export_model(model, output, one, prov, overwrite=overwrite, progress=_say,
+                                   precision=precision):
             errors = ", ".join(f"{k}: {v:.2e} (range {result.output_range[k]:.3g})"
                                for k, v in result.max_abs_error.items())
             click.echo(f"{result.path}  max |onnxruntime - torch| {errors}")
@@ -120,13 +125,14 @@ def export(output: Path, form: str, encoder: Path | None, decoder: Path | None, 
 # ---------------------------------------------------------------------------------- stylize
 
 
-def _model_dir(model_dir: Path | None, encoder: Path | None, decoder: Path | None) -> Path:
+def _model_dir(model_dir: Path | None, encoder: Path | None, decoder: Path | None,
+               precision: str = "fp32") -> Path:
     """The graphs to run: --model, or the chosen weights exported once into the cache."""
     if model_dir is not None:
         return model_dir
     from adainrt.export.cache import cached_model_dir
 
-    return cached_model_dir(encoder, decoder, ("split",), progress=_say)
+    return cached_model_dir(encoder, decoder, ("split",), progress=_say, precision=precision)
 
 
 def _resolve_styles(names: tuple[str, ...], stylizer, size: int, crop: bool) -> list:
@@ -189,6 +195,9 @@ def _prepare(path: Path, size: int, crop: bool):
               help="Folder of graphs from `adainrt export` (needs no torch). Default: export the "
                    "chosen weights once into the cache folder.")
 @_with(weights_options)
+@click.option("--precision", type=click.Choice(["fp32", "fp16"]), default="fp32", show_default=True,
+              help="fp16: graphs with FP16 weights and activations, AdaIN statistics in FP32, FP32 inputs "
+                   "and outputs (for GPUs: TensorRT strongly typed builds, CUDA). fp32: the reference.")
 @click.option("--ext", type=click.Choice(["png", "jpg"]), default="png", show_default=True,
               help="Image format of outputs written into a folder.")
 @click.option("--overwrite", is_flag=True, help="Replace outputs that already exist.")
@@ -196,7 +205,7 @@ def _prepare(path: Path, size: int, crop: bool):
 def stylize(content: Path, styles: tuple[str, ...], output: Path, alpha: float, style_weights: str | None,
             masks: tuple[Path, ...], preserve_color: str | None, content_size: int, style_size: int, crop: bool,
             temporal_smoothing: float, max_pixels: int, backend: str, model_dir: Path | None,
-            encoder: Path | None, decoder: Path | None, ext: str, overwrite: bool) -> None:
+            encoder: Path | None, decoder: Path | None, precision: str, ext: str, overwrite: bool) -> None:
     """Stylize CONTENT (an image, a folder of images, or a video) with one or more styles.
 
     \b
@@ -214,7 +223,8 @@ def stylize(content: Path, styles: tuple[str, ...], output: Path, alpha: float, 
     from adainrt.runtime.video import is_video
 
     weights = parse_weights(style_weights) if style_weights else None
-    stylizer = Stylizer(_model_dir(model_dir, encoder, decoder), backend=backend, max_pixels=max_pixels)
+    stylizer = Stylizer(_model_dir(model_dir, encoder, decoder, precision), backend=backend,
+                        max_pixels=max_pixels, precision=precision)
     style_inputs = _resolve_styles(styles, stylizer, style_size, crop)
     if is_video(content):
         if masks or preserve_color:
@@ -368,10 +378,12 @@ def style_remove(name: str) -> None:
 @click.option("--model", "model_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Folder with all four graphs (`adainrt export --form all`). Default: cache.")
 @_with(weights_options)
+@click.option("--precision", type=click.Choice(["fp32", "fp16"]), default="fp32", show_default=True,
+              help="Which exported graphs the onnxruntime backends run (torch eager is always FP32).")
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON (for machines).")
 @_clean_errors
 def bench(sizes: tuple[int, ...], backends: tuple[str, ...], runs: int, warmup: int,
-          model_dir: Path | None, encoder: Path | None, decoder: Path | None, as_json: bool) -> None:
+          model_dir: Path | None, encoder: Path | None, decoder: Path | None, precision: str, as_json: bool) -> None:
     """Latency (p50/p95) and FPS per backend, beside the paper's 56 FPS (256) and 15 FPS (512).
 
     Times the full path (content and style encoded each frame, as the paper measured) and
@@ -388,10 +400,10 @@ def bench(sizes: tuple[int, ...], backends: tuple[str, ...], runs: int, warmup: 
     if model_dir is None and any(b != "torch" for b in chosen):
         from adainrt.export.cache import cached_model_dir
 
-        model_dir = cached_model_dir(encoder, decoder, ("full", "split"), progress=_say)
+        model_dir = cached_model_dir(encoder, decoder, ("full", "split"), progress=_say, precision=precision)
     results = run_benchmark(model_dir, list(sizes), chosen, runs, warmup,
                             str(encoder) if encoder else None, str(decoder) if decoder else None,
-                            progress=_say)
+                            progress=_say, precision=precision)
     if as_json:
         click.echo(json.dumps([r.as_dict() for r in results], indent=2))
     else:

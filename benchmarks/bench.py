@@ -63,16 +63,14 @@ def summarize(backend: str, path: str, size: int, times: np.ndarray) -> Timing:
                   float(np.percentile(times, 95)), mean, 1000.0 / mean, PAPER_FPS.get(size))
 
 
-def ort_calls(model_dir: Path, backend: str, size: int) -> dict[str, Callable[[], object]]:
+def ort_calls(model_dir: Path, backend: str, size: int, precision: str = "fp32") -> dict[str, Callable[[], object]]:
     """The two timed paths over onnxruntime for one backend."""
     from adainrt.runtime.providers import choose_backend
-    from adainrt.runtime.stylizer import GRAPH_FILES, OrtGraph
+    from adainrt.runtime.stylizer import OrtGraph, graph_file
 
     choice = choose_backend(backend)
-    full = OrtGraph(model_dir / GRAPH_FILES["full"], choice)
-    encoder = OrtGraph(model_dir / GRAPH_FILES["encoder"], choice)
-    style_graph = OrtGraph(model_dir / GRAPH_FILES["style"], choice)
-    decoder = OrtGraph(model_dir / GRAPH_FILES["decoder"], choice)
+    full, encoder, style_graph, decoder = (OrtGraph(model_dir / graph_file(g, precision), choice)
+                                           for g in ("full", "encoder", "style", "decoder"))
     content, style = sample_inputs(size)
     alpha = np.array([1.0], dtype=np.float32)
     mean, std = style_graph.run(style=style)
@@ -116,24 +114,26 @@ def run_benchmark(
     encoder: str | None = None,
     decoder: str | None = None,
     progress: Callable[[str], None] = lambda _msg: None,
+    precision: str = "fp32",
 ) -> list[Timing]:
     """Time each backend ("ort-*" or "torch") at each size; both paths each."""
     results = []
     for size in sizes:
         for backend in backends:
             calls = (torch_calls(encoder, decoder, size) if backend == "torch"
-                     else ort_calls(model_dir, backend, size))
+                     else ort_calls(model_dir, backend, size, precision))
+            label = backend if backend == "torch" or precision == "fp32" else f"{backend}-{precision}"
             for path, fn in calls.items():
-                progress(f"{backend} {path} {size}x{size}: {warmup} warm-up + {runs} timed runs")
-                results.append(summarize(backend, path, size, time_call(fn, runs, warmup)))
+                progress(f"{label} {path} {size}x{size}: {warmup} warm-up + {runs} timed runs")
+                results.append(summarize(label, path, size, time_call(fn, runs, warmup)))
     return results
 
 
 def format_table(results: list[Timing]) -> str:
-    lines = [f"{'backend':<10} {'path':<13} {'size':>9} {'p50 ms':>9} {'p95 ms':>9} {'FPS':>8} {'paper FPS':>10}"]
+    lines = [f"{'backend':<13} {'path':<13} {'size':>9} {'p50 ms':>9} {'p95 ms':>9} {'FPS':>8} {'paper FPS':>10}"]
     for r in results:
         paper = f"{r.paper_fps:.0f}" if r.paper_fps else "-"
-        lines.append(f"{r.backend:<10} {r.path:<13} {f'{r.size}x{r.size}':>9} {r.p50_ms:>9.1f} "
+        lines.append(f"{r.backend:<13} {r.path:<13} {f'{r.size}x{r.size}':>9} {r.p50_ms:>9.1f} "
                      f"{r.p95_ms:>9.1f} {r.fps:>8.2f} {paper:>10}")
     lines.append("paper: Huang & Belongie 2017, Pascal Titan X GPU, Torch7, full path incl. style encoding")
     lines.append(f"machine: {platform.processor() or platform.machine()}, {_cpu_count()} CPU threads")

@@ -12,9 +12,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from adainrt.export.onnx_export import FORM_GRAPHS, SPECS, export_model
+from adainrt.export.onnx_export import FORM_GRAPHS, export_model
 from adainrt.fileio import cache_root
 from adainrt.network import AdaINModel
+from adainrt.runtime.stylizer import graph_file
 from adainrt.weights import load_decoder, load_encoder
 
 
@@ -42,13 +43,15 @@ def cached_model_dir(
     decoder: str | os.PathLike | None,
     forms: tuple[str, ...] = ("split",),
     progress: Callable[[str], None] = lambda _msg: None,
+    precision: str = "fp32",
 ) -> Path:
     """A folder holding the graphs of ``forms`` for this weight pair, exporting what is missing."""
     model, prov = load_model(encoder, decoder)
     folder = cache_root() / "onnx" / f"{prov['encoder_hash']}-{prov['decoder_hash']}"
     for form in forms:
-        if all((folder / f"{SPECS[g].name}.onnx").is_file() for g in FORM_GRAPHS[form]):
+        if all((folder / graph_file(g, precision)).is_file() for g in FORM_GRAPHS[form]):
             continue
-        progress(f"exporting the {form} graphs once to {folder} (reused afterwards)")
-        export_model(model, folder, form=form, provenance=prov, overwrite=True, progress=progress)
+        progress(f"exporting the {form} {precision} graphs once to {folder} (reused afterwards)")
+        export_model(model, folder, form=form, provenance=prov, overwrite=True, progress=progress,
+                     precision=precision)
     return folder

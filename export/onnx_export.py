@@ -8,6 +8,7 @@ carries its provenance in ``metadata_props``. Files are written atomically.
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import json
 import logging
@@ -27,6 +28,7 @@ from adainrt import __version__
 from adainrt.errors import ModelError
 from adainrt.fileio import atomic_path
 from adainrt.network import AdaINModel
+from adainrt.runtime.stylizer import GRAPH_NAMES, PRECISIONS, graph_file
 from adainrt.spec import MIN_SIZE, SIZE_MULTIPLE
 from adainrt.weights import PREPROCESSING
 
@@ -51,26 +53,26 @@ class GraphSpec:
 
 SPECS: dict[str, GraphSpec] = {
     "full": GraphSpec(
-        "adain_full", ("content", "style", "alpha"), ("image",),
+        GRAPH_NAMES["full"], ("content", "style", "alpha"), ("image",),
         {"content": {0: "batch", 2: "content_height", 3: "content_width"},
          "style": {2: "style_height", 3: "style_width"}},
         {"image": {0: "batch", 2: "content_height", 3: "content_width"}},
         "image = T(content, style, alpha), same size as content",
     ),
     "encoder": GraphSpec(
-        "adain_encoder", ("content",), ("content_features",),
+        GRAPH_NAMES["encoder"], ("content",), ("content_features",),
         {"content": {0: "batch", 2: "content_height", 3: "content_width"}},
         {"content_features": {0: "batch", 2: "feature_height", 3: "feature_width"}},
         "relu4_1 of content reflect-padded (bottom, right) to a multiple of 8",
     ),
     "style": GraphSpec(
-        "adain_style", ("style",), ("style_mean", "style_std"),
+        GRAPH_NAMES["style"], ("style",), ("style_mean", "style_std"),
         {"style": {2: "style_height", 3: "style_width"}},
         {},
         "per-channel mean and std (unbiased, eps 1e-5) of relu4_1 of style, shape 1x512x1x1",
     ),
     "decoder": GraphSpec(
-        "adain_decoder", ("content_features", "style_mean", "style_std", "alpha"), ("image",),
+        GRAPH_NAMES["decoder"], ("content_features", "style_mean", "style_std", "alpha"), ("image",),
         {"content_features": {0: "batch", 2: "feature_height", 3: "feature_width"}},
         {"image": {0: "batch", 2: "padded_height", 3: "padded_width"}},
         "image of 8x the feature size: crop to [:content_height, :content_width]",
@@ -79,27 +81,46 @@ SPECS: dict[str, GraphSpec] = {
 FORM_GRAPHS = {"full": ("full",), "split": ("encoder", "style", "decoder")}
 
 
-class _Encoder(nn.Module):
-    def __init__(self, model: AdaINModel):
+class _Graph(nn.Module):
+    """One exported graph's view of the model, in FP32 or FP16.
+
+    FP16 graphs keep FP32 inputs and outputs (explicit Casts at the edges) and, because
+    ``mean_std`` computes in FP32, FP32 AdaIN statistics: the explicitly typed graph a
+    strongly typed TensorRT network needs, and the same I/O as the FP32 graphs.
+    """
+
+    def __init__(self, model: AdaINModel, precision: str = "fp32"):
         super().__init__()
-        self.model = model
+        self.dtype = torch.float16 if precision == "fp16" else torch.float32
+        self.model = copy.deepcopy(model).to(self.dtype) if precision == "fp16" else model
 
-    def forward(self, content: torch.Tensor) -> torch.Tensor:
-        return self.model.encode_content(content)
-
-
-class _Style(_Encoder):
-    def forward(self, style: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
-        return self.model.style_stats(style)
+    def _in(self, *tensors: torch.Tensor) -> list[torch.Tensor]:
+        return [t.to(self.dtype) for t in tensors]
 
 
-class _Decoder(_Encoder):
-    def forward(self, features, style_mean, style_std, alpha):  # type: ignore[override]
-        return self.model.decode(features, style_mean, style_std, alpha)
+class _Full(_Graph):
+    def forward(self, content, style, alpha):
+        return self.model(*self._in(content, style, alpha)).float()
 
 
-def _wrap(graph: str, model: AdaINModel) -> nn.Module:
-    return {"full": lambda m: m, "encoder": _Encoder, "style": _Style, "decoder": _Decoder}[graph](model)
+class _Encoder(_Graph):
+    def forward(self, content):
+        return self.model.encode_content(*self._in(content)).float()
+
+
+class _Style(_Graph):
+    def forward(self, style):
+        mean, std = self.model.style_stats(*self._in(style))
+        return mean.float(), std.float()
+
+
+class _Decoder(_Graph):
+    def forward(self, content_features, style_mean, style_std, alpha):
+        return self.model.decode(*self._in(content_features, style_mean, style_std, alpha)).float()
+
+
+def _wrap(graph: str, model: AdaINModel, precision: str = "fp32") -> nn.Module:
+    return {"full": _Full, "encoder": _Encoder, "style": _Style, "decoder": _Decoder}[graph](model, precision)
 
 
 def example_inputs(graph: str, height: int, width: int, seed: int = 0) -> dict[str, np.ndarray]:
@@ -159,7 +180,7 @@ def _export_graph(module: nn.Module, graph: str) -> onnx.ModelProto:
     return model
 
 
-def _metadata(graph: str, spec: GraphSpec, provenance: dict[str, str]) -> dict[str, str]:
+def _metadata(graph: str, spec: GraphSpec, provenance: dict[str, str], precision: str) -> dict[str, str]:
     return {
         "adainrt_version": __version__,
         "adainrt_graph": graph,
@@ -171,7 +192,8 @@ def _metadata(graph: str, spec: GraphSpec, provenance: dict[str, str]) -> dict[s
         "outputs": json.dumps(list(spec.outputs)),
         "min_size": str(MIN_SIZE),
         "size_multiple": str(SIZE_MULTIPLE),
-        "precision": "fp32",
+        "precision": precision if precision == "fp32" else
+        "fp16 (weights, activations); AdaIN statistics fp32; inputs and outputs fp32",
         **provenance,
     }
 
@@ -192,12 +214,19 @@ def export_model(
     verify_sizes: tuple[tuple[int, int], ...] = ((256, 256), (333, 517)),
     overwrite: bool = False,
     progress: Callable[[str], None] = lambda _msg: None,
+    precision: str = "fp32",
 ) -> list[ExportResult]:
-    """Export ``model`` in ``form`` ("full" or "split") into ``output_dir`` and verify it."""
+    """Export ``model`` in ``form`` ("full" or "split") into ``output_dir`` and verify it.
+
+    Verification compares against the FP32 PyTorch model in both precisions, so for FP16 the
+    error printed is the FP16 graph's deviation from FP32.
+    """
     if form not in FORMS:
         raise ModelError(f"unknown form {form!r}; choose one of {', '.join(FORMS)}")
     output_dir = Path(output_dir)
-    paths = {g: output_dir / f"{SPECS[g].name}.onnx" for g in FORM_GRAPHS[form]}
+    if precision not in PRECISIONS:
+        raise ModelError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    paths = {g: output_dir / graph_file(g, precision) for g in FORM_GRAPHS[form]}
     existing = [str(p) for p in paths.values() if p.exists()]
     if existing and not overwrite:
         raise ModelError(f"{', '.join(existing)} already exist; pass --overwrite to replace them")
@@ -206,8 +235,8 @@ def export_model(
     for graph, path in paths.items():
         spec = SPECS[graph]
         progress(f"exporting {graph} graph to {path}")
-        proto = _export_graph(_wrap(graph, model), graph)
-        for key, value in _metadata(graph, spec, provenance or {}).items():
+        proto = _export_graph(_wrap(graph, model, precision), graph)
+        for key, value in _metadata(graph, spec, provenance or {}, precision).items():
             proto.metadata_props.add(key=key, value=value)
         proto.producer_name = "adainrt"
         proto.producer_version = __version__

@@ -35,8 +35,15 @@ from adainrt.runtime.controls import (
 from adainrt.runtime.providers import Choice, choose_backend
 from adainrt.runtime.tiling import OVERLAP, decode_tiled, encode_tiled
 
-GRAPH_FILES = {"encoder": "adain_encoder.onnx", "style": "adain_style.onnx",
-               "decoder": "adain_decoder.onnx", "full": "adain_full.onnx"}
+GRAPH_NAMES = {"full": "adain_full", "encoder": "adain_encoder", "style": "adain_style", "decoder": "adain_decoder"}
+PRECISIONS = ("fp32", "fp16")
+
+
+def graph_file(graph: str, precision: str = "fp32") -> str:
+    """File name of an exported graph: adain_full.onnx, adain_full_fp16.onnx, ..."""
+    if precision not in PRECISIONS:
+        raise ModelError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    return f"{GRAPH_NAMES[graph]}{'_fp16' if precision == 'fp16' else ''}.onnx"
 
 
 #: Largest content (H x W) run in one pass by default; larger content is tiled.
@@ -85,11 +92,11 @@ class OrtGraph:
         return self.session.run(None, {name: feeds[name] for name in self.input_names})
 
 
-def _load_graphs(model_dir: Path, names: tuple[str, ...], choice: Choice) -> dict[str, OrtGraph]:
+def _load_graphs(model_dir: Path, names: tuple[str, ...], choice: Choice, precision: str) -> dict[str, OrtGraph]:
     if not model_dir.is_dir():
         raise ModelError(f"{model_dir}: no such model folder; create one with "
                          f"`adainrt export --output {model_dir}`")
-    graphs = {name: OrtGraph(model_dir / GRAPH_FILES[name], choice) for name in names}
+    graphs = {name: OrtGraph(model_dir / graph_file(name, precision), choice) for name in names}
     hashes = {g.metadata.get("encoder_hash") for g in graphs.values()} | {None}
     if len(hashes - {None}) > 1:
         raise ModelError(f"{model_dir}: its graphs come from different encoders ({sorted(hashes - {None})}); "
@@ -105,10 +112,10 @@ class Stylizer:
     """
 
     def __init__(self, model_dir: str | os.PathLike, backend: str = "auto", style_cache_size: int = 32,
-                 max_pixels: int = DEFAULT_MAX_PIXELS, tiling: bool = True):
+                 max_pixels: int = DEFAULT_MAX_PIXELS, tiling: bool = True, precision: str = "fp32"):
         self.model_dir = Path(model_dir)
         self.choice = choose_backend(backend)
-        graphs = _load_graphs(self.model_dir, ("encoder", "style", "decoder"), self.choice)
+        graphs = _load_graphs(self.model_dir, ("encoder", "style", "decoder"), self.choice, precision)
         self.encoder, self.style_graph, self.decoder = graphs["encoder"], graphs["style"], graphs["decoder"]
         self.metadata = self.decoder.metadata
         self._style_cache: OrderedDict[str, StyleStats] = OrderedDict()

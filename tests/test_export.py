@@ -9,14 +9,15 @@ import torch
 from adainrt.errors import ModelError
 from adainrt.export import export_model
 from adainrt.export.onnx_export import OPSET, SPECS, example_inputs
+from adainrt.runtime import graph_file
 
 PARITY_SIZES = [(256, 256), (512, 384), (333, 517), (37, 45)]
 
 
 @pytest.fixture(scope="module")
 def sessions(exported_dir):
-    return {g: ort.InferenceSession(str(exported_dir / f"{s.name}.onnx"), providers=["CPUExecutionProvider"])
-            for g, s in SPECS.items()}
+    return {g: ort.InferenceSession(str(exported_dir / graph_file(g)), providers=["CPUExecutionProvider"])
+            for g in SPECS}
 
 
 @pytest.mark.parametrize("height,width", PARITY_SIZES)

@@ -1,0 +1,55 @@
+"""The FP16 ONNX variant: FP16 weights and activations, AdaIN statistics in FP32, FP32 I/O."""
+
+import numpy as np
+import onnx
+import pytest
+
+from adainrt.export import export_model
+from adainrt.images import bundled_sample, load_image, resize_smaller_side
+from adainrt.runtime import Stylizer, graph_file
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR of a against b for images in [0, 1]."""
+    return 10 * np.log10(1.0 / max(float(np.mean((a - b) ** 2)), 1e-30))
+
+
+@pytest.fixture(scope="module")
+def fp16_dir(exported_dir, model):
+    export_model(model[0], exported_dir, "split", model[1], precision="fp16", verify_sizes=((64, 64),))
+    return exported_dir
+
+
+def test_fp16_graph_is_typed_as_tensorrt_strong_typing_needs(fp16_dir):
+    proto = onnx.shape_inference.infer_shapes(onnx.load(str(fp16_dir / graph_file("decoder", "fp16"))))
+    fp16, fp32 = onnx.TensorProto.FLOAT16, onnx.TensorProto.FLOAT
+    assert all(i.type.tensor_type.elem_type == fp32 for i in list(proto.graph.input) + list(proto.graph.output))
+    weights = [t for t in proto.graph.initializer if len(t.dims) == 4]
+    assert weights and all(t.data_type == fp16 for t in weights)
+    types = {v.name: v.type.tensor_type.elem_type for v in proto.graph.value_info}
+    types.update({t.name: t.data_type for t in proto.graph.initializer})
+    reductions = [n for n in proto.graph.node if n.op_type in ("ReduceMean", "Sqrt")]
+    assert reductions and all(types.get(n.input[0]) == fp32 for n in reductions)  # statistics in FP32
+    assert any(n.op_type == "Cast" for n in proto.graph.node)
+    assert {p.key: p.value for p in proto.metadata_props}["precision"].startswith("fp16")
+
+
+def test_fp16_matches_fp32_on_a_real_photo(fp16_dir):
+    photo = resize_smaller_side(load_image(bundled_sample("astronaut")), 256)
+    style = resize_smaller_side(load_image(bundled_sample("strokes")), 256)
+    fp32 = Stylizer(fp16_dir, backend="ort-cpu").stylize(np.asarray(photo) / 255.0, style)
+    fp16 = Stylizer(fp16_dir, backend="ort-cpu", precision="fp16").stylize(np.asarray(photo) / 255.0, style)
+    assert fp16.shape == fp32.shape
+    assert psnr(fp16, fp32) >= 40.0
+
+
+def test_fp16_on_real_photos_and_paintings(fp16_dir, shared_data):
+    fp32_stylizer = Stylizer(fp16_dir, backend="ort-cpu")
+    fp16_stylizer = Stylizer(fp16_dir, backend="ort-cpu", precision="fp16")
+    for content, style in [("adain__cornell.jpg", "adain__la_muse.jpg"), ("adain__brad_pitt.jpg",
+                                                                         "adain__picasso_seated_nude_hr.jpg")]:
+        photo = resize_smaller_side(load_image(shared_data / "content" / content), 256)
+        painting = resize_smaller_side(load_image(shared_data / "style" / style), 256)
+        a = fp32_stylizer.stylize(np.asarray(photo) / 255.0, painting)
+        b = fp16_stylizer.stylize(np.asarray(photo) / 255.0, painting)
+        assert psnr(b, a) >= 40.0, (content, style)
