@@ -380,10 +380,14 @@ def style_remove(name: str) -> None:
 @_with(weights_options)
 @click.option("--precision", type=click.Choice(["fp32", "fp16"]), default="fp32", show_default=True,
               help="Which exported graphs the onnxruntime backends run (torch eager is always FP32).")
+@click.option("--compare", is_flag=True,
+              help="Instead of timing, check each backend's output (FP32 and FP16 graphs) against FP32 "
+                   "onnxruntime CPU: PSNR and max abs error, as Polygraphy does.")
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON (for machines).")
 @_clean_errors
 def bench(sizes: tuple[int, ...], backends: tuple[str, ...], runs: int, warmup: int,
-          model_dir: Path | None, encoder: Path | None, decoder: Path | None, precision: str, as_json: bool) -> None:
+          model_dir: Path | None, encoder: Path | None, decoder: Path | None, precision: str, compare: bool,
+          as_json: bool) -> None:
     """Latency (p50/p95) and FPS per backend, beside the paper's 56 FPS (256) and 15 FPS (512).
 
     Times the full path (content and style encoded each frame, as the paper measured) and
@@ -397,6 +401,9 @@ def bench(sizes: tuple[int, ...], backends: tuple[str, ...], runs: int, warmup: 
     for size in sizes:
         _size(None, None, size)  # type: ignore[arg-type]
     chosen = list(dict.fromkeys(available_backends() + ["torch"] if "all" in backends else backends))
+    if compare:
+        _compare(sizes, chosen, model_dir, encoder, decoder, as_json)
+        return
     if model_dir is None and any(b != "torch" for b in chosen):
         from adainrt.export.cache import cached_model_dir
 
@@ -408,6 +415,26 @@ def bench(sizes: tuple[int, ...], backends: tuple[str, ...], runs: int, warmup: 
         click.echo(json.dumps([r.as_dict() for r in results], indent=2))
     else:
         click.echo(format_table(results))
+
+
+def _compare(sizes: tuple[int, ...], backends: list[str], model_dir: Path | None, encoder: Path | None,
+             decoder: Path | None, as_json: bool) -> None:
+    from adainrt.benchmarks.bench import compare_backends, format_fidelity
+    from adainrt.export.cache import cached_model_dir
+    from adainrt.runtime.stylizer import graph_file
+
+    if model_dir is None:
+        for precision in ("fp32", "fp16"):
+            model_dir = cached_model_dir(encoder, decoder, ("full",), progress=_say, precision=precision)
+    precisions = [p for p in ("fp32", "fp16") if (model_dir / graph_file("full", p)).is_file()]
+    if "fp16" not in precisions:
+        _say(f"no {graph_file('full', 'fp16')} in {model_dir}: comparing FP32 graphs only "
+             "(adainrt export --form full --precision fp16 adds it)")
+    targets = [(b, p) for b in backends if b != "torch" for p in precisions]
+    targets += [("torch", "fp32")] if "torch" in backends else []
+    rows = [row for size in sizes for row in compare_backends(
+        model_dir, size, targets, str(encoder) if encoder else None, str(decoder) if decoder else None)]
+    click.echo(json.dumps([r.as_dict() for r in rows], indent=2) if as_json else format_fidelity(rows))
 
 
 # ---------------------------------------------------------------------------------- train

@@ -144,3 +144,44 @@ def _cpu_count() -> int:
     import os
 
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+@dataclass
+class Fidelity:
+    backend: str
+    size: int
+    psnr_db: float
+    max_abs_error: float
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def psnr(output: np.ndarray, reference: np.ndarray) -> float:
+    """PSNR in dB of an image in [0, 1] against the reference (both clipped to [0, 1], as saved)."""
+    mse = float(np.mean((np.clip(output, 0, 1) - np.clip(reference, 0, 1)) ** 2))
+    return float("inf") if mse == 0 else 10.0 * np.log10(1.0 / mse)
+
+
+def compare_backends(
+    model_dir: Path, size: int, targets: list[tuple[str, str]], encoder: str | None = None,
+    decoder: str | None = None,
+) -> list[Fidelity]:
+    """Each (backend, precision)'s full-graph output against FP32 onnxruntime CPU, as Polygraphy does."""
+    reference = np.asarray(ort_calls(model_dir, "ort-cpu", size)["full"]()[0])
+    rows = []
+    for backend, precision in targets:
+        if backend == "torch":
+            output = torch_calls(encoder, decoder, size)["full"]().numpy()
+        else:
+            output = np.asarray(ort_calls(model_dir, backend, size, precision)["full"]()[0])
+        label = backend if backend == "torch" or precision == "fp32" else f"{backend}-{precision}"
+        rows.append(Fidelity(label, size, psnr(output, reference), float(np.abs(output - reference).max())))
+    return rows
+
+
+def format_fidelity(rows: list[Fidelity]) -> str:
+    lines = [f"{'backend':<13} {'size':>9} {'PSNR dB':>9} {'max abs':>10}   (vs FP32 onnxruntime CPU)"]
+    for r in rows:
+        lines.append(f"{r.backend:<13} {f'{r.size}x{r.size}':>9} {r.psnr_db:>9.1f} {r.max_abs_error:>10.2e}")
+    return "\n".join(lines)

@@ -113,3 +113,11 @@ def test_build_engine_explains_what_it_needs():
     result = run("build-engine", "model.onnx")
     assert result.exit_code == 1
     assert "TensorRT" in result.output
+
+
+def test_bench_compare_checks_backends_against_fp32_cpu(exported_dir, random_decoder):
+    result = run("bench", "--compare", "--size", "64", "--json", "--model", exported_dir, "--decoder", random_decoder)
+    assert result.exit_code == 0, result.output
+    rows = {r["backend"]: r for r in json.loads(result.output[result.output.index("["):])}
+    assert rows["ort-cpu"]["max_abs_error"] == 0.0
+    assert rows["torch"]["psnr_db"] > 60 and rows["torch"]["max_abs_error"] < 1e-4
