@@ -632,27 +632,54 @@ def import_weights(source: Path, output: Path, encoder: Path | None, overwrite: 
 
 
 @main.command("build-engine")
-@click.argument("onnx_path", type=click.Path(path_type=Path), required=False)
+@click.argument("onnx_path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
+              help="Engine file (default: the ONNX name with .engine). A sidecar ENGINE.json is written beside it.")
+@click.option("--min", "min_size", default="256", show_default=True, help="Smallest image size, N or HxW.")
+@click.option("--opt", "opt_size", default="512", show_default=True, help="Size the kernels are tuned for.")
+@click.option("--max", "max_size", default="1024", show_default=True, help="Largest image size, N or HxW.")
+@click.option("--max-batch", type=int, default=1, show_default=True, help="Largest content batch.")
+@click.option("--minShapes", "min_shapes", default="", help="trtexec syntax, overrides --min: content:1x3x256x256,...")
+@click.option("--optShapes", "opt_shapes", default="", help="trtexec syntax, overrides --opt.")
+@click.option("--maxShapes", "max_shapes", default="", help="trtexec syntax, overrides --max.")
+@click.option("--timing-cache", type=click.Path(dir_okay=False, path_type=Path),
+              help="Timing cache reused across builds (default: in the cache folder).")
+@click.option("--dry-run", is_flag=True, help="Print the optimization profile and stop (no GPU needed).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing engine.")
 @_clean_errors
-def build_engine(onnx_path: Path | None) -> None:
-    """Build an FP16 TensorRT engine from an exported graph (needs TensorRT and an NVIDIA GPU).
+def build_engine(onnx_path: Path, output: Path | None, min_size: str, opt_size: str, max_size: str, max_batch: int,
+                 min_shapes: str, opt_shapes: str, max_shapes: str, timing_cache: Path | None, dry_run: bool,
+                 overwrite: bool) -> None:
+    """Build a TensorRT engine from an exported graph (needs TensorRT and an NVIDIA GPU).
 
-    Not in this version yet: it checks what this machine has and says so. Meanwhile
-    onnxruntime's TensorRT execution provider builds and caches FP16 engines by itself:
-    `adainrt stylize ... --backend ort-trt` on a machine with adainrt[gpu] installed.
+    Use the FP16 graphs (`adainrt export --precision fp16`): TensorRT 10.12+ and 11 build them
+    as strongly typed networks, FP16 convolutions with the AdaIN statistics in FP32. One
+    optimization profile covers H and W from --min to --max (default 256..1024, tuned for
+    512); the engine only accepts shapes inside it. Engines are valid only for the TensorRT
+    version and GPU that built them: the sidecar JSON records both and loading checks them.
     """
-    from adainrt.info import gpu_name, tensorrt_version
+    import onnx
 
-    missing = []
-    if tensorrt_version() is None:
-        missing.append("the TensorRT Python package (pip install 'adainrt[gpu]')")
-    if gpu_name() is None:
-        missing.append("an NVIDIA GPU with its driver (none found)")
-    if missing:
-        raise AdainrtError("build-engine needs " + " and ".join(missing) + ". Without them, use "
-                           "onnxruntime: `adainrt stylize --backend ort-cpu`.")
-    raise AdainrtError("TensorRT engine building is not implemented in this version; use "
-                       "`adainrt stylize --backend ort-trt` (onnxruntime's TensorRT provider) meanwhile.")
+    from adainrt.fileio import cache_root
+    from adainrt.runtime.tensorrt_engine import build_engine as build
+    from adainrt.runtime.tensorrt_engine import default_profiles, parse_shapes, parse_size
+
+    graph = onnx.load(str(onnx_path), load_external_data=False).graph
+    initializers = {t.name for t in graph.initializer}
+    inputs = [i.name for i in graph.input if i.name not in initializers]
+    overrides = {key: parse_shapes(text) for key, text in (("min", min_shapes), ("opt", opt_shapes),
+                                                           ("max", max_shapes)) if text}
+    profiles = default_profiles(inputs, parse_size(min_size), parse_size(opt_size), parse_size(max_size),
+                                max_batch, overrides)
+    if dry_run:
+        click.echo(json.dumps([p.__dict__ for p in profiles], indent=1))
+        return
+    engine = output or onnx_path.with_suffix(".engine")
+    cache = timing_cache or cache_root() / "tensorrt" / "timing.cache"
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    sidecar = build(onnx_path, engine, profiles, cache, overwrite=overwrite)
+    click.echo(f"wrote {engine} ({sidecar.precision}, TensorRT {sidecar.tensorrt_version}, {sidecar.gpu_name}) "
+               f"and {engine}.json")
 
 
 if __name__ == "__main__":

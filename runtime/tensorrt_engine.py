@@ -1,0 +1,340 @@
+"""TensorRT engines from our ONNX graphs: optimization profiles, sidecars, build and run.
+
+Profiles, sidecars and their checks are plain Python (tested on any machine). Building and
+running need TensorRT (10.12+ or 11: strongly typed networks; the FP16 graph from
+``adainrt export --precision fp16`` carries its own types) and an NVIDIA GPU, reached through
+cuda-python: it is NVIDIA's maintained binding, ships wheels for every CUDA 12/13 Python,
+and needs no compiler at install time (pycuda builds from source against a local CUDA).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import json
+import math
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from adainrt import __version__
+from adainrt.errors import BackendUnavailable, ModelError
+from adainrt.fileio import atomic_path, atomic_write_bytes, sha256_file
+
+#: Default profile over H and W: 256..1024, tuned for 512 (the paper's sizes and beyond).
+DEFAULT_MIN, DEFAULT_OPT, DEFAULT_MAX = (256, 256), (512, 512), (1024, 1024)
+_IMAGE_INPUTS = {"content": 3, "style": 3}
+
+
+@dataclass(frozen=True)
+class InputProfile:
+    """min/opt/max shapes of one dynamic input (trtexec's --minShapes/--optShapes/--maxShapes)."""
+
+    name: str
+    min: tuple[int, ...]
+    opt: tuple[int, ...]
+    max: tuple[int, ...]
+
+    def contains(self, shape: tuple[int, ...]) -> bool:
+        return len(shape) == len(self.min) and all(lo <= s <= hi for lo, s, hi in zip(self.min, shape, self.max))
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'512' -> (512, 512); '512x768' -> (512, 768) as (H, W)."""
+    match = re.fullmatch(r"(\d+)(?:x(\d+))?", text.strip())
+    if not match:
+        raise ModelError(f"size {text!r}: expected N or HxW, e.g. 512 or 512x768")
+    height = int(match.group(1))
+    return height, int(match.group(2) or height)
+
+
+def parse_shapes(text: str) -> dict[str, tuple[int, ...]]:
+    """trtexec syntax: 'content:1x3x512x512,style:1x3x256x256' -> {name: shape}."""
+    shapes = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, dims = part.rpartition(":")
+        if not sep or not re.fullmatch(r"\d+(x\d+)*", dims):
+            raise ModelError(f"shape {part!r}: expected name:AxBxCxD, e.g. content:1x3x512x512")
+        shapes[name] = tuple(int(d) for d in dims.split("x"))
+    return shapes
+
+
+def _shape(name: str, hw: tuple[int, int], batch: int) -> tuple[int, ...]:
+    if name in _IMAGE_INPUTS:
+        return (batch if name == "content" else 1, 3, *hw)
+    if name == "content_features":
+        return (batch, 512, math.ceil(hw[0] / 8), math.ceil(hw[1] / 8))
+    raise ModelError(f"input {name!r} has no dynamic size")
+
+
+def default_profiles(
+    inputs: list[str], min_hw: tuple[int, int] = DEFAULT_MIN, opt_hw: tuple[int, int] = DEFAULT_OPT,
+    max_hw: tuple[int, int] = DEFAULT_MAX, max_batch: int = 1,
+    overrides: dict[str, dict[str, tuple[int, ...]]] | None = None,
+) -> list[InputProfile]:
+    """Profiles for a graph's dynamic inputs from image sizes; trtexec-style overrides win.
+
+    ``overrides`` maps "min"/"opt"/"max" to {input name: shape}.
+    """
+    if not (min_hw[0] <= opt_hw[0] <= max_hw[0] and min_hw[1] <= opt_hw[1] <= max_hw[1]):
+        raise ModelError(f"profile sizes must satisfy min <= opt <= max, got {min_hw}, {opt_hw}, {max_hw}")
+    overrides = overrides or {}
+    profiles = []
+    for name in inputs:
+        if name not in _IMAGE_INPUTS and name != "content_features":
+            continue  # alpha and the style statistics have static shapes
+        shapes = {}
+        for key, hw in (("min", min_hw), ("opt", opt_hw), ("max", max_hw)):
+            batch = max_batch if key == "max" else 1
+            shapes[key] = overrides.get(key, {}).get(name) or _shape(name, hw, batch)
+        profile = InputProfile(name, shapes["min"], shapes["opt"], shapes["max"])
+        if not (profile.contains(profile.opt) and len(profile.max) == 4):
+            raise ModelError(f"profile for {name}: need min <= opt <= max, 4-D, got {profile}")
+        profiles.append(profile)
+    return profiles
+
+
+@dataclass
+class EngineSidecar:
+    """What an engine was built from and for: written beside it as ENGINE.json."""
+
+    tensorrt_version: str
+    gpu_name: str
+    compute_capability: str
+    precision: str
+    onnx_file: str
+    onnx_sha256: str
+    profiles: list[InputProfile]
+    inputs: dict[str, dict] = field(default_factory=dict)  # name -> {"shape": [...], "dtype": "..."}
+    outputs: dict[str, dict] = field(default_factory=dict)
+    adainrt_version: str = __version__
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> EngineSidecar:
+        data = json.loads(text)
+        data["profiles"] = [InputProfile(p["name"], tuple(p["min"]), tuple(p["opt"]), tuple(p["max"]))
+                            for p in data["profiles"]]
+        return cls(**data)
+
+
+def sidecar_path(engine: str | os.PathLike) -> Path:
+    return Path(f"{engine}.json")
+
+
+def read_sidecar(engine: str | os.PathLike) -> EngineSidecar:
+    path = sidecar_path(engine)
+    if not path.is_file():
+        raise ModelError(f"{engine}: no sidecar {path.name} beside it; rebuild with `adainrt build-engine`")
+    try:
+        return EngineSidecar.from_json(path.read_text())
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ModelError(f"{path}: unreadable engine sidecar ({exc}); rebuild the engine") from exc
+
+
+def engine_cache_key(onnx_sha256: str, tensorrt_version: str, compute_capability: str,
+                     profiles: list[InputProfile], precision: str) -> str:
+    """Engines are valid for one ONNX, TensorRT version, GPU architecture and profile set."""
+    text = json.dumps([onnx_sha256, tensorrt_version, compute_capability, precision,
+                       [asdict(p) for p in profiles]], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def check_compatible(sidecar: EngineSidecar, tensorrt_version: str, gpu_name: str, compute_capability: str) -> None:
+    """Refuse an engine built by another TensorRT or for another GPU, before deserializing it."""
+    if sidecar.tensorrt_version != tensorrt_version:
+        raise ModelError(f"engine built with TensorRT {sidecar.tensorrt_version}, but TensorRT {tensorrt_version} "
+                         "is installed: engines only load in the version that built them. Rebuild it with "
+                         "`adainrt build-engine`.")
+    if sidecar.compute_capability != compute_capability or sidecar.gpu_name != gpu_name:
+        raise ModelError(f"engine built for {sidecar.gpu_name} (compute {sidecar.compute_capability}), but this "
+                         f"GPU is {gpu_name} (compute {compute_capability}). Rebuild it here.")
+
+
+def check_shapes(sidecar: EngineSidecar, shapes: dict[str, tuple[int, ...]]) -> None:
+    """A clear error for a shape outside the engine's profile (TensorRT would fail obscurely)."""
+    for profile in sidecar.profiles:
+        shape = tuple(shapes.get(profile.name, ()))
+        if shape and not profile.contains(shape):
+            raise ModelError(
+                f"input {profile.name} has shape {'x'.join(map(str, shape))}, outside the engine's profile "
+                f"{'x'.join(map(str, profile.min))} .. {'x'.join(map(str, profile.max))}. Resize the input "
+                "(--content-size) or rebuild with larger --max."
+            )
+
+
+# ------------------------------------------------------------------------------- GPU side
+
+
+def _tensorrt():
+    try:
+        import tensorrt as trt
+    except Exception as exc:  # ImportError, or OSError when its libraries are missing
+        raise BackendUnavailable(
+            "TensorRT is not installed or cannot load (pip install 'adainrt[gpu]' on a machine with "
+            f"an NVIDIA GPU and driver): {exc}"
+        ) from exc
+    return trt
+
+
+def _cudart():
+    try:
+        from cuda.bindings import runtime as cudart
+    except ImportError:
+        try:
+            from cuda import cudart  # cuda-python < 12.6
+        except ImportError as exc:
+            raise BackendUnavailable("cuda-python is not installed: pip install 'adainrt[gpu]'") from exc
+    return cudart
+
+
+def _check(result):
+    """cuda-python returns (error, value...): raise on error, return the value(s)."""
+    err, *values = result if isinstance(result, tuple) else (result,)
+    if int(err) != 0:
+        raise BackendUnavailable(f"CUDA error {err}")
+    return values[0] if len(values) == 1 else values
+
+
+def gpu_identity() -> tuple[str, str]:
+    """(name, compute capability 'M.m') of GPU 0, or BackendUnavailable."""
+    cudart = _cudart()
+    props = _check(cudart.cudaGetDeviceProperties(0))
+    name = props.name.decode() if isinstance(props.name, bytes) else str(props.name)
+    return name.strip("\x00 "), f"{props.major}.{props.minor}"
+
+
+def build_engine(
+    onnx_path: str | os.PathLike, engine_path: str | os.PathLike, profiles: list[InputProfile],
+    timing_cache: str | os.PathLike | None = None, overwrite: bool = False, workspace_gib: float = 4.0,
+) -> EngineSidecar:
+    """Parse the ONNX, build a strongly typed engine with one profile, write engine + sidecar atomically."""
+    trt = _tensorrt()
+    engine_path = Path(engine_path)
+    if engine_path.exists() and not overwrite:
+        raise ModelError(f"{engine_path} already exists; pass --overwrite to replace it")
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    flags = 0
+    if hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED"):  # 10.x; accepted and ignored by 11
+        flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+    network = builder.create_network(flags)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(str(onnx_path)):
+        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+        raise ModelError(f"{onnx_path}: TensorRT's ONNX parser failed: {errors}")
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gib * (1 << 30)))
+    if not flags and hasattr(trt.BuilderFlag, "FP16"):  # TensorRT 8: weak typing, the only way to FP16
+        config.set_flag(trt.BuilderFlag.FP16)
+    profile = builder.create_optimization_profile()
+    for p in profiles:
+        profile.set_shape(p.name, p.min, p.opt, p.max)
+    config.add_optimization_profile(profile)
+    cache = None
+    if timing_cache is not None:
+        data = Path(timing_cache).read_bytes() if Path(timing_cache).is_file() else b""
+        cache = config.create_timing_cache(data)
+        config.set_timing_cache(cache, ignore_mismatch=False)
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise ModelError(f"{onnx_path}: TensorRT could not build an engine (see the log above)")
+    if cache is not None:
+        atomic_write_bytes(timing_cache, bytes(cache.serialize()))
+    name, capability = gpu_identity()
+    tensors = {"inputs": {}, "outputs": {}}
+    for i in range(network.num_inputs):
+        t = network.get_input(i)
+        tensors["inputs"][t.name] = {"shape": list(t.shape), "dtype": str(t.dtype)}
+    for i in range(network.num_outputs):
+        t = network.get_output(i)
+        tensors["outputs"][t.name] = {"shape": list(t.shape), "dtype": str(t.dtype)}
+    precision = "fp16" if "fp16" in Path(onnx_path).name else "fp32"
+    sidecar = EngineSidecar(trt.__version__, name, capability, precision, Path(onnx_path).name,
+                            sha256_file(onnx_path), profiles, **tensors)
+    with atomic_path(engine_path, overwrite=overwrite) as tmp:
+        tmp.write_bytes(bytes(serialized))
+    atomic_write_bytes(sidecar_path(engine_path), sidecar.to_json().encode())
+    return sidecar
+
+
+class TensorRTRunner:
+    """Runs one engine: one execution context, device buffers, a CUDA stream, pinned host memory,
+    ``execute_async_v3``; optional CUDA graph capture when the shapes stay fixed (video)."""
+
+    def __init__(self, engine_path: str | os.PathLike, use_cuda_graph: bool = False):
+        trt = _tensorrt()
+        self.cudart = _cudart()
+        self.sidecar = read_sidecar(engine_path)
+        check_compatible(self.sidecar, trt.__version__, *gpu_identity())
+        self.runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+        self.engine = self.runtime.deserialize_cuda_engine(Path(engine_path).read_bytes())
+        if self.engine is None:
+            raise ModelError(f"{engine_path}: TensorRT could not deserialize it; rebuild the engine")
+        self.context = self.engine.create_execution_context()
+        self.stream = _check(self.cudart.cudaStreamCreate())
+        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
+        self.inputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+        self.outputs = [n for n in names if n not in self.inputs]
+        self.use_cuda_graph = use_cuda_graph
+        self._buffers: dict[str, tuple[int, int, np.ndarray]] = {}  # name -> (device ptr, bytes, pinned host view)
+        self._graph_shapes: dict | None = None
+        self._graph_exec = None
+
+    def _buffer(self, name: str, shape: tuple[int, ...]) -> tuple[int, np.ndarray]:
+        nbytes = int(np.prod(shape)) * 4
+        held = self._buffers.get(name)
+        if held is None or held[1] < nbytes:
+            if held is not None:
+                _check(self.cudart.cudaFree(held[0]))
+                _check(self.cudart.cudaFreeHost(held[2].ctypes.data))
+            device = _check(self.cudart.cudaMalloc(nbytes))
+            host_ptr = _check(self.cudart.cudaMallocHost(nbytes))
+            host = np.ctypeslib.as_array((ctypes.c_float * (nbytes // 4)).from_address(int(host_ptr)))
+            held = (int(device), nbytes, host)
+            self._buffers[name] = held
+        return held[0], held[2][: int(np.prod(shape))].reshape(shape)
+
+    def run(self, **feeds: np.ndarray) -> list[np.ndarray]:
+        """FP32 numpy in, FP32 numpy out (our graphs keep FP32 I/O in both precisions)."""
+        shapes = {name: tuple(feeds[name].shape) for name in self.inputs}
+        check_shapes(self.sidecar, shapes)
+        h2d = self.cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
+        d2h = self.cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
+        for name in self.inputs:
+            self.context.set_input_shape(name, shapes[name])
+            device, host = self._buffer(name, shapes[name])
+            host[...] = feeds[name]
+            _check(self.cudart.cudaMemcpyAsync(device, host.ctypes.data, host.nbytes, h2d, self.stream))
+            self.context.set_tensor_address(name, device)
+        results = []
+        for name in self.outputs:
+            shape = tuple(self.context.get_tensor_shape(name))
+            device, host = self._buffer(name, shape)
+            self.context.set_tensor_address(name, device)
+            results.append((device, host))
+        self._execute(shapes)
+        for device, host in results:
+            _check(self.cudart.cudaMemcpyAsync(host.ctypes.data, device, host.nbytes, d2h, self.stream))
+        _check(self.cudart.cudaStreamSynchronize(self.stream))
+        return [host.copy() for _, host in results]
+
+    def _execute(self, shapes: dict) -> None:
+        if not self.use_cuda_graph:
+            if not self.context.execute_async_v3(self.stream):
+                raise ModelError("TensorRT execution failed")
+            return
+        if self._graph_shapes != shapes:  # (re)capture for these shapes
+            self.context.execute_async_v3(self.stream)  # first run outside capture, as TensorRT advises
+            mode = self.cudart.cudaStreamCaptureMode.cudaStreamCaptureModeGlobal
+            _check(self.cudart.cudaStreamBeginCapture(self.stream, mode))
+            self.context.execute_async_v3(self.stream)
+            graph = _check(self.cudart.cudaStreamEndCapture(self.stream))
+            self._graph_exec = _check(self.cudart.cudaGraphInstantiate(graph, 0))
+            self._graph_shapes = shapes
+        _check(self.cudart.cudaGraphLaunch(self._graph_exec, self.stream))

@@ -1,0 +1,133 @@
+"""TensorRT engines: profile and sidecar logic on any machine; building and running on a GPU."""
+
+import shutil
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from adainrt.cli import main
+from adainrt.errors import ModelError
+from adainrt.runtime.tensorrt_engine import (
+    EngineSidecar,
+    InputProfile,
+    check_compatible,
+    check_shapes,
+    default_profiles,
+    engine_cache_key,
+    parse_shapes,
+    parse_size,
+    read_sidecar,
+    sidecar_path,
+)
+
+
+def tensorrt_and_gpu() -> str | None:
+    """Why GPU tests cannot run here, or None when they can."""
+    try:
+        import tensorrt  # noqa: F401
+    except Exception as exc:
+        return f"TensorRT not importable ({exc})"
+    if shutil.which("nvidia-smi") is None:
+        return "no NVIDIA GPU (nvidia-smi absent)"
+    return None
+
+
+gpu = pytest.mark.skipif(tensorrt_and_gpu() is not None, reason=str(tensorrt_and_gpu()))
+
+
+def sidecar(**kw) -> EngineSidecar:
+    base = dict(tensorrt_version="11.4.0", gpu_name="NVIDIA H100", compute_capability="9.0", precision="fp16",
+                onnx_file="adain_full_fp16.onnx", onnx_sha256="ab" * 32,
+                profiles=default_profiles(["content", "style", "alpha"]))
+    return EngineSidecar(**{**base, **kw})
+
+
+def test_sizes_and_trtexec_shapes_parse():
+    assert parse_size("512") == (512, 512) and parse_size("512x768") == (512, 768)
+    assert parse_shapes("content:1x3x256x256, style:1x3x128x96") == {"content": (1, 3, 256, 256),
+                                                                     "style": (1, 3, 128, 96)}
+    with pytest.raises(ModelError, match="name:AxBxCxD"):
+        parse_shapes("content=1x3x256x256")
+    with pytest.raises(ModelError, match="N or HxW"):
+        parse_size("big")
+
+
+def test_default_profiles_cover_256_to_1024_tuned_for_512():
+    full = {p.name: p for p in default_profiles(["content", "style", "alpha"])}
+    assert set(full) == {"content", "style"}  # alpha is static
+    assert full["content"] == InputProfile("content", (1, 3, 256, 256), (1, 3, 512, 512), (1, 3, 1024, 1024))
+    decoder = default_profiles(["content_features", "style_mean", "style_std", "alpha"], max_batch=4)
+    assert decoder == [InputProfile("content_features", (1, 512, 32, 32), (1, 512, 64, 64), (4, 512, 128, 128))]
+    custom = default_profiles(["content"], overrides={"max": {"content": (1, 3, 2048, 2048)}})
+    assert custom[0].max == (1, 3, 2048, 2048)
+    with pytest.raises(ModelError, match="min <= opt <= max"):
+        default_profiles(["content"], min_hw=(512, 512), opt_hw=(256, 256))
+
+
+def test_sidecar_roundtrip_and_compatibility(tmp_path):
+    engine = tmp_path / "adain_full_fp16.engine"
+    engine.write_bytes(b"engine")
+    sidecar_path(engine).write_text(sidecar().to_json())
+    loaded = read_sidecar(engine)
+    assert loaded == sidecar()
+    check_compatible(loaded, "11.4.0", "NVIDIA H100", "9.0")
+    with pytest.raises(ModelError, match="TensorRT 11.4.0, but TensorRT 10.13.0 is installed"):
+        check_compatible(loaded, "10.13.0", "NVIDIA H100", "9.0")
+    with pytest.raises(ModelError, match="built for NVIDIA H100 .* this GPU is NVIDIA A10"):
+        check_compatible(loaded, "11.4.0", "NVIDIA A10", "8.6")
+    sidecar_path(engine).write_text("{not json")
+    with pytest.raises(ModelError, match="unreadable engine sidecar"):
+        read_sidecar(engine)
+    with pytest.raises(ModelError, match="no sidecar"):
+        read_sidecar(tmp_path / "other.engine")
+
+
+def test_shapes_outside_the_profile_are_refused_clearly():
+    check_shapes(sidecar(), {"content": (1, 3, 512, 640), "style": (1, 3, 256, 256)})
+    with pytest.raises(ModelError, match="content has shape 1x3x2048x512, outside .*1x3x256x256 .. 1x3x1024x1024"):
+        check_shapes(sidecar(), {"content": (1, 3, 2048, 512)})
+
+
+def test_engine_cache_key_changes_with_what_invalidates_an_engine():
+    profiles = default_profiles(["content"])
+    key = engine_cache_key("h", "11.4.0", "9.0", profiles, "fp16")
+    assert key == engine_cache_key("h", "11.4.0", "9.0", profiles, "fp16")
+    assert len({key, engine_cache_key("h2", "11.4.0", "9.0", profiles, "fp16"),
+                engine_cache_key("h", "11.5.0", "9.0", profiles, "fp16"),
+                engine_cache_key("h", "11.4.0", "8.9", profiles, "fp16"),
+                engine_cache_key("h", "11.4.0", "9.0", default_profiles(["content"], max_hw=(2048, 2048)), "fp16"),
+                }) == 5
+
+
+def test_build_engine_cli_dry_run_and_missing_tensorrt(exported_dir):
+    runner = CliRunner()
+    result = runner.invoke(main, ["build-engine", str(exported_dir / "adain_full.onnx"), "--dry-run", "--max",
+                                  "768x1024"])
+    assert result.exit_code == 0, result.output
+    assert '"max": [\n   1,\n   3,\n   768,\n   1024' in result.output
+    if tensorrt_and_gpu() is not None:
+        result = runner.invoke(main, ["build-engine", str(exported_dir / "adain_full.onnx")])
+        assert result.exit_code == 1 and "TensorRT" in result.output
+
+
+@gpu
+def test_fp16_engine_matches_fp32_onnxruntime(tmp_path, exported_dir, model):
+    from adainrt.export import export_model
+    from adainrt.runtime import OrtGraph, choose_backend
+    from adainrt.runtime.tensorrt_engine import TensorRTRunner, build_engine
+
+    export_model(model[0], tmp_path, "full", model[1], precision="fp16", verify_sizes=((64, 64),))
+    engine = tmp_path / "full.engine"
+    build_engine(tmp_path / "adain_full_fp16.onnx", engine, default_profiles(["content", "style"]),
+                 tmp_path / "timing.cache")
+    runner = TensorRTRunner(engine)
+    rng = np.random.default_rng(0)
+    feeds = {"content": rng.random((1, 3, 512, 384), np.float32), "style": rng.random((1, 3, 256, 256), np.float32),
+             "alpha": np.ones(1, np.float32)}
+    got = runner.run(**feeds)[0]
+    expected = OrtGraph(exported_dir / "adain_full.onnx", choose_backend("ort-cpu")).run(**feeds)[0]
+    mse = np.mean((np.clip(got, 0, 1) - np.clip(expected, 0, 1)) ** 2)
+    assert 10 * np.log10(1 / mse) >= 35.0
+    with pytest.raises(ModelError, match="outside the engine's profile"):
+        runner.run(**{**feeds, "content": np.zeros((1, 3, 2048, 2048), np.float32)})
