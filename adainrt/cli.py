@@ -18,7 +18,7 @@ import click
 from adainrt import __version__
 from adainrt.errors import AdainrtError
 
-BACKEND_CHOICES = ["auto", "ort-trt", "ort-cuda", "ort-cpu"]
+BACKEND_CHOICES = ["auto", "tensorrt", "ort-trt", "ort-cuda", "ort-cpu"]
 
 
 def _clean_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -371,7 +371,7 @@ def style_remove(name: str) -> None:
 @click.option("--size", "sizes", type=int, multiple=True, default=[512], show_default=True,
               help="Square size to time; repeat for several (the paper reports 256 and 512).")
 @click.option("--backend", "backends", multiple=True,
-              type=click.Choice(["all", "ort-trt", "ort-cuda", "ort-cpu", "torch"]), default=["all"],
+              type=click.Choice(["all", "tensorrt", "ort-trt", "ort-cuda", "ort-cpu", "torch"]), default=["all"],
               show_default=True, help="Backends to time; all = every one present here plus torch eager.")
 @click.option("--runs", type=int, default=10, show_default=True, help="Timed runs per measurement.")
 @click.option("--warmup", type=int, default=2, show_default=True, help="Untimed runs first.")
@@ -394,13 +394,14 @@ def bench(sizes: tuple[int, ...], backends: tuple[str, ...], runs: int, warmup: 
     the cached-style path (style statistics computed once), after warm-up runs.
     """
     from adainrt.benchmarks.bench import format_table, run_benchmark
-    from adainrt.runtime.providers import available_backends
+    from adainrt.runtime.providers import available_backends, tensorrt_ready
 
     if runs < 1 or warmup < 0:
         raise click.BadParameter("--runs must be >= 1 and --warmup >= 0")
     for size in sizes:
         _size(None, None, size)  # type: ignore[arg-type]
-    chosen = list(dict.fromkeys(available_backends() + ["torch"] if "all" in backends else backends))
+    present = available_backends() + (["tensorrt"] if tensorrt_ready() is None else [])
+    chosen = list(dict.fromkeys(present + ["torch"] if "all" in backends else backends))
     if compare:
         _compare(sizes, chosen, model_dir, encoder, decoder, as_json)
         return
@@ -408,6 +409,8 @@ def bench(sizes: tuple[int, ...], backends: tuple[str, ...], runs: int, warmup: 
         from adainrt.export.cache import cached_model_dir
 
         model_dir = cached_model_dir(encoder, decoder, ("full", "split"), progress=_say, precision=precision)
+        if "tensorrt" in chosen:  # native engines are built from the FP16 graphs
+            cached_model_dir(encoder, decoder, ("full", "split"), progress=_say, precision="fp16")
     results = run_benchmark(model_dir, list(sizes), chosen, runs, warmup,
                             str(encoder) if encoder else None, str(decoder) if decoder else None,
                             progress=_say, precision=precision)
@@ -430,8 +433,8 @@ def _compare(sizes: tuple[int, ...], backends: list[str], model_dir: Path | None
     if "fp16" not in precisions:
         _say(f"no {graph_file('full', 'fp16')} in {model_dir}: comparing FP32 graphs only "
              "(adainrt export --form full --precision fp16 adds it)")
-    targets = [(b, p) for b in backends if b != "torch" for p in precisions]
-    targets += [("torch", "fp32")] if "torch" in backends else []
+    targets = [(b, p) for b in backends if b not in ("torch", "tensorrt") for p in precisions]
+    targets += [(b, "fp16" if b == "tensorrt" else "fp32") for b in backends if b in ("torch", "tensorrt")]
     rows = [row for size in sizes for row in compare_backends(
         model_dir, size, targets, str(encoder) if encoder else None, str(decoder) if decoder else None)]
     click.echo(json.dumps([r.as_dict() for r in rows], indent=2) if as_json else format_fidelity(rows))
@@ -658,15 +661,11 @@ def build_engine(onnx_path: Path, output: Path | None, min_size: str, opt_size: 
     512); the engine only accepts shapes inside it. Engines are valid only for the TensorRT
     version and GPU that built them: the sidecar JSON records both and loading checks them.
     """
-    import onnx
-
     from adainrt.fileio import cache_root
     from adainrt.runtime.tensorrt_engine import build_engine as build
-    from adainrt.runtime.tensorrt_engine import default_profiles, parse_shapes, parse_size
+    from adainrt.runtime.tensorrt_engine import default_profiles, onnx_inputs, parse_shapes, parse_size
 
-    graph = onnx.load(str(onnx_path), load_external_data=False).graph
-    initializers = {t.name for t in graph.initializer}
-    inputs = [i.name for i in graph.input if i.name not in initializers]
+    inputs = onnx_inputs(onnx_path)
     overrides = {key: parse_shapes(text) for key, text in (("min", min_shapes), ("opt", opt_shapes),
                                                            ("max", max_shapes)) if text}
     profiles = default_profiles(inputs, parse_size(min_size), parse_size(opt_size), parse_size(max_size),

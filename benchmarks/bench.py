@@ -69,17 +69,29 @@ def ort_calls(model_dir: Path, backend: str, size: int, precision: str = "fp32")
     from adainrt.runtime.stylizer import OrtGraph, graph_file
 
     choice = choose_backend(backend)
-    full, encoder, style_graph, decoder = (OrtGraph(model_dir / graph_file(g, precision), choice)
-                                           for g in ("full", "encoder", "style", "decoder"))
+    return _graph_calls({g: OrtGraph(model_dir / graph_file(g, precision), choice)
+                         for g in ("full", "encoder", "style", "decoder")}, size)
+
+
+def engine_calls(model_dir: Path, size: int) -> dict[str, Callable[[], object]]:
+    """The two timed paths over native TensorRT engines of the FP16 graphs (built once, cached)."""
+    from adainrt.runtime.stylizer import graph_file
+    from adainrt.runtime.tensorrt_engine import TensorRTRunner, cached_engine
+
+    return _graph_calls({g: TensorRTRunner(cached_engine(model_dir / graph_file(g, "fp16")))
+                         for g in ("full", "encoder", "style", "decoder")}, size)
+
+
+def _graph_calls(graphs: dict, size: int) -> dict[str, Callable[[], object]]:
     content, style = sample_inputs(size)
     alpha = np.array([1.0], dtype=np.float32)
-    mean, std = style_graph.run(style=style)
+    mean, std = graphs["style"].run(style=style)
 
     def cached() -> object:
-        features = encoder.run(content=content)[0]
-        return decoder.run(content_features=features, style_mean=mean, style_std=std, alpha=alpha)
+        features = graphs["encoder"].run(content=content)[0]
+        return graphs["decoder"].run(content_features=features, style_mean=mean, style_std=std, alpha=alpha)
 
-    return {"full": lambda: full.run(content=content, style=style, alpha=alpha), "cached-style": cached}
+    return {"full": lambda: graphs["full"].run(content=content, style=style, alpha=alpha), "cached-style": cached}
 
 
 def torch_calls(encoder_path: str | None, decoder_path: str | None, size: int) -> dict[str, Callable[[], object]]:
@@ -120,9 +132,13 @@ def run_benchmark(
     results = []
     for size in sizes:
         for backend in backends:
-            calls = (torch_calls(encoder, decoder, size) if backend == "torch"
-                     else ort_calls(model_dir, backend, size, precision))
-            label = backend if backend == "torch" or precision == "fp32" else f"{backend}-{precision}"
+            if backend == "torch":
+                calls = torch_calls(encoder, decoder, size)
+            elif backend == "tensorrt":
+                calls = engine_calls(model_dir, size)
+            else:
+                calls = ort_calls(model_dir, backend, size, precision)
+            label = backend if backend in ("torch", "tensorrt") or precision == "fp32" else f"{backend}-{precision}"
             for path, fn in calls.items():
                 progress(f"{label} {path} {size}x{size}: {warmup} warm-up + {runs} timed runs")
                 results.append(summarize(label, path, size, time_call(fn, runs, warmup)))
@@ -173,6 +189,8 @@ def compare_backends(
     for backend, precision in targets:
         if backend == "torch":
             output = torch_calls(encoder, decoder, size)["full"]().numpy()
+        elif backend == "tensorrt":
+            output = np.asarray(engine_calls(model_dir, size)["full"]()[0])
         else:
             output = np.asarray(ort_calls(model_dir, backend, size, precision)["full"]()[0])
         label = backend if backend == "torch" or precision == "fp32" else f"{backend}-{precision}"

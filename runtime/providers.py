@@ -60,8 +60,31 @@ def _providers(backend: str) -> list:
     return out
 
 
+def tensorrt_ready() -> str | None:
+    """None when native TensorRT can run here, else why not (for `adainrt info`)."""
+    import importlib.util
+    import shutil
+
+    if importlib.util.find_spec("tensorrt") is None:
+        return "the tensorrt package is not installed (pip install 'adainrt[gpu]')"
+    if importlib.util.find_spec("cuda") is None:
+        return "cuda-python is not installed (pip install 'adainrt[gpu]')"
+    if shutil.which("nvidia-smi") is None:
+        return "no NVIDIA GPU driver (nvidia-smi) found"
+    return None
+
+
 def choose_backend(requested: str = "auto") -> Choice:
-    """Pick the backend: the one asked for (error if absent), or the best present."""
+    """Pick the backend: the one asked for (error if absent), or the best present.
+
+    ``tensorrt`` (native engines from the FP16 graphs) is chosen only when asked for; ``auto``
+    walks onnxruntime's chain TensorRT EP -> CUDA EP -> CPU EP.
+    """
+    if requested == "tensorrt":
+        why_not = tensorrt_ready()
+        if why_not:
+            raise BackendUnavailable(f"backend tensorrt: {why_not}; or use --backend auto")
+        return Choice("tensorrt", [], "requested: native TensorRT engines")
     present = available_backends()
     if requested == "auto":
         best = present[0]

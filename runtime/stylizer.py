@@ -104,6 +104,18 @@ def _load_graphs(model_dir: Path, names: tuple[str, ...], choice: Choice, precis
     return graphs
 
 
+def _load_engines(model_dir: Path, names: tuple[str, ...]) -> dict:
+    """TensorRT engines of the FP16 graphs, built once into the cache (same ``run`` as OrtGraph)."""
+    from adainrt.runtime.tensorrt_engine import TensorRTRunner, cached_engine
+
+    paths = {name: model_dir / graph_file(name, "fp16") for name in names}
+    missing = [str(p) for p in paths.values() if not p.is_file()]
+    if missing:
+        raise ModelError(f"the tensorrt backend runs the FP16 graphs: {', '.join(missing)} missing; "
+                         f"run `adainrt export --output {model_dir} --precision fp16`")
+    return {name: TensorRTRunner(cached_engine(path)) for name, path in paths.items()}
+
+
 class Stylizer:
     """AdaIN stylization over onnxruntime.
 
@@ -115,7 +127,10 @@ class Stylizer:
                  max_pixels: int = DEFAULT_MAX_PIXELS, tiling: bool = True, precision: str = "fp32"):
         self.model_dir = Path(model_dir)
         self.choice = choose_backend(backend)
-        graphs = _load_graphs(self.model_dir, ("encoder", "style", "decoder"), self.choice, precision)
+        if self.choice.backend == "tensorrt":
+            graphs = _load_engines(self.model_dir, ("encoder", "style", "decoder"))
+        else:
+            graphs = _load_graphs(self.model_dir, ("encoder", "style", "decoder"), self.choice, precision)
         self.encoder, self.style_graph, self.decoder = graphs["encoder"], graphs["style"], graphs["decoder"]
         self.metadata = self.decoder.metadata
         self._style_cache: OrderedDict[str, StyleStats] = OrderedDict()

@@ -22,7 +22,7 @@ import numpy as np
 
 from adainrt import __version__
 from adainrt.errors import BackendUnavailable, ModelError
-from adainrt.fileio import atomic_path, atomic_write_bytes, sha256_file
+from adainrt.fileio import atomic_path, atomic_write_bytes, cache_root, sha256_file
 
 #: Default profile over H and W: 256..1024, tuned for 512 (the paper's sizes and beyond).
 DEFAULT_MIN, DEFAULT_OPT, DEFAULT_MAX = (256, 256), (512, 512), (1024, 1024)
@@ -110,6 +110,7 @@ class EngineSidecar:
     profiles: list[InputProfile]
     inputs: dict[str, dict] = field(default_factory=dict)  # name -> {"shape": [...], "dtype": "..."}
     outputs: dict[str, dict] = field(default_factory=dict)
+    metadata: dict[str, str] = field(default_factory=dict)  # the ONNX's metadata_props (weights hashes, ...)
     adainrt_version: str = __version__
 
     def to_json(self) -> str:
@@ -254,13 +255,43 @@ def build_engine(
     for i in range(network.num_outputs):
         t = network.get_output(i)
         tensors["outputs"][t.name] = {"shape": list(t.shape), "dtype": str(t.dtype)}
-    precision = "fp16" if "fp16" in Path(onnx_path).name else "fp32"
+    metadata = onnx_metadata(onnx_path)
+    precision = "fp16" if metadata.get("precision", "").startswith("fp16") else "fp32"
     sidecar = EngineSidecar(trt.__version__, name, capability, precision, Path(onnx_path).name,
-                            sha256_file(onnx_path), profiles, **tensors)
+                            sha256_file(onnx_path), profiles, **tensors, metadata=metadata)
     with atomic_path(engine_path, overwrite=overwrite) as tmp:
         tmp.write_bytes(bytes(serialized))
     atomic_write_bytes(sidecar_path(engine_path), sidecar.to_json().encode())
     return sidecar
+
+
+def onnx_metadata(path: str | os.PathLike) -> dict[str, str]:
+    import onnx
+
+    return {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+
+
+def onnx_inputs(path: str | os.PathLike) -> list[str]:
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    initializers = {t.name for t in graph.initializer}
+    return [i.name for i in graph.input if i.name not in initializers]
+
+
+def cached_engine(onnx_path: str | os.PathLike, profiles: list[InputProfile] | None = None) -> Path:
+    """An engine for this ONNX, TensorRT, GPU and profile from the cache, built on first use."""
+    trt = _tensorrt()
+    name, capability = gpu_identity()
+    profiles = profiles or default_profiles(onnx_inputs(onnx_path))
+    metadata = onnx_metadata(onnx_path)
+    key = engine_cache_key(sha256_file(onnx_path), trt.__version__, capability, profiles,
+                           metadata.get("precision", "fp32")[:4])
+    folder = cache_root() / "tensorrt"
+    engine = folder / f"{Path(onnx_path).stem}-{key}.engine"
+    if not (engine.is_file() and sidecar_path(engine).is_file()):
+        build_engine(onnx_path, engine, profiles, folder / "timing.cache", overwrite=True)
+    return engine
 
 
 class TensorRTRunner:
@@ -271,6 +302,7 @@ class TensorRTRunner:
         trt = _tensorrt()
         self.cudart = _cudart()
         self.sidecar = read_sidecar(engine_path)
+        self.metadata = self.sidecar.metadata
         check_compatible(self.sidecar, trt.__version__, *gpu_identity())
         self.runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
         self.engine = self.runtime.deserialize_cuda_engine(Path(engine_path).read_bytes())
