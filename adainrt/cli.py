@@ -61,6 +61,16 @@ weights_options = [
 ]
 
 
+precision_option = click.option(
+    "--precision", type=click.Choice(["fp32", "fp16"]), default="fp32", show_default=True,
+    help="fp16: graphs with FP16 weights and activations, AdaIN statistics in FP32, FP32 inputs and "
+         "outputs (for GPUs: TensorRT strongly typed builds, CUDA). fp32: the reference.")
+backend_option = click.option(
+    "--backend", type=click.Choice(BACKEND_CHOICES), default="auto", show_default=True,
+    help="auto: onnxruntime's best provider here (TensorRT EP > CUDA EP > CPU; see `adainrt info`). "
+         "tensorrt: native TensorRT engines of the FP16 graphs, built once and cached.")
+
+
 def _with(options: list[Callable]) -> Callable:
     def decorate(fn: Callable) -> Callable:
         for option in reversed(options):
@@ -95,9 +105,7 @@ def main() -> None:
               help="full: one graph (content, style, alpha -> image). split: encoder, style-statistics "
                    "and decoder graphs, so a runtime can cache a style. all: both.")
 @_with(weights_options)
-@click.option("--precision", type=click.Choice(["fp32", "fp16"]), default="fp32", show_default=True,
-              help="fp16: graphs with FP16 weights and activations, AdaIN statistics in FP32, FP32 inputs "
-                   "and outputs (for GPUs: TensorRT strongly typed builds, CUDA). fp32: the reference.")
+@precision_option
 @click.option("--overwrite", is_flag=True, help="Replace graphs already in the folder.")
 @_clean_errors
 def export(output: Path, form: str, encoder: Path | None, decoder: Path | None, precision: str,
@@ -189,15 +197,12 @@ def _prepare(path: Path, size: int, crop: bool):
 @click.option("--max-pixels", type=int, default=2048 * 2048, show_default=True,
               help="Content above this many pixels is processed in overlapping tiles with global "
                    "statistics (no seams, bounded memory).")
-@click.option("--backend", type=click.Choice(BACKEND_CHOICES), default="auto", show_default=True,
-              help="onnxruntime execution provider; auto takes the best present (see `adainrt info`).")
+@backend_option
 @click.option("--model", "model_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Folder of graphs from `adainrt export` (needs no torch). Default: export the "
                    "chosen weights once into the cache folder.")
 @_with(weights_options)
-@click.option("--precision", type=click.Choice(["fp32", "fp16"]), default="fp32", show_default=True,
-              help="fp16: graphs with FP16 weights and activations, AdaIN statistics in FP32, FP32 inputs "
-                   "and outputs (for GPUs: TensorRT strongly typed builds, CUDA). fp32: the reference.")
+@precision_option
 @click.option("--ext", type=click.Choice(["png", "jpg"]), default="png", show_default=True,
               help="Image format of outputs written into a folder.")
 @click.option("--overwrite", is_flag=True, help="Replace outputs that already exist.")
@@ -223,6 +228,7 @@ def stylize(content: Path, styles: tuple[str, ...], output: Path, alpha: float, 
     from adainrt.runtime.video import is_video
 
     weights = parse_weights(style_weights) if style_weights else None
+    precision = "fp16" if backend == "tensorrt" else precision  # engines are built from the FP16 graphs
     stylizer = Stylizer(_model_dir(model_dir, encoder, decoder, precision), backend=backend,
                         max_pixels=max_pixels, precision=precision)
     style_inputs = _resolve_styles(styles, stylizer, style_size, crop)
@@ -561,8 +567,7 @@ def evaluate(content_dir: str, style_dir: str, encoder: Path | None, decoder: Pa
               show_default=True, help="Folder for the stylized sample.")
 @click.option("--bench/--no-bench", "with_bench", default=True, show_default=True,
               help="Also benchmark 256x256 and 512x512 afterwards.")
-@click.option("--backend", type=click.Choice(BACKEND_CHOICES), default="auto", show_default=True,
-              help="onnxruntime execution provider for the stylization.")
+@backend_option
 @click.option("--overwrite", is_flag=True, help="Replace an earlier demo output.")
 @click.pass_context
 def demo(ctx: click.Context, output: Path, with_bench: bool, backend: str, overwrite: bool) -> None:
