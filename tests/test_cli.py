@@ -109,12 +109,6 @@ def test_import_weights_cli(tmp_path):
     assert result.exit_code == 1 and "decoder.pth" in result.output
 
 
-def test_build_engine_explains_what_it_needs():
-    result = run("build-engine", "model.onnx")
-    assert result.exit_code == 1
-    assert "TensorRT" in result.output
-
-
 def test_bench_compare_checks_backends_against_fp32_cpu(exported_dir, random_decoder):
     result = run("bench", "--compare", "--size", "64", "--json", "--model", exported_dir, "--decoder", random_decoder)
     assert result.exit_code == 0, result.output

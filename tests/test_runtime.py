@@ -59,10 +59,14 @@ def test_bad_inputs(stylizer):
         stylizer.stylize(np.zeros((40, 40)), content)
 
 
-def test_content_above_the_pixel_limit_is_refused(exported_dir):
-    small = Stylizer(exported_dir, backend="ort-cpu", max_pixels=64 * 64)
+def test_content_above_the_pixel_limit_is_tiled_or_refused(exported_dir):
+    content, style = synthetic_image(64, 80), synthetic_image(64, 64)
+    whole = Stylizer(exported_dir, backend="ort-cpu").stylize(content, style)
+    tiled = Stylizer(exported_dir, backend="ort-cpu", max_pixels=64 * 64).stylize(content, style)
+    assert tiled.size == whole.size == (80, 64)
+    small = Stylizer(exported_dir, backend="ort-cpu", max_pixels=64 * 64, tiling=False)
     with pytest.raises(ImageError, match="content is 80x64 .*--content-size"):
-        small.stylize(synthetic_image(64, 80), synthetic_image(64, 64))
+        small.stylize(content, style)
 
 
 def test_missing_model_folder(tmp_path):
