@@ -91,8 +91,8 @@ def center_crop(image: Image.Image, size: int) -> Image.Image:
     return image.crop((left, top, left + size, top + size))
 
 
-def to_tensor(image: Image.Image) -> np.ndarray:
-    """PIL RGB -> float32 array (1, 3, H, W) in [0, 1]: the graphs' input convention."""
+def to_tensor(image: Image.Image | np.ndarray) -> np.ndarray:
+    """PIL RGB (or an HxWx3 uint8 array) -> float32 array (1, 3, H, W) in [0, 1]: the graphs' input."""
     array = np.asarray(image, dtype=np.float32) / 255.0
     return np.ascontiguousarray(array.transpose(2, 0, 1)[None])
 

@@ -18,6 +18,7 @@ from PIL import Image
 
 from adainrt.errors import AdainrtError
 from adainrt.fileio import atomic_path
+from adainrt.images import from_tensor, to_tensor
 from adainrt.runtime.controls import StyleStats, adain, feature_stats
 from adainrt.runtime.stylizer import Stylizer, blend, check_alpha
 
@@ -98,7 +99,7 @@ class ContentSmoother:
 def stylize_frame(stylizer: Stylizer, frame: np.ndarray, style: StyleStats, alpha: float,
                   smoother: ContentSmoother | None) -> np.ndarray:
     """One RGB uint8 frame -> stylized RGB uint8 frame of the same size."""
-    array = np.ascontiguousarray((frame.astype(np.float32) / 255.0).transpose(2, 0, 1)[None])
+    array = to_tensor(frame)
     features = stylizer.encode(array)
     size = array.shape[-2:]
     if smoother is None or smoother.momentum == 0.0:
@@ -106,7 +107,7 @@ def stylize_frame(stylizer: Stylizer, frame: np.ndarray, style: StyleStats, alph
     else:
         target = adain(features, style, content_stats=smoother(features))
         out = stylizer.decode_target(blend(features, target, alpha), size)
-    return (np.clip(out[0].transpose(1, 2, 0), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    return np.asarray(from_tensor(out))
 
 
 @dataclass
