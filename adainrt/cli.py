@@ -451,112 +451,96 @@ def _compare(sizes: tuple[int, ...], backends: list[str], model_dir: Path | None
 
 @main.command()
 @click.option("--content", "content_dir", required=True, type=click.Path(exists=True, file_okay=False),
-              help="Folder of content photos (searched recursively).")
-@click.option("--style", "style_dir", required=True, type=click.Path(exists=True, file_okay=False),
-              help="Folder of style images (searched recursively).")
-@click.option("--output", "-o", "output_dir", required=True, type=click.Path(file_okay=False),
-              help="Run folder: checkpoint.pt, log.jsonl, samples/, decoder.safetensors.")
-@click.option("--resume", is_flag=True, help="Continue the run in --output exactly where it stopped.")
-@click.option("--encoder", type=click.Path(exists=True, dir_okay=False), help="Encoder (default: embedded).")
-@click.option("--init-decoder", type=click.Path(exists=True, dir_okay=False),
-              help="Start from these decoder weights instead of random ones.")
-@click.option("--resize", type=int, default=512, show_default=True, help="Smaller side before cropping.")
-@click.option("--crop", type=int, default=256, show_default=True, help="Random square crop size.")
-@click.option("--batch-size", type=int, default=8, show_default=True, help="Content-style pairs per step.")
-@click.option("--lr", type=float, default=1e-4, show_default=True, help="Adam learning rate.")
-@click.option("--lr-decay", type=float, default=5e-5, show_default=True, help="lr / (1 + decay * step).")
-@click.option("--content-weight", type=float, default=1.0, show_default=True)
-@click.option("--style-weight", type=float, default=10.0, show_default=True)
-@click.option("--invert-iters", type=int, default=0, show_default=True,
-              help="First train the decoder to invert relu4_1 of photos (pixel loss) for this many "
-                   "steps: learns structure fast on a small compute budget.")
-@click.option("--max-iter", type=int, default=160_000, show_default=True)
-@click.option("--max-minutes", type=float, default=0.0, show_default=True, help="Stop after this long (0: no limit).")
-@click.option("--checkpoint-every", type=int, default=500, show_default=True)
-@click.option("--eval-every", type=int, default=500, show_default=True,
-              help="Held-out losses and a sample grid every N steps (0: never).")
-@click.option("--holdout-every", type=int, default=25, show_default=True,
-              help="Hold out every k-th image (sorted) of each folder for evaluation (0: none).")
-@click.option("--seed", type=int, default=0, show_default=True)
-@_clean_errors
-def train(output_dir: str, resume: bool, **options: Any) -> None:
-    """Train a decoder for the encoder (the paper's recipe), resumable.
-
-    Loss: content loss against the AdaIN target plus style-weight times the mean/std loss at
-    relu1_1..relu4_1. Every --holdout-every'th image of each folder is held out for evaluation.
-    Ctrl-C writes a checkpoint; --resume continues with the same step, optimizer and random
-    state. The result is OUTPUT/decoder.safetensors, usable as --decoder everywhere.
-    """
-    import torch
-
-    from adainrt.train import TrainConfig, Trainer
-    from adainrt.train.trainer import CHECKPOINT
-
-    checkpoint = Path(output_dir) / CHECKPOINT
-    if checkpoint.exists() and not resume:
-        raise AdainrtError(f"{checkpoint} exists: pass --resume to continue that run, or choose another --output")
-    if resume and not checkpoint.exists():
-        raise AdainrtError(f"--resume: no checkpoint at {checkpoint}")
-    config = TrainConfig(output_dir=output_dir, **options)
-    if resume:  # the run's own settings win, but the limits given now apply
-        saved = json.loads(torch.load(checkpoint, weights_only=True)["config"])
-        config = TrainConfig.from_dict({**saved, "max_iter": config.max_iter, "max_minutes": config.max_minutes})
-    trainer = Trainer(config)
-    if resume:
-        trainer.resume()
-        _say(f"resumed at step {trainer.step}")
-    try:
-        path = trainer.run()
-    except KeyboardInterrupt:
-        raise click.ClickException(
-            f"interrupted at step {trainer.step}; checkpoint written, --resume continues"
-        ) from None
-    click.echo(f"wrote {path} (step {trainer.step})")
-
-
-@main.command()
-@click.option("--content", "content_dir", required=True, type=click.Path(exists=True, file_okay=False),
               help="Folder of content photos.")
 @click.option("--style", "style_dir", required=True, type=click.Path(exists=True, file_okay=False),
-              help="Folder of style images; content i is paired with style i mod the number of styles.")
+              help="Folder of style images; content i is paired with style i mod the number of styles "
+                   "(or with every style: --all-pairs).")
+@click.option("--all-pairs", is_flag=True, help="Score every content with every style.")
 @_with(weights_options)
-@click.option("--size", type=int, default=256, show_default=True, help="Centre crops of this size.")
+@click.option("--backend", type=click.Choice(["torch", *BACKEND_CHOICES]), default="torch", show_default=True,
+              help="What makes the outputs: torch (the PyTorch decoder, the reference) or a runtime "
+                   "backend running the exported graphs (see `adainrt stylize --help`). The losses are "
+                   "always measured with the PyTorch encoder in FP32, so backends compare on one scale.")
+@click.option("--model", "model_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Runtime backends: folder of graphs from `adainrt export` (default: export the chosen "
+                   "weights once into the cache folder). Its encoder must be the --encoder in use.")
+@precision_option
+@click.option("--size", type=int, default=256, show_default=True, callback=_size, help="Centre crops of this size.")
 @click.option("--sheet", type=click.Path(dir_okay=False, path_type=Path),
               help="Write a contact sheet PNG (content | style | output per row).")
 @click.option("--json", "as_json", is_flag=True, help="Print the scores as JSON.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --sheet.")
 @_clean_errors
-def evaluate(content_dir: str, style_dir: str, encoder: Path | None, decoder: Path | None, size: int,
-             sheet: Path | None, as_json: bool, overwrite: bool) -> None:
+def evaluate(content_dir: str, style_dir: str, all_pairs: bool, encoder: Path | None, decoder: Path | None,
+             backend: str, model_dir: Path | None, precision: str, size: int, sheet: Path | None,
+             as_json: bool, overwrite: bool) -> None:
     """The paper's content and style losses of a decoder's outputs, beside the baseline.
 
     The baseline is the style loss of the unstylized content image: a working decoder's
-    style loss is far below it.
+    style loss is far below it (adainrt's quality bar: a fifth of it). Needs torch for the
+    loss network; the outputs can come from any backend.
+
+    \b
+      adainrt evaluate --content photos/ --style paintings/ --all-pairs --sheet sheet.png
+      adainrt evaluate --content photos/ --style paintings/ --backend ort-cpu --precision fp16
     """
     import torch
 
     from adainrt.images import from_tensor, save_image
     from adainrt.train.data import ImageFolder
-    from adainrt.train.evaluate import score_pairs
-    from adainrt.weights import load_decoder, load_encoder
+    from adainrt.train.evaluate import pair_up, score_pairs
+    from adainrt.weights import load_encoder
 
+    if sheet is not None and sheet.exists() and not overwrite:
+        raise AdainrtError(f"{sheet} exists; pass --overwrite to replace it")
     enc, enc_meta = load_encoder(encoder)
-    dec, _ = load_decoder(decoder, enc_meta)
+    stylize = _evaluation_stylizer(enc_meta, encoder, decoder, backend, model_dir, precision)
     contents = torch.from_numpy(ImageFolder.load(content_dir, size, size).center_crops(size))
     styles = torch.from_numpy(ImageFolder.load(style_dir, size, size).center_crops(size))
-    styles = styles[torch.arange(len(contents)) % len(styles)]
-    scores, outputs = score_pairs(enc, dec, contents, styles)
+    contents, styles = pair_up(contents, styles, all_pairs)
+    scores, outputs = score_pairs(enc, stylize, contents, styles)
     if sheet is not None:
         rows = [torch.cat(trio, dim=2) for trio in zip(contents, styles, outputs)]
         save_image(from_tensor(torch.cat(rows, dim=1).numpy()), sheet, overwrite=overwrite)
+        _say(f"wrote {sheet}")
     if as_json:
-        click.echo(json.dumps(scores.as_dict(), indent=2))
+        click.echo(json.dumps({"backend": backend, "precision": precision, "size": size, **scores.as_dict()},
+                              indent=2))
         return
+    click.echo(f"backend                       {backend}" + ("" if backend == "torch" else f" ({precision})"))
     click.echo(f"pairs                         {scores.pairs}")
     click.echo(f"content loss                  {scores.content_loss:.4f}")
     click.echo(f"style loss                    {scores.style_loss:.4f}")
     click.echo(f"style loss of content (base)  {scores.baseline_style_loss:.4f}")
-    click.echo(f"style / baseline              {scores.style_loss / scores.baseline_style_loss:.3f}")
+    click.echo(f"style / baseline              {scores.style_ratio:.3f}")
+
+
+def _evaluation_stylizer(encoder_meta: dict, encoder: Path | None, decoder: Path | None, backend: str,
+                         model_dir: Path | None, precision: str):
+    """The function that makes the outputs `evaluate` scores: the torch decoder or a Stylizer."""
+    import numpy as np
+    import torch
+
+    if backend == "torch":
+        from adainrt.weights import load_decoder
+
+        return load_decoder(decoder, encoder_meta)[0]
+    from adainrt.runtime import Stylizer
+
+    stylizer = Stylizer(_model_dir(model_dir, encoder, decoder, precision), backend, precision=precision)
+    graph_encoder = stylizer.metadata.get("encoder_hash")
+    if graph_encoder != encoder_meta["weights_hash"]:
+        raise AdainrtError(f"the graphs were exported with encoder {graph_encoder}, but the losses would be "
+                           f"measured with {encoder_meta['weights_hash']}: pass that encoder's weights (--encoder)")
+
+    def run(content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        def hwc(x: torch.Tensor) -> np.ndarray:
+            return x[0].permute(1, 2, 0).numpy()
+
+        out = stylizer.stylize(hwc(content), hwc(style))
+        return torch.from_numpy(np.ascontiguousarray(out.transpose(2, 0, 1)))[None]
+
+    return run
 
 
 # ---------------------------------------------------------------------------------- demo

@@ -5,6 +5,7 @@ import json
 import numpy as np
 import torch
 from click.testing import CliRunner
+from PIL import Image
 
 from adainrt.cli import main
 from adainrt.train import TrainConfig, Trainer
@@ -72,3 +73,38 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path):
     resumed.run()
     for key, value in whole.decoder.state_dict().items():
         torch.testing.assert_close(resumed.decoder.state_dict()[key], value, rtol=0, atol=1e-6)
+
+
+def test_the_measure_is_zero_for_the_style_and_the_baseline_for_the_content():
+    from adainrt.train.evaluate import score_pairs
+    from adainrt.weights import load_encoder
+
+    encoder, _ = load_encoder()
+    images = [torch.from_numpy(np.asarray(synthetic_image(64, 64, seed=s), np.float32) / 255).permute(2, 0, 1)
+              for s in (1, 2)]
+    content, style = images[0][None], images[1][None]
+    as_style, _ = score_pairs(encoder, lambda c, s: s, content, style)
+    as_content, _ = score_pairs(encoder, lambda c, s: c, content, style)
+    assert as_style.style_loss < 1e-6 * as_style.baseline_style_loss
+    assert as_content.style_loss == as_content.baseline_style_loss > 0
+    assert as_content.style_ratio == 1.0 and as_content.content_loss > 0
+
+
+def test_evaluate_measures_torch_and_exported_graphs_alike(tmp_path, exported_dir, random_decoder):
+    content, style = make_folders(tmp_path)
+    common = ["evaluate", "--content", content, "--style", style, "--decoder", random_decoder, "--size", "48",
+              "--json"]
+    runs = {}
+    for backend in ("torch", "ort-cpu"):
+        extra = ["--backend", backend, "--model", exported_dir, "--all-pairs"] if backend != "torch" else \
+                ["--all-pairs", "--sheet", tmp_path / "sheet.png"]
+        result = CliRunner().invoke(main, [str(a) for a in common + extra], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        runs[backend] = json.loads(result.output[result.output.index("{"):])
+    reference, graphs = runs["torch"], runs["ort-cpu"]
+    assert reference["pairs"] == graphs["pairs"] == 6 * 4  # every content (the unreadable one skipped) x every style
+    assert graphs["baseline_style_loss"] == reference["baseline_style_loss"] > 0
+    for key in ("content_loss", "style_loss"):
+        assert abs(graphs[key] - reference[key]) < 1e-3 * reference[key]
+    with Image.open(tmp_path / "sheet.png") as sheet:
+        assert sheet.size == (3 * 48, 24 * 48)

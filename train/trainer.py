@@ -29,7 +29,7 @@ from adainrt.fileio import atomic_path
 from adainrt.images import from_tensor, save_image
 from adainrt.network import adain_from_stats, build_decoder
 from adainrt.train.data import ImageFolder
-from adainrt.train.evaluate import Scores, score_pairs
+from adainrt.train.evaluate import Scores, pair_up, score_pairs
 from adainrt.train.losses import style_targets, stylization_losses
 from adainrt.weights import load_encoder, save_weights
 
@@ -196,7 +196,7 @@ class Trainer:
             return None
         contents = torch.from_numpy(self.heldout[0].center_crops(self.config.eval_size)).to(self.device)
         styles = torch.from_numpy(self.heldout[1].center_crops(self.config.eval_size)).to(self.device)
-        styles = styles[torch.arange(len(contents)) % len(styles)]
+        contents, styles = pair_up(contents, styles)
         self.decoder.eval()
         scores, outputs = score_pairs(self.encoder, self.decoder, contents, styles)
         self.decoder.train()
