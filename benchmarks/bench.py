@@ -87,9 +87,11 @@ def _graph_calls(graphs: dict, size: int) -> dict[str, Callable[[], object]]:
     alpha = np.array([1.0], dtype=np.float32)
     mean, std = graphs["style"].run(style=style)
 
-    def cached() -> object:
-        features = graphs["encoder"].run(content=content)[0]
-        return graphs["decoder"].run(content_features=features, style_mean=mean, style_std=std, alpha=alpha)
+    def cached() -> object:  # relu4_1 stays on the device between the graphs, as in the Stylizer
+        encoder = graphs["encoder"]
+        features = encoder.run_bound({"content": content}, keep=encoder.output_names)[0]
+        return graphs["decoder"].run_bound({"content_features": features, "style_mean": mean,
+                                            "style_std": std, "alpha": alpha})
 
     return {"full": lambda: graphs["full"].run(content=content, style=style, alpha=alpha), "cached-style": cached}
 

@@ -311,8 +311,8 @@ class TensorRTRunner:
         self.context = self.engine.create_execution_context()
         self.stream = _check(self.cudart.cudaStreamCreate())
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
-        self.inputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
-        self.outputs = [n for n in names if n not in self.inputs]
+        self.input_names = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+        self.output_names = [n for n in names if n not in self.input_names]
         self.use_cuda_graph = use_cuda_graph
         self._buffers: dict[str, tuple[int, int, np.ndarray]] = {}  # name -> (device ptr, bytes, pinned host view)
         self._graph_shapes: dict | None = None
@@ -334,18 +334,18 @@ class TensorRTRunner:
 
     def run(self, **feeds: np.ndarray) -> list[np.ndarray]:
         """FP32 numpy in, FP32 numpy out (our graphs keep FP32 I/O in both precisions)."""
-        shapes = {name: tuple(feeds[name].shape) for name in self.inputs}
+        shapes = {name: tuple(feeds[name].shape) for name in self.input_names}
         check_shapes(self.sidecar, shapes)
         h2d = self.cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
         d2h = self.cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
-        for name in self.inputs:
+        for name in self.input_names:
             self.context.set_input_shape(name, shapes[name])
             device, host = self._buffer(name, shapes[name])
             host[...] = feeds[name]
             _check(self.cudart.cudaMemcpyAsync(device, host.ctypes.data, host.nbytes, h2d, self.stream))
             self.context.set_tensor_address(name, device)
         results = []
-        for name in self.outputs:
+        for name in self.output_names:
             shape = tuple(self.context.get_tensor_shape(name))
             device, host = self._buffer(name, shape)
             self.context.set_tensor_address(name, device)
@@ -355,6 +355,13 @@ class TensorRTRunner:
             _check(self.cudart.cudaMemcpyAsync(host.ctypes.data, device, host.nbytes, d2h, self.stream))
         _check(self.cudart.cudaStreamSynchronize(self.stream))
         return [host.copy() for _, host in results]
+
+    def run_bound(self, feeds: dict[str, np.ndarray], keep: tuple[str, ...] = ()) -> list[np.ndarray]:
+        """The Stylizer's IO-binding entry point. This runner copies every output to the host:
+        handing device buffers from one engine to the next is not implemented (``keep`` is
+        accepted and ignored)."""
+        del keep
+        return self.run(**feeds)
 
     def _execute(self, shapes: dict) -> None:
         if not self.use_cuda_graph:

@@ -41,6 +41,22 @@ def test_matches_the_full_graph(stylizer, exported_dir):
     np.testing.assert_allclose(got, expected, atol=1e-5)
 
 
+def test_io_binding_keeps_features_as_ortvalues_and_matches_plain_runs(stylizer, exported_dir):
+    import onnxruntime as ort
+
+    from adainrt.images import to_tensor
+
+    content, style = synthetic_image(77, 101, seed=4), synthetic_image(50, 60, seed=5)
+    array, stats = to_tensor(content), stylizer.style_stats(style)
+    kept = stylizer.encoder.run_bound({"content": array}, keep=stylizer.encoder.output_names)[0]
+    assert isinstance(kept, ort.OrtValue) and kept.device_name() == stylizer.encoder.device == "cpu"
+    plain = stylizer.encoder.run(content=array)[0]
+    np.testing.assert_array_equal(kept.numpy(), plain)
+    one_pass = stylizer.stylize(np.asarray(content) / 255.0, style, alpha=0.6)  # IO-bound path
+    two_step = stylizer.decode(plain, stats, 0.6, (77, 101))  # host path
+    np.testing.assert_allclose(one_pass, np.clip(two_step[0].transpose(1, 2, 0), 0, 1), atol=1e-6)
+
+
 def test_style_statistics_are_cached(stylizer):
     style = synthetic_image(64, 64, seed=8)
     first = stylizer.style_stats(style)
