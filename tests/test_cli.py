@@ -16,7 +16,11 @@ def run(*args: str):
     return CliRunner().invoke(main, [str(a) for a in args], prog_name="adainrt", catch_exceptions=False)
 
 
-@pytest.mark.parametrize("command", ["export", "stylize", "bench", "info", "import-weights", "build-engine", "demo"])
+COMMANDS = ["export", "stylize", "bench", "info", "import-weights", "build-engine", "demo", "train", "evaluate",
+            "style"]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
 def test_help_teaches(command):
     result = run(command, "--help")
     assert result.exit_code == 0 and "Usage:" in result.output and len(result.output) > 200

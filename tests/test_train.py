@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 import torch
 from click.testing import CliRunner
 from PIL import Image
@@ -63,16 +64,35 @@ def test_both_losses_fall_on_a_fixed_batch(tmp_path):
     assert window("style_loss", history[-10:]) < 0.25 * window("style_loss", history[:10])
 
 
-def test_resume_reproduces_the_uninterrupted_run(tmp_path):
-    whole = Trainer(small_config(tmp_path, tmp_path / "whole", max_iter=4), progress=False)
+@pytest.mark.parametrize("pool", [0, 2], ids=["fresh-crops", "crop-pool"])
+def test_resume_reproduces_the_uninterrupted_run(tmp_path, pool):
+    options = dict(invert_iters=1, pool_crops_per_image=pool)
+    whole = Trainer(small_config(tmp_path, tmp_path / "whole", max_iter=4, **options), progress=False)
     whole.run()
-    part = Trainer(small_config(tmp_path, tmp_path / "part", max_iter=2), progress=False)
+    part = Trainer(small_config(tmp_path, tmp_path / "part", max_iter=2, **options), progress=False)
     part.run()
-    resumed = Trainer(small_config(tmp_path, tmp_path / "part", max_iter=4), progress=False)
+    resumed = Trainer(small_config(tmp_path, tmp_path / "part", max_iter=4, **options), progress=False)
     assert resumed.resume() and resumed.step == 2
     resumed.run()
     for key, value in whole.decoder.state_dict().items():
         torch.testing.assert_close(resumed.decoder.state_dict()[key], value, rtol=0, atol=1e-6)
+
+
+def test_the_crop_pool_holds_the_encoder_outputs_of_its_crops(tmp_path):
+    from adainrt.train.feature_pool import FeaturePool
+
+    trainer = Trainer(small_config(tmp_path, tmp_path / "run", pool_crops_per_image=3), progress=False)
+    pool = FeaturePool.build(trainer.encoder, trainer.content, trainer.style, 3, 48, 0, torch.device("cpu"))
+    assert len(pool) == 3 * len(trainer.content.images) and pool.style_count == 3 * len(trainer.style.images)
+    pixels, features = pool.content_batch(np.array([0, 5]), torch.device("cpu"))
+    assert pixels.shape == (2, 3, 48, 48) and features.shape == (2, 512, 6, 6)
+    with torch.no_grad():
+        expected = trainer.encoder(pixels)
+    torch.testing.assert_close(features, expected, rtol=2e-3, atol=2e-3 * float(expected.abs().max()))
+    again = FeaturePool.build(trainer.encoder, trainer.content, trainer.style, 3, 48, 0, torch.device("cpu"))
+    assert torch.equal(again.pixels, pool.pixels)  # a resumed run rebuilds the same pool
+    stats = pool.style_batch(np.array([1]), torch.device("cpu"))
+    assert [m.shape[:2] for m, _ in stats] == [(1, 64), (1, 128), (1, 256), (1, 512)]
 
 
 def test_the_measure_is_zero_for_the_style_and_the_baseline_for_the_content():

@@ -30,6 +30,7 @@ from adainrt.images import from_tensor, save_image
 from adainrt.network import adain_from_stats, build_decoder
 from adainrt.train.data import ImageFolder
 from adainrt.train.evaluate import Scores, pair_up, score_pairs
+from adainrt.train.feature_pool import FeaturePool
 from adainrt.train.losses import style_targets, stylization_losses
 from adainrt.weights import load_encoder, save_weights
 
@@ -52,6 +53,7 @@ class TrainConfig:
     content_weight: float = 1.0
     style_weight: float = 10.0
     invert_iters: int = 0
+    pool_crops_per_image: int = 0  # >0: draw crops from a fixed pool encoded once (see feature_pool)
     pixel_weight: float = 1.0  # the inversion phase's loss: pixel MSE against the photo
     max_iter: int = 160_000
     max_minutes: float = 0.0  # 0: no time limit
@@ -61,6 +63,7 @@ class TrainConfig:
     holdout_every: int = 25  # every k-th image of each folder is held out for evaluation
     eval_size: int = 256
     seed: int = 0
+    amp: str = "auto"  # auto | fp32 | bf16 | fp16: mixed precision of the forward passes (see amp_dtype)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
@@ -78,6 +81,28 @@ def _distributed() -> tuple[int, int]:
     return rank, world
 
 
+def amp_dtype(requested: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype, None for plain FP32.
+
+    auto: FP16 on CUDA (tensor cores, with loss scaling); BF16 on a CPU with AMX or AVX512-BF16,
+    where oneDNN runs the convolutions about 2x faster than FP32 (measured on our 2-core Xeon:
+    1.6 s vs 3.5 s per step, batch 4 at 128x128); FP32 elsewhere. The AdaIN statistics and the
+    losses stay in FP32 either way (autocast and mean_std upcast them).
+    """
+    choices = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+    if requested != "auto":
+        if requested not in choices:
+            raise AdainrtError(f"amp must be auto, fp32, bf16 or fp16, not {requested!r}")
+        if requested == "fp16" and device.type != "cuda":
+            raise AdainrtError("amp fp16 needs CUDA; on a CPU use bf16 or fp32")
+        return choices[requested]
+    if device.type == "cuda":
+        return torch.float16
+    if torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported():
+        return torch.bfloat16
+    return None
+
+
 class Trainer:
     def __init__(self, config: TrainConfig, progress: bool = True):
         self.config = config
@@ -85,7 +110,7 @@ class Trainer:
         self.rank, self.world = _distributed()
         self.device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
                                    if torch.cuda.is_available() else "cpu")
-        self.amp = self.device.type == "cuda"
+        self.amp_dtype = amp_dtype(config.amp, self.device)
         self.progress = progress and self.rank == 0
         encoder, self.encoder_meta = load_encoder(config.encoder)
         # channels-last is ~12% faster for these convs on CPU (oneDNN) and on tensor cores.
@@ -101,13 +126,15 @@ class Trainer:
         if self.world > 1:
             self.model = nn.parallel.DistributedDataParallel(self.decoder)
         self.optimizer = torch.optim.Adam(self.decoder.parameters(), lr=config.lr)
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        # FP16 needs loss scaling; BF16 has FP32's exponent range and does not.
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         self.rng = np.random.default_rng([config.seed, self.rank])
         self.step = 0
         self.heldout_scores: dict[str, float] | None = None
         min_side = config.crop
         self.content = ImageFolder.load(config.content_dir, config.resize, min_side, config.holdout_every)
         self.style = ImageFolder.load(config.style_dir, config.resize, min_side, config.holdout_every)
+        self.pool: FeaturePool | None = None  # built by run() when pool_crops_per_image > 0
         self.heldout = None
         if config.holdout_every:
             self.heldout = (
@@ -164,18 +191,28 @@ class Trainer:
         crops = folder.random_crops(self.rng, self.config.batch_size, self.config.crop)
         return torch.from_numpy(crops).to(self.device, memory_format=torch.channels_last)
 
+    def _inputs(self, inverting: bool) -> tuple[torch.Tensor, torch.Tensor, list | None]:
+        """(content pixels, relu4_1 of the content, style statistics or None when inverting)."""
+        size = self.config.batch_size
+        if self.pool is not None:
+            content, features = self.pool.content_batch(self.rng.integers(len(self.pool), size=size), self.device)
+            styles = self.rng.integers(self.pool.style_count, size=size)
+            return content, features, None if inverting else self.pool.style_batch(styles, self.device)
+        content = self._batch(self.content)
+        with torch.no_grad():
+            features = self.encoder(content)
+            return content, features, None if inverting else style_targets(self.encoder, self._batch(self.style))
+
     def train_step(self) -> dict[str, float]:
         cfg = self.config
         for group in self.optimizer.param_groups:
             group["lr"] = cfg.lr / (1.0 + cfg.lr_decay * self.step)
-        content, style = self._batch(self.content), self._batch(self.style)
         inverting = self.step < cfg.invert_iters
-        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
-            with torch.no_grad():
-                target = self.encoder(content)
-                if not inverting:
-                    targets = style_targets(self.encoder, style)
-                    target = adain_from_stats(target, *targets[-1])
+        with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
+                            enabled=self.amp_dtype is not None):
+            content, target, targets = self._inputs(inverting)
+            if targets is not None:
+                target = adain_from_stats(target, *targets[-1])
             output = self.model(target)
             if inverting:  # pixel loss only: no encoder pass on the output, half the cost
                 loss_c = loss_s = torch.zeros(())
@@ -190,6 +227,23 @@ class Trainer:
         self.step += 1
         return {"loss": loss.item(), "content_loss": loss_c.item(), "style_loss": loss_s.item(),
                 "lr": self.optimizer.param_groups[0]["lr"], "phase": "invert" if inverting else "adain"}
+
+    def build_pool(self) -> None:
+        """Encode the fixed crop pool (once per process; a resumed run rebuilds the same pool)."""
+        cfg = self.config
+        if not cfg.pool_crops_per_image or self.pool is not None:
+            return
+        total = FeaturePool.size(self.content, self.style, cfg.pool_crops_per_image)
+        bar = None
+        if self.progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=total, unit="crop", desc="encoding the crop pool", dynamic_ncols=True)
+        self.pool = FeaturePool.build(self.encoder, self.content, self.style, cfg.pool_crops_per_image, cfg.crop,
+                                      cfg.seed, self.device, progress=bar.update if bar else None)
+        if bar:
+            bar.close()
+        self._log({"event": "pool", "content_crops": len(self.pool), "style_crops": self.pool.style_count})
 
     def evaluate(self) -> tuple[Scores, torch.Tensor, torch.Tensor, torch.Tensor] | None:
         if self.heldout is None:
@@ -226,8 +280,9 @@ class Trainer:
     def run(self) -> Path:
         cfg = self.config
         self.out.mkdir(parents=True, exist_ok=True)
-        self.decoder.train()
         deadline = time.monotonic() + cfg.max_minutes * 60 if cfg.max_minutes else None
+        self.build_pool()
+        self.decoder.train()
         bar = None
         if self.progress:
             from tqdm import tqdm
@@ -236,7 +291,8 @@ class Trainer:
         skipped = len(self.content.skipped) + len(self.style.skipped)
         self._log({"event": "start", "content_images": len(self.content.images),
                    "style_images": len(self.style.images), "skipped_unreadable": skipped,
-                   "device": str(self.device), "world_size": self.world})
+                   "device": str(self.device), "world_size": self.world,
+                   "amp": str(self.amp_dtype or torch.float32).removeprefix("torch.")})
         tick, images = time.monotonic(), 0
         try:
             while self.step < cfg.max_iter and (deadline is None or time.monotonic() < deadline):
