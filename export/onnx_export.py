@@ -28,7 +28,7 @@ from adainrt import __version__
 from adainrt.errors import ModelError
 from adainrt.fileio import atomic_path
 from adainrt.network import AdaINModel
-from adainrt.runtime.stylizer import GRAPH_NAMES, PRECISIONS, graph_file
+from adainrt.runtime.stylizer import FORM_GRAPHS, GRAPH_NAMES, PRECISIONS, graph_file
 from adainrt.spec import MIN_SIZE, SIZE_MULTIPLE
 from adainrt.weights import PREPROCESSING
 
@@ -78,7 +78,6 @@ SPECS: dict[str, GraphSpec] = {
         "image of 8x the feature size: crop to [:content_height, :content_width]",
     ),
 }
-FORM_GRAPHS = {"full": ("full",), "split": ("encoder", "style", "decoder")}
 
 
 class _Graph(nn.Module):

@@ -38,6 +38,8 @@ from adainrt.runtime.tiling import OVERLAP, decode_tiled, encode_tiled
 
 GPU_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider")
 GRAPH_NAMES = {"full": "adain_full", "encoder": "adain_encoder", "style": "adain_style", "decoder": "adain_decoder"}
+#: Which graphs make up each export form.
+FORM_GRAPHS = {"full": ("full",), "split": ("encoder", "style", "decoder")}
 PRECISIONS = ("fp32", "fp16")
 
 

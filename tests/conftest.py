@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,24 @@ import pytest
 from PIL import Image
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+#: Prepended to a subprocess script: any import of torch fails there.
+NO_TORCH_PRELUDE = """
+import sys
+class NoTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ImportError("torch is blocked in this test")
+sys.meta_path.insert(0, NoTorch())
+"""
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory) -> Path:
+    """Exported graphs, engines and stored styles of the test run go to a fresh folder, not ~/.cache."""
+    folder = tmp_path_factory.mktemp("adainrt-cache")
+    os.environ["ADAINRT_CACHE"] = str(folder)
+    return folder
 
 
 def synthetic_image(height: int, width: int, seed: int = 0) -> Image.Image:

@@ -1,7 +1,11 @@
 """The adainrt command line, end to end on real files."""
 
 import json
+import os
 import shutil
+import subprocess
+import sys
+import textwrap
 
 import pytest
 import torch
@@ -10,6 +14,7 @@ from PIL import Image
 
 from adainrt import weights
 from adainrt.cli import main
+from tests.conftest import NO_TORCH_PRELUDE
 
 
 def run(*args: str):
@@ -49,6 +54,29 @@ def test_stylize_default_path_exports_into_the_cache(tmp_path, monkeypatch, rand
     assert result.exit_code == 1 and "already exist" in result.output and "--overwrite" in result.output
 
 
+def test_a_repeated_stylize_finds_its_cached_graphs_without_torch(tmp_path, monkeypatch, random_decoder,
+                                                                 images_dir):
+    from adainrt.export.cache import cached_model_dir, files_key
+
+    monkeypatch.setenv("ADAINRT_CACHE", str(tmp_path / "cache"))
+    decoder = tmp_path / "decoder.safetensors"
+    shutil.copy(random_decoder, decoder)
+    folder = cached_model_dir(None, decoder)  # the first call: torch, hashes, export
+    script = NO_TORCH_PRELUDE + textwrap.dedent(f"""
+        from adainrt.cli import main
+        main(["stylize", {str(images_dir / "content_a.png")!r}, "--style", {str(images_dir / "style_a.jpg")!r},
+              "--output", {str(tmp_path / "out.png")!r}, "--decoder", {str(decoder)!r}], standalone_mode=False)
+        assert "torch" not in sys.modules
+    """)
+    env = {**os.environ, "ADAINRT_CACHE": str(tmp_path / "cache")}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr
+    assert Image.open(tmp_path / "out.png").size == (640, 512)  # smaller side to --content-size 512
+    key = files_key(None, decoder)
+    os.utime(decoder, ns=(0, 0))  # a changed file misses the index and is hashed again
+    assert files_key(None, decoder) != key and cached_model_dir(None, decoder) == folder
+
+
 def test_stylize_folder_skips_a_corrupt_file_and_says_so(tmp_path, exported_dir, images_dir):
     contents = tmp_path / "contents"
     contents.mkdir()
@@ -81,6 +109,7 @@ def test_stylize_bad_inputs(tmp_path, exported_dir, images_dir):
 
 
 def test_missing_decoder_is_a_clear_error(tmp_path, monkeypatch, images_dir):
+    monkeypatch.setenv("ADAINRT_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(weights, "bundled_decoder_path", lambda: tmp_path / "none.safetensors")
     result = run("stylize", images_dir / "content_a.png", "--style", images_dir / "style_a.jpg",
                  "--output", tmp_path / "o.png")

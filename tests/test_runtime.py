@@ -10,7 +10,7 @@ from PIL import Image
 
 from adainrt.errors import BackendUnavailable, ImageError, ModelError
 from adainrt.runtime import InvalidArgument, Stylizer, available_backends, choose_backend
-from tests.conftest import synthetic_image
+from tests.conftest import NO_TORCH_PRELUDE, synthetic_image
 
 
 @pytest.fixture(scope="module")
@@ -105,13 +105,7 @@ def test_backend_choice():
 
 def test_runtime_imports_and_runs_without_torch(exported_dir):
     """A subprocess in which importing torch fails: the runtime must not need it."""
-    script = textwrap.dedent(f"""
-        import sys
-        class NoTorch:
-            def find_spec(self, name, path=None, target=None):
-                if name == "torch" or name.startswith("torch."):
-                    raise ImportError("torch is blocked in this test")
-        sys.meta_path.insert(0, NoTorch())
+    script = NO_TORCH_PRELUDE + textwrap.dedent(f"""
         import numpy as np
         from adainrt.runtime import Stylizer
         out = Stylizer({str(exported_dir)!r}).stylize(np.full((40, 52, 3), 128, np.uint8),
