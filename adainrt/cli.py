@@ -140,7 +140,7 @@ def _model_dir(model_dir: Path | None, encoder: Path | None, decoder: Path | Non
         return model_dir
     from adainrt.export.cache import cached_model_dir
 
-    return cached_model_dir(encoder, decoder, ("split",), progress=_say, precision=precision)
+    return cached_model_dir(encoder, decoder, ("split",), progress=_say, precisions=(precision,))
 
 
 def _resolve_styles(names: tuple[str, ...], stylizer, size: int, crop: bool) -> list:
@@ -414,9 +414,9 @@ def bench(sizes: tuple[int, ...], backends: tuple[str, ...], runs: int, warmup: 
     if model_dir is None and any(b != "torch" for b in chosen):
         from adainrt.export.cache import cached_model_dir
 
-        model_dir = cached_model_dir(encoder, decoder, ("full", "split"), progress=_say, precision=precision)
-        if "tensorrt" in chosen:  # native engines are built from the FP16 graphs
-            cached_model_dir(encoder, decoder, ("full", "split"), progress=_say, precision="fp16")
+        # native TensorRT engines are built from the FP16 graphs
+        precisions = tuple(dict.fromkeys([precision, "fp16"] if "tensorrt" in chosen else [precision]))
+        model_dir = cached_model_dir(encoder, decoder, ("full", "split"), progress=_say, precisions=precisions)
     results = run_benchmark(model_dir, list(sizes), chosen, runs, warmup,
                             str(encoder) if encoder else None, str(decoder) if decoder else None,
                             progress=_say, precision=precision)
@@ -433,8 +433,7 @@ def _compare(sizes: tuple[int, ...], backends: list[str], model_dir: Path | None
     from adainrt.runtime.stylizer import graph_file
 
     if model_dir is None:
-        for precision in ("fp32", "fp16"):
-            model_dir = cached_model_dir(encoder, decoder, ("full",), progress=_say, precision=precision)
+        model_dir = cached_model_dir(encoder, decoder, ("full",), progress=_say, precisions=("fp32", "fp16"))
     precisions = [p for p in ("fp32", "fp16") if (model_dir / graph_file("full", p)).is_file()]
     if "fp16" not in precisions:
         _say(f"no {graph_file('full', 'fp16')} in {model_dir}: comparing FP32 graphs only "

@@ -83,24 +83,26 @@ def cached_model_dir(
     decoder: str | os.PathLike | None,
     forms: tuple[str, ...] = ("split",),
     progress: Callable[[str], None] = lambda _msg: None,
-    precision: str = "fp32",
+    precisions: tuple[str, ...] = ("fp32",),
 ) -> Path:
-    """A folder holding the graphs of ``forms`` for this weight pair, exporting what is missing."""
+    """A folder holding the graphs of ``forms`` in ``precisions`` for this weight pair,
+    exporting what is missing (the weights are loaded at most once)."""
     root = cache_root() / "onnx"
     key = files_key(encoder, decoder)
     known = _read_index(root).get(key) if key else None
-    if known and "/" not in known and _complete(root / known, forms, precision):
+    if known and "/" not in known and all(_complete(root / known, forms, p) for p in precisions):
         return root / known  # the same files as last time: no torch, no hashing
     from adainrt.export.onnx_export import export_model
 
     model, prov = load_model(encoder, decoder)
     folder = root / f"{prov['encoder_hash']}-{prov['decoder_hash']}"
     for form in forms:
-        if _complete(folder, (form,), precision):
-            continue
-        progress(f"exporting the {form} {precision} graphs once to {folder} (reused afterwards)")
-        export_model(model, folder, form=form, provenance=prov, overwrite=True, progress=progress,
-                     precision=precision)
+        for precision in precisions:
+            if _complete(folder, (form,), precision):
+                continue
+            progress(f"exporting the {form} {precision} graphs once to {folder} (reused afterwards)")
+            export_model(model, folder, form=form, provenance=prov, overwrite=True, progress=progress,
+                         precision=precision)
     if key:
         index = _read_index(root) | {key: folder.name}
         atomic_write_bytes(root / INDEX, json.dumps(index, indent=1).encode())
