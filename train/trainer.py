@@ -263,6 +263,7 @@ class Trainer:
 
     def _log(self, record: dict[str, Any]) -> None:
         if self.rank == 0:
+            self.out.mkdir(parents=True, exist_ok=True)
             with open(self.out / LOG, "a") as f:
                 f.write(json.dumps({"step": self.step, "time": round(time.time(), 1), **record}) + "\n")
 
