@@ -106,10 +106,13 @@ def main() -> None:
                    "and decoder graphs, so a runtime can cache a style. all: both.")
 @_with(weights_options)
 @precision_option
+@click.option("--triton-repo", type=click.Path(file_okay=False, path_type=Path),
+              help="Also lay the graphs out as a Triton model repository here: MODEL/config.pbtxt "
+                   "(onnxruntime_onnx, -1 for dynamic dims) and MODEL/1/model.onnx per graph.")
 @click.option("--overwrite", is_flag=True, help="Replace graphs already in the folder.")
 @_clean_errors
 def export(output: Path, form: str, encoder: Path | None, decoder: Path | None, precision: str,
-           overwrite: bool) -> None:
+           triton_repo: Path | None, overwrite: bool) -> None:
     """Export the network to ONNX (opset 18, dynamic H and W, alpha an input) and verify it.
 
     Each graph is checked by onnx.checker, run in onnxruntime against PyTorch at two sizes
@@ -122,12 +125,19 @@ def export(output: Path, form: str, encoder: Path | None, decoder: Path | None, 
 
     model, prov = load_model(encoder, decoder)
     forms = ["full", "split"] if form == "all" else [form]
+    written = []
     for one in forms:
         for result in export_model(model, output, one, prov, overwrite=overwrite, progress=_say,
                                    precision=precision):
             errors = ", ".join(f"{k}: {v:.2e} (range {result.output_range[k]:.3g})"
                                for k, v in result.max_abs_error.items())
             click.echo(f"{result.path}  max |onnxruntime - torch| {errors}")
+            written.append(Path(result.path))
+    if triton_repo is not None:
+        from adainrt.export.triton import write_triton_repository
+
+        for model_dir in write_triton_repository(written, triton_repo, overwrite=overwrite):
+            click.echo(f"{model_dir}/config.pbtxt  (Triton model {model_dir.name})")
 
 
 # ---------------------------------------------------------------------------------- stylize

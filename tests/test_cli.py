@@ -32,9 +32,12 @@ def test_help_teaches(command):
 
 
 def test_export_then_stylize_with_the_exported_folder(tmp_path, random_decoder, images_dir):
-    result = run("export", "--output", tmp_path / "graphs", "--form", "split", "--decoder", random_decoder)
+    result = run("export", "--output", tmp_path / "graphs", "--form", "split", "--decoder", random_decoder,
+                 "--triton-repo", tmp_path / "triton")
     assert result.exit_code == 0, result.output
     assert result.output.count("max |onnxruntime - torch|") == 3
+    assert sorted(p.parent.name for p in (tmp_path / "triton").glob("*/config.pbtxt")) == [
+        "adain_decoder", "adain_encoder", "adain_style"]
     result = run("stylize", images_dir / "content_b.jpg", "--style", images_dir / "style_a.jpg",
                  "--output", tmp_path / "out.png", "--model", tmp_path / "graphs", "--content-size", "0")
     assert result.exit_code == 0, result.output

@@ -90,3 +90,23 @@ def test_export_reports_its_own_verification(tmp_path, model):
     assert [r.graph for r in results] == ["encoder", "style", "decoder"]
     for r in results:
         assert r.max_abs_error["40x56"] <= 1e-4 * max(r.output_range["40x56"], 1e-6)
+
+
+def test_triton_repository_matches_the_graphs(tmp_path, exported_dir):
+    import re
+
+    from adainrt.export.triton import write_triton_repository
+
+    files = sorted(exported_dir.glob("adain_*.onnx"))
+    models = write_triton_repository(files, tmp_path / "repo")
+    assert [m.name for m in models] == [f.stem for f in files]
+    for model in models:
+        config = (model / "config.pbtxt").read_text()
+        assert f'name: "{model.name}"' in config and 'platform: "onnxruntime_onnx"' in config
+        session = ort.InferenceSession(str(model / "1" / "model.onnx"), providers=["CPUExecutionProvider"])
+        declared = {name: [int(d) for d in dims.split(", ")] for name, dims in
+                    re.findall(r'name: "(\w+)"\n    data_type: TYPE_FP32\n    dims: \[ ([-\d, ]+) \]', config)}
+        for value in session.get_inputs() + session.get_outputs():
+            assert declared[value.name] == [d if isinstance(d, int) else -1 for d in value.shape], value.name
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        write_triton_repository(files[:1], tmp_path / "repo")
