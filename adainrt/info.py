@@ -7,9 +7,9 @@ import importlib.metadata
 import platform
 import shutil
 import subprocess
-from importlib import resources
 
 from adainrt import __version__
+from adainrt.bundled import bundled_decoder_path
 from adainrt.fileio import cache_root
 
 
@@ -47,7 +47,7 @@ def collect() -> dict[str, str]:
     from adainrt.runtime.providers import choose_backend, tensorrt_ready
 
     choice = choose_backend("auto")
-    bundled = resources.files("adainrt.assets").joinpath("decoder.safetensors").is_file()
+    bundled = bundled_decoder_path().is_file()
     return {
         "adainrt": __version__,
         "python": platform.python_version(),

@@ -99,15 +99,12 @@ class ContentSmoother:
 def stylize_frame(stylizer: Stylizer, frame: np.ndarray, style: StyleStats, alpha: float,
                   smoother: ContentSmoother | None) -> np.ndarray:
     """One RGB uint8 frame -> stylized RGB uint8 frame of the same size."""
+    if smoother is None or smoother.momentum == 0.0:
+        return stylizer.stylize(frame, style, alpha)  # one pass; on a GPU relu4_1 stays there
     array = to_tensor(frame)
     features = stylizer.encode(array)
-    size = array.shape[-2:]
-    if smoother is None or smoother.momentum == 0.0:
-        out = stylizer.decode(features, style, alpha, size)
-    else:
-        target = adain(features, style, content_stats=smoother(features))
-        out = stylizer.decode_target(blend(features, target, alpha), size)
-    return np.asarray(from_tensor(out))
+    target = adain(features, style, content_stats=smoother(features))
+    return np.asarray(from_tensor(stylizer.decode_target(blend(features, target, alpha), array.shape[-2:])))
 
 
 @dataclass
