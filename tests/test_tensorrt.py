@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from adainrt.bundled import bundled_decoder_path
 from adainrt.cli import main
 from adainrt.errors import ModelError
+from adainrt.runtime import available_backends
 from adainrt.runtime.tensorrt_engine import (
     EngineSidecar,
     InputProfile,
@@ -131,3 +133,36 @@ def test_fp16_engine_matches_fp32_onnxruntime(tmp_path, exported_dir, model):
     assert 10 * np.log10(1 / mse) >= 35.0
     with pytest.raises(ModelError, match="outside the engine's profile"):
         runner.run(**{**feeds, "content": np.zeros((1, 3, 2048, 2048), np.float32)})
+
+
+@gpu
+@pytest.mark.skipif(not bundled_decoder_path().is_file(), reason="no decoder bundled in this version")
+def test_tensorrt_backend_matches_fp32_cpu_on_a_real_photo_and_painting(tmp_path, monkeypatch):
+    """The bundled decoder, the bundled photo and style, through native FP16 engines vs FP32 on the CPU."""
+    from adainrt.export.cache import cached_model_dir
+    from adainrt.images import bundled_sample, load_image, resize_smaller_side
+    from adainrt.runtime import Stylizer
+
+    folder = cached_model_dir(None, None, ("split",), precisions=("fp32", "fp16"))
+    photo = resize_smaller_side(load_image(bundled_sample("astronaut")), 512)
+    painting = resize_smaller_side(load_image(bundled_sample("strokes")), 256)
+    got = np.asarray(Stylizer(folder, backend="tensorrt").stylize(photo, painting), np.float32) / 255
+    expected = np.asarray(Stylizer(folder, backend="ort-cpu").stylize(photo, painting), np.float32) / 255
+    assert 10 * np.log10(1 / np.mean((got - expected) ** 2)) >= 35.0
+
+
+@pytest.mark.skipif("ort-cuda" not in available_backends(), reason="onnxruntime has no CUDAExecutionProvider here")
+def test_ort_cuda_keeps_features_on_the_gpu_and_matches_the_cpu(exported_dir):
+    import onnxruntime as ort
+
+    from adainrt.runtime import Stylizer
+
+    cuda, cpu = Stylizer(exported_dir, backend="ort-cuda"), Stylizer(exported_dir, backend="ort-cpu")
+    rng = np.random.default_rng(0)
+    content = rng.integers(0, 256, (96, 128, 3), dtype=np.uint8)
+    style = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    kept = cuda.encoder.run_bound({"content": content.transpose(2, 0, 1)[None] / np.float32(255)},
+                                  keep=cuda.encoder.output_names)[0]
+    assert isinstance(kept, ort.OrtValue) and kept.device_name().lower() == "cuda"
+    diff = np.abs(cuda.stylize(content, style).astype(int) - cpu.stylize(content, style).astype(int))
+    assert diff.max() <= 2
