@@ -83,15 +83,17 @@ def engine_calls(model_dir: Path, size: int) -> dict[str, Callable[[], object]]:
 
 
 def _graph_calls(graphs: dict, size: int) -> dict[str, Callable[[], object]]:
+    from adainrt.runtime.controls import StyleStats
+    from adainrt.runtime.stylizer import decoder_feeds
+
     content, style = sample_inputs(size)
     alpha = np.array([1.0], dtype=np.float32)
-    mean, std = graphs["style"].run(style=style)
+    stats = StyleStats(*graphs["style"].run(style=style))
 
     def cached() -> object:  # relu4_1 stays on the device between the graphs, as in the Stylizer
         encoder = graphs["encoder"]
         features = encoder.run_bound({"content": content}, keep=encoder.output_names)[0]
-        return graphs["decoder"].run_bound({"content_features": features, "style_mean": mean,
-                                            "style_std": std, "alpha": alpha})
+        return graphs["decoder"].run_bound(decoder_feeds(features, stats, 1.0))
 
     return {"full": lambda: graphs["full"].run(content=content, style=style, alpha=alpha), "cached-style": cached}
 

@@ -221,7 +221,7 @@ class Stylizer:
         check_alpha(alpha)
         if self._too_big(features.shape[-2] * 8, features.shape[-1] * 8):
             return self.decode_target(blend(features, adain(features, stats), alpha), size)
-        image = self.decoder.run_bound(_decoder_feeds(features, stats, alpha))[0]
+        image = self.decoder.run_bound(decoder_feeds(features, stats, alpha))[0]
         return image[..., : size[0], : size[1]]
 
     def _stylize_in_one_pass(self, content: np.ndarray, stats: StyleStats, alpha: float) -> np.ndarray:
@@ -229,7 +229,7 @@ class Stylizer:
         size = content.shape[-2:]
         check_size((size[1], size[0]), "content")
         features = self.encoder.run_bound({"content": content}, keep=self.encoder.output_names)[0]
-        image = self.decoder.run_bound(_decoder_feeds(features, stats, alpha))[0]
+        image = self.decoder.run_bound(decoder_feeds(features, stats, alpha))[0]
         return image[..., : size[0], : size[1]]
 
     def decode_target(self, target: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -240,8 +240,8 @@ class Stylizer:
         """
         def run(part: np.ndarray) -> np.ndarray:
             mean, std = feature_stats(part)
-            return self.decoder.run(content_features=part, style_mean=mean.astype(np.float32),
-                                    style_std=std.astype(np.float32), alpha=np.ones(1, np.float32))[0]
+            own = StyleStats(mean.astype(np.float32), std.astype(np.float32))
+            return self.decoder.run(**decoder_feeds(part, own, 1.0))[0]
 
         if self._too_big(target.shape[-2] * 8, target.shape[-1] * 8):
             image = decode_tiled(run, target, self._tile())
@@ -314,7 +314,8 @@ class Stylizer:
         return _like(content, out)
 
 
-def _decoder_feeds(features: np.ndarray | ort.OrtValue, stats: StyleStats, alpha: float) -> dict:
+def decoder_feeds(features: np.ndarray | ort.OrtValue, stats: StyleStats, alpha: float) -> dict:
+    """The decoder graph's inputs."""
     return {"content_features": features, "style_mean": stats.mean, "style_std": stats.std,
             "alpha": np.array([alpha], dtype=np.float32)}
 

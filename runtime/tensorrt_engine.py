@@ -279,6 +279,11 @@ def onnx_inputs(path: str | os.PathLike) -> list[str]:
     return [i.name for i in graph.input if i.name not in initializers]
 
 
+def default_timing_cache() -> Path:
+    """The timing cache shared by every build that names none (reused across builds)."""
+    return cache_root() / "tensorrt" / "timing.cache"
+
+
 def cached_engine(onnx_path: str | os.PathLike, profiles: list[InputProfile] | None = None) -> Path:
     """An engine for this ONNX, TensorRT, GPU and profile from the cache, built on first use."""
     trt = _tensorrt()
@@ -290,7 +295,7 @@ def cached_engine(onnx_path: str | os.PathLike, profiles: list[InputProfile] | N
     folder = cache_root() / "tensorrt"
     engine = folder / f"{Path(onnx_path).stem}-{key}.engine"
     if not (engine.is_file() and sidecar_path(engine).is_file()):
-        build_engine(onnx_path, engine, profiles, folder / "timing.cache", overwrite=True)
+        build_engine(onnx_path, engine, profiles, default_timing_cache(), overwrite=True)
     return engine
 
 

@@ -36,36 +36,28 @@ class Scores:
         return {**asdict(self), "style_ratio": self.style_ratio}
 
 
-def torch_stylize(encoder: nn.Sequential, decoder: nn.Sequential) -> StylizeFn:
-    """The reference: the PyTorch decoder on AdaIN(f(c), f(s)) at alpha 1."""
-
-    def run(content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
-        target = adain_from_stats(encoder(content), *style_targets(encoder, style)[-1])
-        return decoder(target)
-
-    return run
-
-
 @torch.no_grad()
 def score_pairs(
     encoder: nn.Sequential, stylize: StylizeFn | nn.Sequential, contents: torch.Tensor, styles: torch.Tensor,
 ) -> tuple[Scores, torch.Tensor]:
     """Mean losses over pairs (contents[i], styles[i]) at alpha 1, and the outputs (N, 3, H, W).
 
-    ``stylize`` makes the outputs; a decoder module stands for :func:`torch_stylize` with it.
+    ``stylize`` makes the outputs; a decoder module is run on the AdaIN target computed here
+    (the reference path, no second encoder pass).
     The losses always use ``encoder`` in FP32, so backends are compared on one measure, and
     are taken on the output clipped to [0, 1], as the image a user gets.
     """
-    if isinstance(stylize, nn.Module):
-        stylize = torch_stylize(encoder, stylize)
+    decoder = stylize if isinstance(stylize, nn.Module) else None
     totals = torch.zeros(3, dtype=torch.float64)
     outputs = []
     for content, style in zip(contents.split(1), styles.split(1)):  # style stats are per pair
         targets = style_targets(encoder, style)
-        target = adain_from_stats(encoder(content), *targets[-1])
-        out = stylize(content, style).float().clamp(0, 1)  # what a user gets: an image
+        content_feats = encode_with_intermediates(encoder, content)
+        target = adain_from_stats(content_feats[-1], *targets[-1])
+        out = decoder(target) if decoder is not None else stylize(content, style)
+        out = out.float().clamp(0, 1)  # what a user gets: an image
         loss_c, loss_s = stylization_losses(encoder, out, target, targets)
-        base = style_loss(encode_with_intermediates(encoder, content), targets)
+        base = style_loss(content_feats, targets)
         totals += torch.tensor([loss_c.item(), loss_s.item(), base.item()], dtype=torch.float64)
         outputs.append(out)
     mean = (totals / len(contents)).tolist()

@@ -85,9 +85,10 @@ def amp_dtype(requested: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype, None for plain FP32.
 
     auto: FP16 on CUDA (tensor cores, with loss scaling); BF16 on a CPU with AMX or AVX512-BF16,
-    where oneDNN runs the convolutions about 2x faster than FP32 (measured on our 2-core Xeon:
-    1.6 s vs 3.5 s per step, batch 4 at 128x128); FP32 elsewhere. The AdaIN statistics and the
-    losses stay in FP32 either way (autocast and mean_std upcast them).
+    where oneDNN runs the convolutions about 2x faster than FP32 (on our 2-core Xeon, batch 4 at
+    128x128: 0.83 s vs 1.79 s per step, `python -m adainrt.benchmarks.train_step`); FP32
+    elsewhere. The AdaIN statistics and the losses stay in FP32 either way (autocast and
+    mean_std upcast them).
     """
     choices = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
     if requested != "auto":
@@ -243,6 +244,7 @@ class Trainer:
                                       cfg.seed, self.device, progress=bar.update if bar else None)
         if bar:
             bar.close()
+        self.out.mkdir(parents=True, exist_ok=True)  # also called outside run() (benchmarks)
         self._log({"event": "pool", "content_crops": len(self.pool), "style_crops": self.pool.style_count})
 
     def evaluate(self) -> tuple[Scores, torch.Tensor, torch.Tensor, torch.Tensor] | None:
@@ -263,7 +265,6 @@ class Trainer:
 
     def _log(self, record: dict[str, Any]) -> None:
         if self.rank == 0:
-            self.out.mkdir(parents=True, exist_ok=True)
             with open(self.out / LOG, "a") as f:
                 f.write(json.dumps({"step": self.step, "time": round(time.time(), 1), **record}) + "\n")
 
