@@ -503,6 +503,10 @@ def train(output_dir: str, resume: bool, **options: Any) -> None:
     relu1_1..relu4_1. Every --holdout-every'th image of each folder is held out for evaluation.
     Ctrl-C writes a checkpoint; --resume continues with the same step, optimizer and random
     state. The result is OUTPUT/decoder.safetensors, usable as --decoder everywhere.
+
+    \b
+    Several GPUs (DistributedDataParallel; --batch-size is per GPU):
+      torchrun --nproc_per_node 4 -m adainrt.cli train --content photos/ --style paintings/ -o run/
     """
     import torch
 

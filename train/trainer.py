@@ -72,11 +72,12 @@ class TrainConfig:
 
 
 def _distributed() -> tuple[int, int]:
-    """(rank, world size); initializes the process group under torchrun."""
+    """(rank, world size); initializes the process group under torchrun (NCCL on GPUs, gloo on CPUs)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not torch.distributed.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        torch.distributed.init_process_group(backend)
+        if torch.cuda.is_available():
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+        torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     rank = torch.distributed.get_rank() if world > 1 else 0
     return rank, world
 
@@ -145,24 +146,38 @@ class Trainer:
 
     # ------------------------------------------------------------------ state
 
-    def state(self) -> dict[str, Any]:
+    def _rng_states(self, gather: bool) -> list[str]:
+        """Every rank's random state (each rank draws its own batches), gathered onto all ranks.
+
+        ``gather=False`` (Ctrl-C, when the other ranks may be anywhere) keeps this rank's alone;
+        a resume then reseeds the ranks it has no state for.
+        """
+        mine = json.dumps({"numpy": self.rng.bit_generator.state, "torch": torch.get_rng_state().tolist()})
+        if self.world == 1 or not gather:
+            return [mine]
+        states: list[Any] = [None] * self.world
+        torch.distributed.all_gather_object(states, mine)
+        return states
+
+    def state(self, gather: bool = True) -> dict[str, Any]:
         return {
             "decoder": self.decoder.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict(),
             "step": self.step,
-            "rng_numpy": json.dumps(self.rng.bit_generator.state),
-            "rng_torch": torch.get_rng_state(),
+            "rng_states": json.dumps(self._rng_states(gather)),
             "config": json.dumps(asdict(self.config)),
             "encoder_hash": self.encoder_meta["weights_hash"],
             "heldout_scores": json.dumps(self.heldout_scores),
         }
 
-    def save_checkpoint(self) -> Path:
+    def save_checkpoint(self, gather: bool = True) -> Path:
+        """Written by rank 0, atomically; every rank must call it (the random states are gathered)."""
         path = self.out / CHECKPOINT
+        state = self.state(gather)
         if self.rank == 0:
             with atomic_path(path) as tmp:
-                torch.save(self.state(), tmp)
+                torch.save(state, tmp)
         return path
 
     def resume(self) -> bool:
@@ -181,10 +196,24 @@ class Trainer:
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scaler.load_state_dict(ckpt["scaler"])
         self.step = int(ckpt["step"])
-        self.rng.bit_generator.state = json.loads(ckpt["rng_numpy"])
-        torch.set_rng_state(ckpt["rng_torch"].cpu())
+        self._restore_rng(ckpt)
         self.heldout_scores = json.loads(ckpt["heldout_scores"])
         return True
+
+    def _restore_rng(self, ckpt: dict[str, Any]) -> None:
+        """This rank's saved random state; a fresh stream (seed, rank, step) if the checkpoint has none
+        for it (other world size, or saved at Ctrl-C), so that ranks never draw the same batches."""
+        if "rng_states" not in ckpt:  # checkpoints of adainrt <= 0.2: one process, two fields
+            self.rng.bit_generator.state = json.loads(ckpt["rng_numpy"])
+            torch.set_rng_state(ckpt["rng_torch"].cpu())
+            return
+        states = json.loads(ckpt["rng_states"])
+        if self.world > 1 and len(states) != self.world:
+            self.rng = np.random.default_rng([self.config.seed, self.rank, self.step])
+            return
+        state = json.loads(states[self.rank])
+        self.rng.bit_generator.state = state["numpy"]
+        torch.set_rng_state(torch.tensor(state["torch"], dtype=torch.uint8))
 
     # ------------------------------------------------------------------ steps
 
@@ -297,7 +326,7 @@ class Trainer:
                    "amp": str(self.amp_dtype or torch.float32).removeprefix("torch.")})
         tick, images = time.monotonic(), 0
         try:
-            while self.step < cfg.max_iter and (deadline is None or time.monotonic() < deadline):
+            while not self._should_stop(deadline):
                 stats = self.train_step()
                 images += cfg.batch_size * self.world
                 if self.step % cfg.log_every == 0:
@@ -314,7 +343,7 @@ class Trainer:
                 if self.step % cfg.checkpoint_every == 0:
                     self.save_checkpoint()
         except KeyboardInterrupt:
-            self.save_checkpoint()
+            self.save_checkpoint(gather=False)
             self._log({"event": "interrupted"})
             if bar:
                 bar.close()
@@ -325,9 +354,21 @@ class Trainer:
         self._log({"event": "stop"})
         return self.export_decoder()
 
+    def _should_stop(self, deadline: float | None) -> bool:
+        """max_iter reached or time is up; under torchrun all ranks agree (any rank out of time stops
+        them all), since a rank that stops alone leaves the others waiting in the gradient all-reduce."""
+        stop = self.step >= self.config.max_iter or (deadline is not None and time.monotonic() >= deadline)
+        if self.world > 1:
+            flag = torch.tensor([float(stop)], device=self.device)
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+            stop = bool(flag.item())
+        return stop
+
     def _evaluate_and_sample(self) -> None:
+        if self.rank != 0:  # held-out scores and samples are rank 0's: the decoders are identical
+            return
         result = self.evaluate()
-        if result is None or self.rank != 0:
+        if result is None:
             return
         scores, contents, styles, outputs = result
         self._log({"event": "heldout", **scores.as_dict()})
