@@ -289,13 +289,13 @@ def _load_mask(path: Path):
 
 def _stylize_video(stylizer, content: Path, styles: list, weights, output: Path, alpha: float,
                    content_size: int, smoothing: float, overwrite: bool) -> None:
-    from adainrt.runtime.controls import StyleStats, interpolate
+    from adainrt.runtime.controls import interpolate
     from adainrt.runtime.video import VIDEO_SUFFIXES, is_video, probe, stylize_video
 
     if not is_video(output):
         raise AdainrtError(f"--output {output}: CONTENT is a video, so the output must be a video file "
                            f"({', '.join(VIDEO_SUFFIXES)})")
-    stats = interpolate([s if isinstance(s, StyleStats) else stylizer.style_stats(s) for s in styles], weights)
+    stats = interpolate(stylizer.styles_stats(styles), weights)
     total = probe(content).frames
     with click.progressbar(length=total, label=f"stylizing video ({stylizer.backend})", file=sys.stderr,
                            show_pos=True) as bar:

@@ -66,36 +66,35 @@ def summarize(backend: str, path: str, size: int, times: np.ndarray) -> Timing:
 def ort_calls(model_dir: Path, backend: str, size: int, precision: str = "fp32") -> dict[str, Callable[[], object]]:
     """The two timed paths over onnxruntime for one backend."""
     from adainrt.runtime.providers import choose_backend
-    from adainrt.runtime.stylizer import OrtGraph, graph_file
+    from adainrt.runtime.stylizer import OrtGraph, Stylizer, graph_file
 
-    choice = choose_backend(backend)
-    return _graph_calls({g: OrtGraph(model_dir / graph_file(g, precision), choice)
-                         for g in ("full", "encoder", "style", "decoder")}, size)
+    full = OrtGraph(model_dir / graph_file("full", precision), choose_backend(backend))
+    return _graph_calls(full, Stylizer(model_dir, backend, precision=precision), size)
 
 
 def engine_calls(model_dir: Path, size: int) -> dict[str, Callable[[], object]]:
     """The two timed paths over native TensorRT engines of the FP16 graphs (built once, cached)."""
-    from adainrt.runtime.stylizer import graph_file
+    from adainrt.runtime.stylizer import Stylizer, graph_file
     from adainrt.runtime.tensorrt_engine import TensorRTRunner, cached_engine
 
-    return _graph_calls({g: TensorRTRunner(cached_engine(model_dir / graph_file(g, "fp16")))
-                         for g in ("full", "encoder", "style", "decoder")}, size)
+    full = TensorRTRunner(cached_engine(model_dir / graph_file("full", "fp16")))
+    return _graph_calls(full, Stylizer(model_dir, "tensorrt"), size)
 
 
-def _graph_calls(graphs: dict, size: int) -> dict[str, Callable[[], object]]:
+def _graph_calls(full, stylizer, size: int) -> dict[str, Callable[[], object]]:
+    """"full": the one-graph export; "cached-style": the Stylizer's own path for a known style
+    (encoder and decoder graphs, relu4_1 left on the device between them)."""
     from adainrt.runtime.controls import StyleStats
-    from adainrt.runtime.stylizer import decoder_feeds
 
     content, style = sample_inputs(size)
     alpha = np.array([1.0], dtype=np.float32)
-    stats = StyleStats(*graphs["style"].run(style=style))
+    stats = StyleStats(*stylizer.style_graph.run(style=style))
+    height_width = content.shape[-2:]
 
-    def cached() -> object:  # relu4_1 stays on the device between the graphs, as in the Stylizer
-        encoder = graphs["encoder"]
-        features = encoder.run_bound({"content": content}, keep=encoder.output_names)[0]
-        return graphs["decoder"].run_bound(decoder_feeds(features, stats, 1.0))
+    def cached() -> object:
+        return stylizer.decode(stylizer.encode(content, on_device=True), stats, 1.0, height_width)
 
-    return {"full": lambda: graphs["full"].run(content=content, style=style, alpha=alpha), "cached-style": cached}
+    return {"full": lambda: full.run(content=content, style=style, alpha=alpha), "cached-style": cached}
 
 
 def torch_calls(encoder_path: str | None, decoder_path: str | None, size: int) -> dict[str, Callable[[], object]]:

@@ -205,30 +205,30 @@ class Stylizer:
             )
         return True
 
-    def encode(self, content: np.ndarray) -> np.ndarray:
+    def encode(self, content: np.ndarray, on_device: bool = False) -> np.ndarray | ort.OrtValue:
         """relu4_1 of a (N, 3, H, W) float32 content batch (padded to a multiple of 8 inside).
 
-        Content above ``max_pixels`` is encoded in overlapping tiles.
+        Content above ``max_pixels`` is encoded in overlapping tiles. ``on_device``: leave the
+        features where the encoder ran them (an OrtValue on the GPU for the CUDA/TensorRT
+        providers, whose only use is :meth:`decode`), saving two host round trips.
         """
         height, width = content.shape[-2:]
         check_size((width, height), "content")
         if self._too_big(height, width):
             return encode_tiled(lambda tile: self.encoder.run(content=tile)[0], content, self._tile())
+        if on_device:
+            return self.encoder.run_bound({"content": content}, keep=self.encoder.output_names)[0]
         return self.encoder.run(content=content)[0]
 
-    def decode(self, features: np.ndarray, stats: StyleStats, alpha: float, size: tuple[int, int]) -> np.ndarray:
-        """AdaIN with ``stats``, the trade-off with ``alpha``, then the decoder; cropped to ``size``."""
-        check_alpha(alpha)
-        if self._too_big(features.shape[-2] * 8, features.shape[-1] * 8):
-            return self.decode_target(blend(features, adain(features, stats), alpha), size)
-        image = self.decoder.run_bound(decoder_feeds(features, stats, alpha))[0]
-        return image[..., : size[0], : size[1]]
+    def decode(self, features: np.ndarray | ort.OrtValue, stats: StyleStats, alpha: float,
+               size: tuple[int, int]) -> np.ndarray:
+        """AdaIN with ``stats``, the trade-off with ``alpha``, then the decoder; cropped to ``size``.
 
-    def _stylize_in_one_pass(self, content: np.ndarray, stats: StyleStats, alpha: float) -> np.ndarray:
-        """Encoder then decoder with relu4_1 left on the device between them (IO binding)."""
-        size = content.shape[-2:]
-        check_size((size[1], size[0]), "content")
-        features = self.encoder.run_bound({"content": content}, keep=self.encoder.output_names)[0]
+        ``size`` is the content's (height, width), which also decides tiling, as in :meth:`encode`.
+        """
+        check_alpha(alpha)
+        if self._too_big(*size):
+            return self.decode_target(blend(features, adain(features, stats), alpha), size)
         image = self.decoder.run_bound(decoder_feeds(features, stats, alpha))[0]
         return image[..., : size[0], : size[1]]
 
@@ -243,13 +243,15 @@ class Stylizer:
             own = StyleStats(mean.astype(np.float32), std.astype(np.float32))
             return self.decoder.run(**decoder_feeds(part, own, 1.0))[0]
 
-        if self._too_big(target.shape[-2] * 8, target.shape[-1] * 8):
-            image = decode_tiled(run, target, self._tile())
-        else:
-            image = run(target)
+        image = decode_tiled(run, target, self._tile()) if self._too_big(*size) else run(target)
         return image[..., : size[0], : size[1]]
 
-    def _styles(self, style, content_rgb: np.ndarray, preserve_color: str | None) -> list[StyleStats]:
+    def styles_stats(self, style: StyleInput | list[StyleInput], content_rgb: np.ndarray | None = None,
+                     preserve_color: str | None = None) -> list[StyleStats]:
+        """Statistics of each style (images encoded once, cached; stored statistics as they are).
+
+        ``preserve_color`` recolours style images to ``content_rgb`` (HxWx3 in [0, 1]) first.
+        """
         styles = list(style) if isinstance(style, list | tuple) else [style]
         if not styles:
             raise ControlError("no style given")
@@ -293,14 +295,12 @@ class Stylizer:
         if preserve_color not in PRESERVE_COLOR_MODES:
             raise ControlError(f"preserve_color must be one of {PRESERVE_COLOR_MODES}, got {preserve_color!r}")
         content_rgb = np.asarray(to_pil(content, "content"), np.float32) / 255.0
-        styles = self._styles(style, content_rgb, preserve_color)
+        styles = self.styles_stats(style, content_rgb, preserve_color)
         source = luminance_image(content_rgb) if preserve_color == "luminance" else content_rgb
         array = np.ascontiguousarray(source.transpose(2, 0, 1)[None])
         size = array.shape[-2:]
-        if mask is None and not self._too_big(*size):
-            out = self._stylize_in_one_pass(array, interpolate(styles, style_weights), alpha)
-        elif mask is None:
-            out = self.decode(self.encode(array), interpolate(styles, style_weights), alpha, size)
+        if mask is None:
+            out = self.decode(self.encode(array, on_device=True), interpolate(styles, style_weights), alpha, size)
         else:
             features = self.encode(array)
             if style_weights is not None:

@@ -48,7 +48,7 @@ def test_io_binding_keeps_features_as_ortvalues_and_matches_plain_runs(stylizer,
 
     content, style = synthetic_image(77, 101, seed=4), synthetic_image(50, 60, seed=5)
     array, stats = to_tensor(content), stylizer.style_stats(style)
-    kept = stylizer.encoder.run_bound({"content": array}, keep=stylizer.encoder.output_names)[0]
+    kept = stylizer.encode(array, on_device=True)
     assert isinstance(kept, ort.OrtValue) and kept.device_name() == stylizer.encoder.device == "cpu"
     plain = stylizer.encoder.run(content=array)[0]
     np.testing.assert_array_equal(kept.numpy(), plain)

@@ -161,8 +161,7 @@ def test_ort_cuda_keeps_features_on_the_gpu_and_matches_the_cpu(exported_dir):
     rng = np.random.default_rng(0)
     content = rng.integers(0, 256, (96, 128, 3), dtype=np.uint8)
     style = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
-    kept = cuda.encoder.run_bound({"content": content.transpose(2, 0, 1)[None] / np.float32(255)},
-                                  keep=cuda.encoder.output_names)[0]
+    kept = cuda.encode(np.ascontiguousarray(content.transpose(2, 0, 1)[None] / np.float32(255)), on_device=True)
     assert isinstance(kept, ort.OrtValue) and kept.device_name().lower() == "cuda"
     diff = np.abs(cuda.stylize(content, style).astype(int) - cpu.stylize(content, style).astype(int))
     assert diff.max() <= 2
