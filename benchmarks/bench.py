@@ -120,6 +120,22 @@ def torch_calls(encoder_path: str | None, decoder_path: str | None, size: int) -
     return {"full": full, "cached-style": cached}
 
 
+def backend_calls(model_dir: Path, backend: str, size: int, precision: str = "fp32", encoder: str | None = None,
+                  decoder: str | None = None) -> dict[str, Callable[[], object]]:
+    """The timed paths of one backend: torch eager, native TensorRT engines (always FP16), or onnxruntime."""
+    if backend == "torch":
+        return torch_calls(encoder, decoder, size)
+    if backend == "tensorrt":
+        return engine_calls(model_dir, size)
+    return ort_calls(model_dir, backend, size, precision)
+
+
+def backend_label(backend: str, precision: str) -> str:
+    """How tables name a backend: its precision appended unless FP32 (torch: FP32; tensorrt: FP16)."""
+    precision = {"torch": "fp32", "tensorrt": "fp16"}.get(backend, precision)
+    return backend if precision == "fp32" else f"{backend}-{precision}"
+
+
 def run_benchmark(
     model_dir: Path,
     sizes: list[int],
@@ -135,13 +151,8 @@ def run_benchmark(
     results = []
     for size in sizes:
         for backend in backends:
-            if backend == "torch":
-                calls = torch_calls(encoder, decoder, size)
-            elif backend == "tensorrt":
-                calls = engine_calls(model_dir, size)
-            else:
-                calls = ort_calls(model_dir, backend, size, precision)
-            label = backend if backend in ("torch", "tensorrt") or precision == "fp32" else f"{backend}-{precision}"
+            calls = backend_calls(model_dir, backend, size, precision, encoder, decoder)
+            label = backend_label(backend, precision)
             for path, fn in calls.items():
                 progress(f"{label} {path} {size}x{size}: {warmup} warm-up + {runs} timed runs")
                 results.append(summarize(label, path, size, time_call(fn, runs, warmup)))
@@ -190,14 +201,10 @@ def compare_backends(
     reference = np.asarray(ort_calls(model_dir, "ort-cpu", size)["full"]()[0])
     rows = []
     for backend, precision in targets:
-        if backend == "torch":
-            output = torch_calls(encoder, decoder, size)["full"]().numpy()
-        elif backend == "tensorrt":
-            output = np.asarray(engine_calls(model_dir, size)["full"]()[0])
-        else:
-            output = np.asarray(ort_calls(model_dir, backend, size, precision)["full"]()[0])
-        label = backend if backend == "torch" or precision == "fp32" else f"{backend}-{precision}"
-        rows.append(Fidelity(label, size, psnr(output, reference), float(np.abs(output - reference).max())))
+        output = backend_calls(model_dir, backend, size, precision, encoder, decoder)["full"]()
+        output = output.numpy() if backend == "torch" else np.asarray(output[0])
+        rows.append(Fidelity(backend_label(backend, precision), size, psnr(output, reference),
+                             float(np.abs(output - reference).max())))
     return rows
 
 
