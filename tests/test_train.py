@@ -162,3 +162,19 @@ def test_torchrun_two_ranks_train_and_resume_exactly(tmp_path):
     resumed, _ = read_weights(tmp_path / "part" / "decoder.safetensors", "decoder")
     for key, value in whole.items():
         torch.testing.assert_close(resumed[key], value, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--crop", "128", "--resize", "64"], "--crop 128 is larger than --resize 64"),
+    (["--batch-size", "0"], "--batch-size must be at least 1"),
+    (["--lr", "0"], "--lr must be positive"),
+    (["--holdout-every", "1"], "hold out every image"),
+    (["--holdout-every", "25"], "holds out none of its 7 images"),
+])
+def test_bad_training_settings_are_named_before_anything_runs(tmp_path, options, message):
+    content, style = make_folders(tmp_path)
+    args = ["train", "--content", content, "--style", style, "--output", tmp_path / "run", "--resize", "64",
+            "--crop", "48", "--max-iter", "1", *options]
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    assert result.exit_code == 1 and message in result.output, result.output
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()

@@ -38,7 +38,11 @@ class ImageFolder:
             raise AdainrtError(f"{root}: no such image folder")
         files = list_images(root, recursive=True)
         if holdout_every:
+            count = len(files)
             files = [f for i, f in enumerate(files) if (i % holdout_every == holdout_every - 1) == holdout]
+            if holdout and not files:
+                raise AdainrtError(f"{root}: --holdout-every {holdout_every} holds out none of its {count} "
+                                   f"images; pass a value up to {count} or 0 to skip the held-out evaluation")
         images, names, skipped = [], [], []
         for path in files:
             try:

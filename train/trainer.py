@@ -65,6 +65,22 @@ class TrainConfig:
     seed: int = 0
     amp: str = "auto"  # auto | fp32 | bf16 | fp16: mixed precision of the forward passes (see amp_dtype)
 
+    def __post_init__(self) -> None:
+        """Refuse settings that could only fail later (or silently train nothing), naming the option."""
+        at_least = {"batch_size": 1, "crop": 32, "resize": 32, "eval_size": 32, "max_iter": 0, "invert_iters": 0,
+                    "pool_crops_per_image": 0, "holdout_every": 0, "checkpoint_every": 1, "log_every": 1,
+                    "eval_every": 0, "lr_decay": 0, "content_weight": 0, "style_weight": 0, "max_minutes": 0}
+        for name, low in at_least.items():
+            if getattr(self, name) < low:
+                raise AdainrtError(f"--{name.replace('_', '-')} must be at least {low}, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise AdainrtError(f"--lr must be positive, got {self.lr}")
+        if self.crop > self.resize:
+            raise AdainrtError(f"--crop {self.crop} is larger than --resize {self.resize}: crops are cut from "
+                               "images whose smaller side is resized to --resize (the paper: 512, crop 256)")
+        if self.holdout_every == 1:
+            raise AdainrtError("--holdout-every 1 would hold out every image; use 0 to hold out none")
+
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
         known = {f.name for f in fields(cls)}
