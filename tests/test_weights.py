@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from adainrt import weights
+from adainrt.bundled import weights_metadata
 from adainrt.errors import WeightsError
 from adainrt.images import bundled_sample, load_image, to_tensor
 from adainrt.network import build_decoder, build_encoder, mean_std
@@ -171,6 +172,9 @@ def test_garbage_safetensors_and_wrong_kind(tmp_path, random_decoder, encoder_me
         load_encoder(tmp_path / "junk.safetensors")
     with pytest.raises(WeightsError, match="expected 'encoder'"):
         load_encoder(random_decoder)
+    assert weights_metadata(random_decoder) == read_weights(random_decoder, "decoder")[1]  # torch-free reader
+    with pytest.raises(WeightsError, match="junk.safetensors: no adainrt weights metadata"):
+        weights_metadata(tmp_path / "junk.safetensors")
 
 
 def test_mismatched_decoder_is_refused(tmp_path, encoder_meta):
