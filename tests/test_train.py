@@ -65,9 +65,10 @@ def test_both_losses_fall_on_a_fixed_batch(tmp_path):
     assert window("style_loss", history[-10:]) < 0.25 * window("style_loss", history[:10])
 
 
-@pytest.mark.parametrize("pool", [0, 2], ids=["fresh-crops", "crop-pool"])
-def test_resume_reproduces_the_uninterrupted_run(tmp_path, pool):
-    options = dict(invert_iters=1, pool_crops_per_image=pool)
+@pytest.mark.parametrize("options", [{}, {"pool_crops_per_image": 2}, {"ema_decay": 0.9}],
+                         ids=["fresh-crops", "crop-pool", "weights-average"])
+def test_resume_reproduces_the_uninterrupted_run(tmp_path, options):
+    options = dict(invert_iters=1, **options)
     whole = Trainer(small_config(tmp_path, tmp_path / "whole", max_iter=4, **options), progress=False)
     whole.run()
     part = Trainer(small_config(tmp_path, tmp_path / "part", max_iter=2, **options), progress=False)
@@ -77,6 +78,23 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path, pool):
     resumed.run()
     for key, value in whole.decoder.state_dict().items():
         torch.testing.assert_close(resumed.decoder.state_dict()[key], value, rtol=0, atol=1e-6)
+    exported, _ = read_weights(tmp_path / "part" / "decoder.safetensors", "decoder")
+    for key, value in whole.result.state_dict().items():
+        torch.testing.assert_close(exported[key], value, rtol=0, atol=1e-6)
+
+
+def test_the_weights_average_follows_its_formula(tmp_path):
+    """ema_k = d_k ema_(k-1) + (1 - d_k) w_k with d_k = min(decay, (1 + k) / (10 + k)); evaluated and exported."""
+    trainer = Trainer(small_config(tmp_path, tmp_path / "run", ema_decay=0.5), progress=False)
+    expected = [p.detach().clone() for p in trainer.decoder.parameters()]
+    for step in range(1, 4):
+        trainer.train_step()
+        decay = min(0.5, (1 + step) / (10 + step))
+        expected = [decay * e + (1 - decay) * p.detach() for e, p in zip(expected, trainer.decoder.parameters())]
+    assert trainer.result is trainer.ema
+    for got, want in zip(trainer.ema.parameters(), expected):
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
+    assert any(not torch.equal(a, w) for a, w in zip(trainer.ema.parameters(), trainer.decoder.parameters()))
 
 
 def test_the_crop_pool_holds_the_encoder_outputs_of_its_crops(tmp_path):
