@@ -487,10 +487,11 @@ def _compare(sizes: tuple[int, ...], backends: list[str], model_dir: Path | None
 @click.option("--amp", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True,
               help="Mixed precision of the passes (statistics and losses stay FP32). auto: fp16 on CUDA, "
                    "bf16 on CPUs with AMX/AVX512-BF16 (about 2x faster than fp32), else fp32.")
-@click.option("--ema-decay", type=float, default=0.0, show_default=True,
+@click.option("--ema-decay", type=float, default=0.999, show_default=True,
               help="Evaluate and export an exponential moving average of the weights with this decay "
-                   "(e.g. 0.999, about the last 1000 steps): smooths the step-to-step noise of the "
-                   "weights. 0: the weights as trained.")
+                   "(0.999: about the last 1000 steps). It smooths the step-to-step noise of the "
+                   "weights: averaging 1,500 steps of checkpoints took the held-out style ratio from "
+                   "0.241 to 0.210 (MODEL_CARD.md). 0: the weights as trained.")
 @click.option("--max-iter", type=int, default=160_000, show_default=True)
 @click.option("--max-minutes", type=float, default=0.0, show_default=True, help="Stop after this long (0: no limit).")
 @click.option("--checkpoint-every", type=int, default=500, show_default=True)
