@@ -29,7 +29,7 @@ def stylize(networks, content: np.ndarray, style: np.ndarray) -> np.ndarray:
 
 def test_bundled_decoder_is_fp16_and_paired_with_the_embedded_encoder(networks):
     _, _, meta = networks
-    assert meta["dtype"] == "float16" and meta["steps"] > 0 and meta["heldout"]["style_loss"] > 0
+    assert meta["dtype"] == "float16" and meta["steps"] > 0 and meta["evaluation"]["pairs"] == 36
 
 
 def test_color_preservation_keeps_the_photo_mean_colour(networks):
@@ -43,5 +43,6 @@ def test_color_preservation_keeps_the_photo_mean_colour(networks):
     error_kept = np.abs(kept.mean((0, 1)) - photo_rgb.mean((0, 1))).max()
     error_plain = np.abs(plain.mean((0, 1)) - photo_rgb.mean((0, 1))).max()
     # The decoder's own colour bias bounds how close it gets (MODEL_CARD.md, known weaknesses):
-    # measured 0.064 kept vs 0.103 plain with v0.1, 0.109 vs 0.126 with v0.2 (green too high).
-    assert error_kept < 0.12 and error_kept < error_plain
+    # measured 0.064 kept vs 0.103 plain with v0.1, 0.109 vs 0.126 with v0.2 (green too high),
+    # 0.046 vs 0.089 with v0.3.
+    assert error_kept < 0.08 and error_kept < error_plain
