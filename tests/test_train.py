@@ -25,8 +25,13 @@ def make_folders(root):
     return root / "content", root / "style"
 
 
+def folders(root):
+    """The content and style folders under ``root``, generated on first use."""
+    return (root / "content", root / "style") if (root / "content").exists() else make_folders(root)
+
+
 def small_config(root, out, **kw) -> TrainConfig:
-    content, style = make_folders(root) if not (root / "content").exists() else (root / "content", root / "style")
+    content, style = folders(root)
     base = dict(content_dir=str(content), style_dir=str(style), output_dir=str(out), resize=64, crop=48,
                 batch_size=2, eval_every=0, checkpoint_every=1000, holdout_every=3, eval_size=48, lr=1e-3)
     return TrainConfig(**{**base, **kw})
@@ -154,7 +159,7 @@ def torchrun_train(root, out, max_iter: int) -> None:
     import subprocess
     import sys
 
-    content, style = (root / "content", root / "style") if (root / "content").exists() else make_folders(root)
+    content, style = folders(root)
     args = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
             "-m", "adainrt.cli", "train", "--content", content, "--style", style, "--output", out,
             "--resize", "64", "--crop", "48", "--batch-size", "1", "--max-iter", str(max_iter),

@@ -228,7 +228,7 @@ class Trainer:
     def _restore_rng(self, ckpt: dict[str, Any]) -> None:
         """This rank's saved random state; a fresh stream (seed, rank, step) if the checkpoint has none
         for it (other world size, or saved at Ctrl-C), so that ranks never draw the same batches."""
-        if "rng_states" not in ckpt:  # checkpoints of adainrt <= 0.2: one process, two fields
+        if "rng_states" not in ckpt:  # checkpoints written before rng_states: one process, two fields
             self.rng.bit_generator.state = json.loads(ckpt["rng_numpy"])
             torch.set_rng_state(ckpt["rng_torch"].cpu())
             return
