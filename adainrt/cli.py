@@ -507,26 +507,35 @@ def train(output_dir: str, resume: bool, **options: Any) -> None:
     Loss: content loss against the AdaIN target plus style-weight times the mean/std loss at
     relu1_1..relu4_1. Every --holdout-every'th image of each folder is held out for evaluation.
     Ctrl-C writes a checkpoint; --resume continues with the same step, optimizer and random
-    state. The result is OUTPUT/decoder.safetensors, usable as --decoder everywhere.
+    state, and the run's own settings except those given again (say, larger crops for a second
+    stage; the folders, --seed and --holdout-every stay). The result is
+    OUTPUT/decoder.safetensors, usable as --decoder everywhere.
 
     \b
     Several GPUs (DistributedDataParallel; --batch-size is per GPU):
       torchrun --nproc_per_node 4 -m adainrt.cli train --content photos/ --style paintings/ -o run/
     """
     import torch
+    from click.core import ParameterSource
 
     from adainrt.train import TrainConfig, Trainer
-    from adainrt.train.trainer import CHECKPOINT
+    from adainrt.train.trainer import CHECKPOINT, resume_config
 
     checkpoint = Path(output_dir) / CHECKPOINT
     if checkpoint.exists() and not resume:
         raise AdainrtError(f"{checkpoint} exists: pass --resume to continue that run, or choose another --output")
     if resume and not checkpoint.exists():
         raise AdainrtError(f"--resume: no checkpoint at {checkpoint}")
-    config = TrainConfig(output_dir=output_dir, **options)
-    if resume:  # the run's own settings win, but the limits given now apply
+    if resume:  # the run's own settings, but those given now (and the limits) apply
         saved = json.loads(torch.load(checkpoint, weights_only=True)["config"])
-        config = TrainConfig.from_dict({**saved, "max_iter": config.max_iter, "max_minutes": config.max_minutes})
+        ctx = click.get_current_context()
+        given = {k: v for k, v in options.items() if ctx.get_parameter_source(k) != ParameterSource.DEFAULT}
+        limits = {"max_iter": options["max_iter"], "max_minutes": options["max_minutes"]}
+        config, changes = resume_config(saved, {**given, **limits, "output_dir": output_dir})
+        for name, (before, now) in changes.items():
+            _say(f"resuming with --{name.replace('_', '-')} {now} (was {before})")
+    else:
+        config = TrainConfig(output_dir=output_dir, **options)
     trainer = Trainer(config)
     if resume:
         trainer.resume()
@@ -585,7 +594,7 @@ def evaluate(content_dir: str, style_dir: str, all_pairs: bool, encoder: Path | 
     if sheet is not None and sheet.exists() and not overwrite:
         raise AdainrtError(f"{sheet} exists; pass --overwrite to replace it")
     enc, enc_meta = load_encoder(encoder)
-    stylize = _evaluation_stylizer(enc_meta, encoder, decoder, backend, model_dir, precision)
+    stylize, decoder_hash = _evaluation_stylizer(enc_meta, encoder, decoder, backend, model_dir, precision)
     contents = torch.from_numpy(ImageFolder.load(content_dir, size, size).center_crops(size))
     styles = torch.from_numpy(ImageFolder.load(style_dir, size, size).center_crops(size))
     contents, styles = pair_up(contents, styles, all_pairs)
@@ -595,10 +604,11 @@ def evaluate(content_dir: str, style_dir: str, all_pairs: bool, encoder: Path | 
         save_image(from_tensor(torch.cat(rows, dim=1).numpy()), sheet, overwrite=overwrite)
         _say(f"wrote {sheet}")
     if as_json:
-        click.echo(json.dumps({"backend": backend, "precision": precision, "size": size, **scores.as_dict()},
-                              indent=2))
+        click.echo(json.dumps({"backend": backend, "precision": precision, "size": size,
+                               "decoder_hash": decoder_hash, **scores.as_dict()}, indent=2))
         return
     click.echo(f"backend                       {backend}" + ("" if backend == "torch" else f" ({precision})"))
+    click.echo(f"decoder                       {decoder_hash}")
     click.echo(f"pairs                         {scores.pairs}")
     click.echo(f"content loss                  {scores.content_loss:.4f}")
     click.echo(f"style loss                    {scores.style_loss:.4f}")
@@ -607,15 +617,17 @@ def evaluate(content_dir: str, style_dir: str, all_pairs: bool, encoder: Path | 
 
 
 def _evaluation_stylizer(encoder_meta: dict, encoder: Path | None, decoder: Path | None, backend: str,
-                         model_dir: Path | None, precision: str):
-    """The function that makes the outputs `evaluate` scores: the torch decoder or a Stylizer."""
+                         model_dir: Path | None, precision: str) -> tuple[Callable, str | None]:
+    """The function that makes the outputs `evaluate` scores (the torch decoder or a Stylizer), and the
+    weights hash of the decoder behind it: scores are only worth keeping with the decoder they measured."""
     import numpy as np
     import torch
 
     if backend == "torch":
         from adainrt.weights import load_decoder
 
-        return load_decoder(decoder, encoder_meta)[0]
+        module, meta = load_decoder(decoder, encoder_meta)
+        return module, meta["weights_hash"]
     from adainrt.runtime import Stylizer
 
     stylizer = Stylizer(_model_dir(model_dir, encoder, decoder, precision), backend, precision=precision)
@@ -631,7 +643,7 @@ def _evaluation_stylizer(encoder_meta: dict, encoder: Path | None, decoder: Path
         out = stylizer.stylize(hwc(content), hwc(style))
         return torch.from_numpy(np.ascontiguousarray(out.transpose(2, 0, 1)))[None]
 
-    return run
+    return run, stylizer.metadata.get("decoder_hash")
 
 
 # ---------------------------------------------------------------------------------- demo

@@ -50,7 +50,9 @@ def describe_decoder(path: str | os.PathLike) -> str:
     except WeightsError as exc:
         return f"unreadable: {exc}"
     scores = meta.get("evaluation") or meta.get("heldout") or {}
-    parts = [meta.get("note", "").split(":")[0] or meta.get("source", "?"), f"{meta.get('steps', '?')} steps"]
+    # decoders shipped before the "version" key said it as the note's "vX: ..." prefix
+    version = meta.get("version") or meta.get("note", "").split(":")[0] or meta.get("source", "?")
+    parts = [version, f"{meta.get('steps', '?')} steps"]
     if "style_ratio" in scores:
         parts.append(f"held-out style loss {scores['style_ratio']:.2f} of the photos' ({scores['pairs']} pairs)")
     return ", ".join(parts)

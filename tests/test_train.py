@@ -9,6 +9,7 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
+from adainrt.bundled import weights_metadata
 from adainrt.cli import main
 from adainrt.train import TrainConfig, Trainer
 from adainrt.weights import read_weights
@@ -53,6 +54,28 @@ def test_cli_train_runs_logs_samples_and_exports(tmp_path):
     assert sorted(p.name for p in (out / "samples").iterdir()) == ["step_0000002.png", "step_0000004.png"]
     again = CliRunner().invoke(main, [str(a) for a in args])
     assert again.exit_code == 1 and "--resume" in again.output
+
+
+def test_resume_takes_the_settings_given_again_and_keeps_the_held_out_split(tmp_path):
+    """A second stage with other crops and batch goes on from the checkpoint; the seed and folders stay."""
+    content, style = folders(tmp_path)
+    out = tmp_path / "run"
+    first = ["train", "--content", content, "--style", style, "--output", out, "--resize", "64", "--crop", "48",
+             "--batch-size", "2", "--max-iter", "2", "--eval-every", "0", "--checkpoint-every", "1",
+             "--holdout-every", "3"]
+    assert CliRunner().invoke(main, [str(a) for a in first]).exit_code == 0
+    # the same folder spelt another way is no change; --crop and --batch-size are
+    again = ["train", "--content", f"{content}/.", "--style", style, "--output", out, "--resume",
+             "--crop", "32", "--batch-size", "1", "--max-iter", "3"]
+    result = CliRunner().invoke(main, [str(a) for a in again])
+    assert result.exit_code == 0, result.output
+    assert "resuming with --crop 32 (was 48)" in result.output and "--content" not in result.output
+    checkpoint = torch.load(out / "checkpoint.pt", weights_only=True)
+    config = json.loads(checkpoint["config"])
+    assert checkpoint["step"] == 3 and (config["crop"], config["batch_size"], config["resize"]) == (32, 1, 64)
+    refused = CliRunner().invoke(main, [str(a) for a in again[:-1] + ["4", "--seed", "7"]])
+    assert refused.exit_code == 1 and "--seed 0 -> 7" in refused.output
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["step"] == 3
 
 
 def test_both_losses_fall_on_a_fixed_batch(tmp_path):
@@ -148,6 +171,8 @@ def test_evaluate_measures_torch_and_exported_graphs_alike(tmp_path, exported_di
     reference, graphs = runs["torch"], runs["ort-cpu"]
     assert reference["pairs"] == graphs["pairs"] == 6 * 4  # every content (the unreadable one skipped) x every style
     assert graphs["baseline_style_loss"] == reference["baseline_style_loss"] > 0
+    # the scores name the decoder they measured (scripts/ship_decoder.py checks it)
+    assert graphs["decoder_hash"] == reference["decoder_hash"] == weights_metadata(random_decoder)["weights_hash"]
     for key in ("content_loss", "style_loss"):
         assert abs(graphs[key] - reference[key]) < 1e-3 * reference[key]
     with Image.open(tmp_path / "sheet.png") as sheet:

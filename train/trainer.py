@@ -91,6 +91,34 @@ class TrainConfig:
         return cls(**{k: v for k, v in values.items() if k in known})
 
 
+#: Settings a resumed run keeps whatever is given: they decide which images are held out (changing
+#: them would train on the evaluation images) and where the run's weights came from.
+FIXED_ON_RESUME = ("content_dir", "style_dir", "encoder", "init_decoder", "holdout_every", "seed")
+_PATHS = ("content_dir", "style_dir", "encoder", "init_decoder")
+
+
+def resume_config(saved: dict[str, Any], given: dict[str, Any]) -> tuple[TrainConfig, dict[str, tuple[Any, Any]]]:
+    """The settings of a resumed run: the checkpoint's, with the ones ``given`` now on top.
+
+    Lets a run go on with other crops, batch, pool, weights or precision (how decoders are refined
+    in stages), and says what changed: ``{name: (before, now)}``. Refuses a change of the
+    FIXED_ON_RESUME settings, naming them; the same folder spelt another way is no change.
+    """
+    def same(name: str, a: Any, b: Any) -> bool:
+        if name in _PATHS and a is not None and b is not None:
+            return os.path.realpath(a) == os.path.realpath(b)
+        return a == b
+
+    changes = {k: (saved.get(k), v) for k, v in given.items() if k != "output_dir" and not same(k, saved.get(k), v)}
+    fixed = [k for k in changes if k in FIXED_ON_RESUME]
+    if fixed:
+        told = ", ".join(f"--{k.removesuffix('_dir').replace('_', '-')} {changes[k][0]!r} -> {changes[k][1]!r}"
+                         for k in fixed)
+        raise AdainrtError(f"a resumed run keeps {told}: these decide the held-out images and the start; "
+                           "start a new run (another --output, with --init-decoder) to change them")
+    return TrainConfig.from_dict({**saved, **given}), changes
+
+
 def _distributed() -> tuple[int, int]:
     """(rank, world size); initializes the process group under torchrun (NCCL on GPUs, gloo on CPUs)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
