@@ -577,8 +577,9 @@ def evaluate(content_dir: str, style_dir: str, all_pairs: bool, encoder: Path | 
     """The paper's content and style losses of a decoder's outputs, beside the baseline.
 
     The baseline is the style loss of the unstylized content image: a working decoder's
-    style loss is far below it (adainrt's quality bar: a fifth of it). Needs torch for the
-    loss network; the outputs can come from any backend.
+    style loss is far below it (adainrt's quality bar: a fifth of it). Also per style, to
+    show which styles a decoder fails on. Needs torch for the loss network; the outputs can
+    come from any backend.
 
     \b
       adainrt evaluate --content photos/ --style paintings/ --all-pairs --sheet sheet.png
@@ -588,24 +589,28 @@ def evaluate(content_dir: str, style_dir: str, all_pairs: bool, encoder: Path | 
 
     from adainrt.images import from_tensor, save_image
     from adainrt.train.data import ImageFolder
-    from adainrt.train.evaluate import pair_up, score_pairs
+    from adainrt.train.evaluate import pair_indices, score_pairs
     from adainrt.weights import load_encoder
 
     if sheet is not None and sheet.exists() and not overwrite:
         raise AdainrtError(f"{sheet} exists; pass --overwrite to replace it")
     enc, enc_meta = load_encoder(encoder)
     stylize, decoder_hash = _evaluation_stylizer(enc_meta, encoder, decoder, backend, model_dir, precision)
-    contents = torch.from_numpy(ImageFolder.load(content_dir, size, size).center_crops(size))
-    styles = torch.from_numpy(ImageFolder.load(style_dir, size, size).center_crops(size))
-    contents, styles = pair_up(contents, styles, all_pairs)
+    content_folder, style_folder = (ImageFolder.load(d, size, size) for d in (content_dir, style_dir))
+    index_c, index_s = pair_indices(len(content_folder.images), len(style_folder.images), all_pairs)
+    contents = torch.from_numpy(content_folder.center_crops(size))[index_c]
+    styles = torch.from_numpy(style_folder.center_crops(size))[index_s]
     scores, outputs = score_pairs(enc, stylize, contents, styles)
+    by_style = {name: scores.subset(torch.nonzero(index_s == k).flatten().tolist())
+                for k, name in enumerate(style_folder.names) if (index_s == k).any()}
     if sheet is not None:
         rows = [torch.cat(trio, dim=2) for trio in zip(contents, styles, outputs)]
         save_image(from_tensor(torch.cat(rows, dim=1).numpy()), sheet, overwrite=overwrite)
         _say(f"wrote {sheet}")
     if as_json:
         click.echo(json.dumps({"backend": backend, "precision": precision, "size": size,
-                               "decoder_hash": decoder_hash, **scores.as_dict()}, indent=2))
+                               "decoder_hash": decoder_hash, **scores.as_dict(),
+                               "by_style": {name: part.as_dict() for name, part in by_style.items()}}, indent=2))
         return
     click.echo(f"backend                       {backend}" + ("" if backend == "torch" else f" ({precision})"))
     click.echo(f"decoder                       {decoder_hash}")
@@ -614,6 +619,11 @@ def evaluate(content_dir: str, style_dir: str, all_pairs: bool, encoder: Path | 
     click.echo(f"style loss                    {scores.style_loss:.4f}")
     click.echo(f"style loss of content (base)  {scores.baseline_style_loss:.4f}")
     click.echo(f"style / baseline              {scores.style_ratio:.3f}")
+    click.echo(f"\n{'by style':<38}pairs  content    style  baseline  ratio")
+    for name, part in by_style.items():
+        short = name if len(name) <= 36 else f"{name[:16]}...{name[-17:]}"
+        click.echo(f"  {short:<36}{part.pairs:>5}{part.content_loss:>9.3f}{part.style_loss:>9.3f}"
+                   f"{part.baseline_style_loss:>10.3f}{part.style_ratio:>7.3f}")
 
 
 def _evaluation_stylizer(encoder_meta: dict, encoder: Path | None, decoder: Path | None, backend: str,

@@ -175,6 +175,12 @@ def test_evaluate_measures_torch_and_exported_graphs_alike(tmp_path, exported_di
     assert graphs["decoder_hash"] == reference["decoder_hash"] == weights_metadata(random_decoder)["weights_hash"]
     for key in ("content_loss", "style_loss"):
         assert abs(graphs[key] - reference[key]) < 1e-3 * reference[key]
+    by_style = reference["by_style"]  # each style's 6 pairs: their means average to the whole's
+    assert sorted(by_style) == sorted(str(p.relative_to(style)) for p in style.rglob("*.png"))
+    assert [part["pairs"] for part in by_style.values()] == [6] * 4
+    for key in ("content_loss", "style_loss", "baseline_style_loss"):
+        assert np.mean([part[key] for part in by_style.values()]) == pytest.approx(reference[key], rel=1e-9)
+    assert len({part["style_ratio"] for part in by_style.values()}) == 4
     with Image.open(tmp_path / "sheet.png") as sheet:
         assert sheet.size == (3 * 48, 24 * 48)
 

@@ -7,8 +7,9 @@ decoder and to whatever a runtime backend (onnxruntime, TensorRT, FP16 graphs) r
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -20,12 +21,27 @@ from adainrt.train.losses import style_loss, style_targets, stylization_losses
 StylizeFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
+#: One pair's (content loss, style loss, baseline style loss).
+PairLosses = tuple[float, float, float]
+
+
 @dataclass
 class Scores:
     content_loss: float
     style_loss: float
     baseline_style_loss: float  # style loss of the content image itself: the paper's baseline
     pairs: int
+    per_pair: list[PairLosses] = field(default_factory=list, repr=False)
+
+    @classmethod
+    def of(cls, per_pair: list[PairLosses]) -> Scores:
+        """The means over ``per_pair``."""
+        totals = [math.fsum(column) / len(per_pair) for column in zip(*per_pair)]
+        return cls(*totals, pairs=len(per_pair), per_pair=list(per_pair))
+
+    def subset(self, index: Iterable[int]) -> Scores:
+        """The scores of some of the pairs (say, those of one style)."""
+        return Scores.of([self.per_pair[i] for i in index])
 
     @property
     def style_ratio(self) -> float:
@@ -33,7 +49,8 @@ class Scores:
         return self.style_loss / self.baseline_style_loss
 
     def as_dict(self) -> dict[str, float]:
-        return {**asdict(self), "style_ratio": self.style_ratio}
+        return {"content_loss": self.content_loss, "style_loss": self.style_loss,
+                "baseline_style_loss": self.baseline_style_loss, "pairs": self.pairs, "style_ratio": self.style_ratio}
 
 
 @torch.no_grad()
@@ -48,8 +65,7 @@ def score_pairs(
     are taken on the output clipped to [0, 1], as the image a user gets.
     """
     decoder = stylize if isinstance(stylize, nn.Module) else None
-    totals = torch.zeros(3, dtype=torch.float64)
-    outputs = []
+    per_pair, outputs = [], []
     for content, style in zip(contents.split(1), styles.split(1)):  # style stats are per pair
         targets = style_targets(encoder, style)
         content_feats = encode_with_intermediates(encoder, content)
@@ -58,16 +74,20 @@ def score_pairs(
         out = out.float().clamp(0, 1)  # what a user gets: an image
         loss_c, loss_s = stylization_losses(encoder, out, target, targets)
         base = style_loss(content_feats, targets)
-        totals += torch.tensor([loss_c.item(), loss_s.item(), base.item()], dtype=torch.float64)
+        per_pair.append((loss_c.item(), loss_s.item(), base.item()))
         outputs.append(out)
-    mean = (totals / len(contents)).tolist()
-    return Scores(mean[0], mean[1], mean[2], len(contents)), torch.cat(outputs)
+    return Scores.of(per_pair), torch.cat(outputs)
+
+
+def pair_indices(contents: int, styles: int, all_pairs: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Which content and which style make each pair: content i with style i mod ``styles``, or
+    (``all_pairs``) every content with every style."""
+    if all_pairs:
+        return torch.arange(contents).repeat_interleave(styles), torch.arange(styles).repeat(contents)
+    return torch.arange(contents), torch.arange(contents) % styles
 
 
 def pair_up(contents: torch.Tensor, styles: torch.Tensor, all_pairs: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """Content i with style i mod len(styles), or (``all_pairs``) every content with every style."""
-    if all_pairs:
-        index_c = torch.arange(len(contents)).repeat_interleave(len(styles))
-        index_s = torch.arange(len(styles)).repeat(len(contents))
-        return contents[index_c], styles[index_s]
-    return contents, styles[torch.arange(len(contents)) % len(styles)]
+    """The pairs of :func:`pair_indices` as two stacks of images."""
+    index_c, index_s = pair_indices(len(contents), len(styles), all_pairs)
+    return contents[index_c], styles[index_s]
