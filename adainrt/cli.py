@@ -492,6 +492,10 @@ def _compare(sizes: tuple[int, ...], backends: list[str], model_dir: Path | None
                    "(0.999: about the last 1000 steps). It smooths the step-to-step noise of the "
                    "weights: averaging 1,500 steps of checkpoints took the held-out style ratio from "
                    "0.241 to 0.210 (MODEL_CARD.md). 0: the weights as trained.")
+@click.option("--recolor-styles", is_flag=True,
+              help="Mirror style crops and turn their hues by a random angle: more palettes from few "
+                   "styles (with 90 styles, a decoder matches unseen styles far worse than its own: "
+                   "MODEL_CARD.md).")
 @click.option("--max-iter", type=int, default=160_000, show_default=True)
 @click.option("--max-minutes", type=float, default=0.0, show_default=True, help="Stop after this long (0: no limit).")
 @click.option("--checkpoint-every", type=int, default=500, show_default=True)

@@ -93,8 +93,9 @@ def test_both_losses_fall_on_a_fixed_batch(tmp_path):
     assert window("style_loss", history[-10:]) < 0.25 * window("style_loss", history[:10])
 
 
-@pytest.mark.parametrize("options", [{}, {"pool_crops_per_image": 2}, {"ema_decay": 0.9}],
-                         ids=["fresh-crops", "crop-pool", "weights-average"])
+@pytest.mark.parametrize("options", [{}, {"pool_crops_per_image": 2}, {"ema_decay": 0.9},
+                                     {"recolor_styles": True}],
+                         ids=["fresh-crops", "crop-pool", "weights-average", "recolored-styles"])
 def test_resume_reproduces_the_uninterrupted_run(tmp_path, options):
     options = dict(invert_iters=1, **options)
     whole = Trainer(small_config(tmp_path, tmp_path / "whole", max_iter=4, **options), progress=False)
@@ -109,6 +110,23 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path, options):
     exported, _ = read_weights(tmp_path / "part" / "decoder.safetensors", "decoder")
     for key, value in whole.result.state_dict().items():
         torch.testing.assert_close(exported[key], value, rtol=0, atol=1e-6)
+
+
+def test_recolored_style_crops_keep_brightness_and_change_hue():
+    """A hue rotation keeps every pixel's R+G+B; mirrored or not, the crop is the image's, recoloured."""
+    from adainrt.train.data import ImageFolder, hue_rotation
+
+    image = np.random.default_rng(0).integers(100, 156, (40, 40, 3), dtype=np.uint8)  # far from clipping
+    folder = ImageFolder(None, [image], ["a.png"], [])
+    crops = folder.random_crops(np.random.default_rng(1), 16, 40, recolor=True)
+    plain = image.transpose(2, 0, 1) / 255.0
+    moved = 0
+    for crop in crops:
+        source = plain if np.allclose(crop.sum(0), plain.sum(0), atol=1e-5) else plain[:, :, ::-1]
+        np.testing.assert_allclose(crop.sum(0), source.sum(0), atol=1e-5)
+        moved += np.abs(crop - source).max() > 0.01  # the colours moved (not for angles near 0)
+    assert moved >= 12
+    np.testing.assert_allclose(hue_rotation(2 * np.pi / 3) @ [1.0, 0.0, 0.0], [0.0, 1.0, 0.0], atol=1e-6)
 
 
 def test_the_weights_average_follows_its_formula(tmp_path):

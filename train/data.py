@@ -59,14 +59,23 @@ class ImageFolder:
             raise AdainrtError(f"{root}: no readable images ({len(skipped)} unreadable)")
         return cls(root, images, names, skipped)
 
-    def random_crops(self, rng: np.random.Generator, count: int, crop: int) -> np.ndarray:
-        """(count, 3, crop, crop) float32 in [0, 1] from randomly chosen images and positions."""
+    def random_crops(self, rng: np.random.Generator, count: int, crop: int, recolor: bool = False) -> np.ndarray:
+        """(count, 3, crop, crop) float32 in [0, 1] from randomly chosen images and positions.
+
+        ``recolor``: also mirror each crop at random and turn its hues by a random angle (see
+        :func:`hue_rotation`), so that a few dozen styles stand for many more palettes.
+        """
         out = np.empty((count, 3, crop, crop), dtype=np.float32)
         for i in range(count):
             img = self.images[rng.integers(len(self.images))]
             top = rng.integers(img.shape[0] - crop + 1)
             left = rng.integers(img.shape[1] - crop + 1)
             out[i] = img[top:top + crop, left:left + crop].transpose(2, 0, 1) / 255.0
+            if recolor:
+                if rng.random() < 0.5:
+                    out[i] = out[i, :, :, ::-1]
+                rotation = hue_rotation(rng.uniform(0.0, 2.0 * np.pi))
+                out[i] = np.clip(np.einsum("ij,jhw->ihw", rotation, out[i]), 0.0, 1.0)
         return out
 
     def center_crops(self, crop: int) -> np.ndarray:
@@ -78,3 +87,12 @@ class ImageFolder:
             left, top = (w - crop) // 2, (h - crop) // 2
             crops.append(np.asarray(pil.crop((left, top, left + crop, top + crop)), np.float32) / 255.0)
         return np.stack(crops).transpose(0, 3, 1, 2).copy()
+
+
+def hue_rotation(angle: float) -> np.ndarray:
+    """3x3 RGB rotation by ``angle`` about the grey axis: turns hues, keeps each pixel's R+G+B and
+    its distance from grey (so brightness and saturation, to within clipping)."""
+    axis = np.full(3, 1.0 / np.sqrt(3.0))
+    cross = np.array([[0.0, -axis[2], axis[1]], [axis[2], 0.0, -axis[0]], [-axis[1], axis[0], 0.0]])
+    rotation = np.cos(angle) * np.eye(3) + np.sin(angle) * cross + (1.0 - np.cos(angle)) * np.outer(axis, axis)
+    return rotation.astype(np.float32)

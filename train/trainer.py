@@ -66,6 +66,7 @@ class TrainConfig:
     seed: int = 0
     amp: str = "auto"  # auto | fp32 | bf16 | fp16: mixed precision of the forward passes (see amp_dtype)
     ema_decay: float = 0.999  # >0: evaluate and export a moving average of the weights (see _update_ema); 0: off
+    recolor_styles: bool = False  # mirror style crops and turn their hues at random (ImageFolder.random_crops)
 
     def __post_init__(self) -> None:
         """Refuse settings that could only fail later (or silently train nothing), naming the option."""
@@ -109,6 +110,8 @@ def resume_config(saved: dict[str, Any], given: dict[str, Any]) -> tuple[TrainCo
             return os.path.realpath(a) == os.path.realpath(b)
         return a == b
 
+    defaults = {f.name: f.default for f in fields(TrainConfig)}  # settings older checkpoints do not record
+    saved = {**defaults, **saved}
     changes = {k: (saved.get(k), v) for k, v in given.items() if k != "output_dir" and not same(k, saved.get(k), v)}
     fixed = [k for k in changes if k in FIXED_ON_RESUME]
     if fixed:
@@ -271,7 +274,8 @@ class Trainer:
     # ------------------------------------------------------------------ steps
 
     def _batch(self, folder: ImageFolder) -> torch.Tensor:
-        crops = folder.random_crops(self.rng, self.config.batch_size, self.config.crop)
+        recolor = self.config.recolor_styles and folder is self.style
+        crops = folder.random_crops(self.rng, self.config.batch_size, self.config.crop, recolor)
         return torch.from_numpy(crops).to(self.device, memory_format=torch.channels_last)
 
     def _inputs(self, inverting: bool) -> tuple[torch.Tensor, torch.Tensor, list | None]:
@@ -345,7 +349,8 @@ class Trainer:
 
             bar = tqdm(total=total, unit="crop", desc="encoding the crop pool", dynamic_ncols=True)
         self.pool = FeaturePool.build(self.encoder, self.content, self.style, cfg.pool_crops_per_image, cfg.crop,
-                                      cfg.seed, self.device, progress=bar.update if bar else None)
+                                      cfg.seed, self.device, progress=bar.update if bar else None,
+                                      recolor_styles=cfg.recolor_styles)
         if bar:
             bar.close()
         self.out.mkdir(parents=True, exist_ok=True)  # also called outside run() (benchmarks)
