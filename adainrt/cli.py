@@ -519,11 +519,10 @@ def train(output_dir: str, resume: bool, **options: Any) -> None:
     Several GPUs (DistributedDataParallel; --batch-size is per GPU):
       torchrun --nproc_per_node 4 -m adainrt.cli train --content photos/ --style paintings/ -o run/
     """
-    import torch
     from click.core import ParameterSource
 
     from adainrt.train import TrainConfig, Trainer
-    from adainrt.train.trainer import CHECKPOINT, resume_config
+    from adainrt.train.trainer import CHECKPOINT, load_checkpoint, resume_config
 
     checkpoint = Path(output_dir) / CHECKPOINT
     if checkpoint.exists() and not resume:
@@ -531,7 +530,7 @@ def train(output_dir: str, resume: bool, **options: Any) -> None:
     if resume and not checkpoint.exists():
         raise AdainrtError(f"--resume: no checkpoint at {checkpoint}")
     if resume:  # the run's own settings, but those given now (and the limits) apply
-        saved = json.loads(torch.load(checkpoint, weights_only=True)["config"])
+        saved = json.loads(load_checkpoint(checkpoint)["config"])
         ctx = click.get_current_context()
         given = {k: v for k, v in options.items() if ctx.get_parameter_source(k) != ParameterSource.DEFAULT}
         limits = {"max_iter": options["max_iter"], "max_minutes": options["max_minutes"]}
@@ -551,6 +550,30 @@ def train(output_dir: str, resume: bool, **options: Any) -> None:
             f"interrupted at step {trainer.step}; checkpoint written, --resume continues"
         ) from None
     click.echo(f"wrote {path} (step {trainer.step})")
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--output", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Decoder file to write (safetensors, usable as --decoder everywhere).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --output.")
+@_clean_errors
+def snapshot(run_dir: str, output: Path, overwrite: bool) -> None:
+    """The decoder of a training run's last checkpoint, while the run goes on.
+
+    Writes what the run would export if it stopped now (its weights average when it keeps
+    one), for `adainrt evaluate` or `stylize` mid-run; the run is not disturbed.
+
+    \b
+      adainrt snapshot runs/d -o runs/d/now.safetensors
+      adainrt evaluate --content held/photos --style held/paintings --decoder runs/d/now.safetensors
+    """
+    from adainrt.train.trainer import snapshot_decoder
+
+    if output.exists() and not overwrite:
+        raise AdainrtError(f"{output} exists; pass --overwrite to replace it")
+    step = snapshot_decoder(run_dir, output, overwrite=overwrite)
+    click.echo(f"wrote {output} (step {step})")
 
 
 @main.command()

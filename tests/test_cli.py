@@ -24,7 +24,7 @@ def run(*args: str):
 
 
 COMMANDS = ["export", "stylize", "bench", "info", "import-weights", "build-engine", "demo", "train", "evaluate",
-            "style"]
+            "style", "snapshot"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

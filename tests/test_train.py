@@ -78,6 +78,24 @@ def test_resume_takes_the_settings_given_again_and_keeps_the_held_out_split(tmp_
     assert torch.load(out / "checkpoint.pt", weights_only=True)["step"] == 3
 
 
+def test_snapshot_writes_the_runs_weights_average_from_its_checkpoint(tmp_path):
+    trainer = Trainer(small_config(tmp_path, tmp_path / "run", max_iter=3, ema_decay=0.9, checkpoint_every=1),
+                      progress=False)
+    trainer.run()
+    out = tmp_path / "now.safetensors"
+    result = CliRunner().invoke(main, ["snapshot", str(tmp_path / "run"), "-o", str(out)])
+    assert result.exit_code == 0 and "(step 3)" in result.output, result.output
+    state, meta = read_weights(out, "decoder")
+    assert meta["steps"] == 3 and meta["train_config"]["ema_decay"] == 0.9
+    for key, value in trainer.result.state_dict().items():  # the average, not the raw weights
+        torch.testing.assert_close(state[key], value, rtol=0, atol=0)
+    assert any(not torch.equal(state[k], v) for k, v in trainer.decoder.state_dict().items())
+    again = CliRunner().invoke(main, ["snapshot", str(tmp_path / "run"), "-o", str(out)])
+    assert again.exit_code == 1 and "--overwrite" in again.output
+    empty = CliRunner().invoke(main, ["snapshot", str(tmp_path), "-o", str(tmp_path / "x.safetensors")])
+    assert empty.exit_code == 1 and "no checkpoint.pt" in empty.output
+
+
 def test_both_losses_fall_on_a_fixed_batch(tmp_path):
     """One fixed content-style pair, 120 steps: content and style loss both fall clearly."""
     config = small_config(tmp_path, tmp_path / "run", crop=64, resize=72, batch_size=1, style_weight=1.0)

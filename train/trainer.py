@@ -122,6 +122,33 @@ def resume_config(saved: dict[str, Any], given: dict[str, Any]) -> tuple[TrainCo
     return TrainConfig.from_dict({**saved, **given}), changes
 
 
+def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict[str, Any]:
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:
+        raise AdainrtError(f"{path}: unreadable checkpoint ({exc}); move it away to start afresh") from exc
+
+
+def decoder_meta(encoder_hash: str, step: int, config: dict[str, Any], heldout: dict[str, Any]) -> dict[str, Any]:
+    """What a decoder file written by a run records (read by `adainrt info` and ship_decoder.py)."""
+    return {"kind": "decoder", "encoder_hash": encoder_hash, "source": "adainrt train", "steps": step,
+            "train_config": config, "heldout": heldout}
+
+
+def snapshot_decoder(run_dir: str | os.PathLike, path: str | os.PathLike, overwrite: bool = False) -> int:
+    """Write the decoder a run would export now (its weights average, when it keeps one) from its last
+    checkpoint, without resuming it; returns the step. Safe while the run goes on: checkpoints are
+    replaced atomically, and this only reads one."""
+    checkpoint = Path(run_dir) / CHECKPOINT
+    if not checkpoint.is_file():
+        raise AdainrtError(f"{run_dir}: no {CHECKPOINT} (not a training run folder, or no checkpoint yet)")
+    ckpt = load_checkpoint(checkpoint)
+    step = int(ckpt["step"])
+    meta = decoder_meta(ckpt["encoder_hash"], step, json.loads(ckpt["config"]), json.loads(ckpt["heldout_scores"]))
+    save_weights(path, ckpt.get("ema") or ckpt["decoder"], meta, overwrite=overwrite)
+    return step
+
+
 def _distributed() -> tuple[int, int]:
     """(rank, world size); initializes the process group under torchrun (NCCL on GPUs, gloo on CPUs)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -239,10 +266,7 @@ class Trainer:
         path = self.out / CHECKPOINT
         if not path.is_file():
             return False
-        try:
-            ckpt = torch.load(path, map_location=self.device, weights_only=True)
-        except Exception as exc:
-            raise AdainrtError(f"{path}: unreadable checkpoint ({exc}); move it away to start afresh") from exc
+        ckpt = load_checkpoint(path, self.device)
         if ckpt["encoder_hash"] != self.encoder_meta["weights_hash"]:
             raise AdainrtError(f"{path}: checkpoint was trained with encoder {ckpt['encoder_hash']}, "
                                f"not the encoder in use ({self.encoder_meta['weights_hash']})")
@@ -379,9 +403,7 @@ class Trainer:
 
     def export_decoder(self, path: Path | None = None) -> Path:
         path = path or self.out / "decoder.safetensors"
-        meta = {"kind": "decoder", "encoder_hash": self.encoder_meta["weights_hash"],
-                "source": "adainrt train", "steps": self.step, "train_config": asdict(self.config),
-                "heldout": self.heldout_scores}
+        meta = decoder_meta(self.encoder_meta["weights_hash"], self.step, asdict(self.config), self.heldout_scores)
         if self.rank == 0:
             save_weights(path, self.result.state_dict(), meta)
         return path
