@@ -570,8 +570,6 @@ def snapshot(run_dir: str, output: Path, overwrite: bool) -> None:
     """
     from adainrt.train.trainer import snapshot_decoder
 
-    if output.exists() and not overwrite:
-        raise AdainrtError(f"{output} exists; pass --overwrite to replace it")
     step = snapshot_decoder(run_dir, output, overwrite=overwrite)
     click.echo(f"wrote {output} (step {step})")
 
