@@ -492,10 +492,12 @@ def _compare(sizes: tuple[int, ...], backends: list[str], model_dir: Path | None
                    "(0.999: about the last 1000 steps). It smooths the step-to-step noise of the "
                    "weights: averaging 1,500 steps of checkpoints took the held-out style ratio from "
                    "0.241 to 0.210 (MODEL_CARD.md). 0: the weights as trained.")
-@click.option("--recolor-styles", is_flag=True,
+@click.option("--recolor-styles", type=click.FloatRange(0.0, 1.0), is_flag=False, flag_value=1.0, default=0.0,
+              show_default=True, metavar="[FRACTION]",
               help="Mirror style crops and turn their hues by a random angle: more palettes from few "
                    "styles (with 90 styles, a decoder matches unseen styles far worse than its own: "
-                   "MODEL_CARD.md).")
+                   "MODEL_CARD.md). Alone: every crop; with a FRACTION, that share of the crops (the "
+                   "others keep their painter's colours); 0 turns it off in a resumed run.")
 @click.option("--max-iter", type=int, default=160_000, show_default=True)
 @click.option("--max-minutes", type=float, default=0.0, show_default=True, help="Stop after this long (0: no limit).")
 @click.option("--checkpoint-every", type=int, default=500, show_default=True)

@@ -11,6 +11,7 @@ from PIL import Image
 
 from adainrt.bundled import weights_metadata
 from adainrt.cli import main
+from adainrt.errors import AdainrtError
 from adainrt.train import TrainConfig, Trainer
 from adainrt.weights import read_weights
 from tests.conftest import synthetic_image
@@ -62,17 +63,19 @@ def test_resume_takes_the_settings_given_again_and_keeps_the_held_out_split(tmp_
     out = tmp_path / "run"
     first = ["train", "--content", content, "--style", style, "--output", out, "--resize", "64", "--crop", "48",
              "--batch-size", "2", "--max-iter", "2", "--eval-every", "0", "--checkpoint-every", "1",
-             "--holdout-every", "3"]
+             "--recolor-styles", "--holdout-every", "3"]  # --recolor-styles alone: every crop
     assert CliRunner().invoke(main, [str(a) for a in first]).exit_code == 0
     # the same folder spelt another way is no change; --crop and --batch-size are
     again = ["train", "--content", f"{content}/.", "--style", style, "--output", out, "--resume",
-             "--crop", "32", "--batch-size", "1", "--max-iter", "3"]
+             "--crop", "32", "--batch-size", "1", "--recolor-styles", "0.25", "--max-iter", "3"]
     result = CliRunner().invoke(main, [str(a) for a in again])
     assert result.exit_code == 0, result.output
     assert "resuming with --crop 32 (was 48)" in result.output and "--content" not in result.output
+    assert "resuming with --recolor-styles 0.25 (was 1.0)" in result.output
     checkpoint = torch.load(out / "checkpoint.pt", weights_only=True)
     config = json.loads(checkpoint["config"])
     assert checkpoint["step"] == 3 and (config["crop"], config["batch_size"], config["resize"]) == (32, 1, 64)
+    assert config["recolor_styles"] == 0.25
     refused = CliRunner().invoke(main, [str(a) for a in again[:-1] + ["4", "--seed", "7"]])
     assert refused.exit_code == 1 and "--seed 0 -> 7" in refused.output
     assert torch.load(out / "checkpoint.pt", weights_only=True)["step"] == 3
@@ -112,8 +115,8 @@ def test_both_losses_fall_on_a_fixed_batch(tmp_path):
 
 
 @pytest.mark.parametrize("options", [{}, {"pool_crops_per_image": 2}, {"ema_decay": 0.9},
-                                     {"recolor_styles": True}],
-                         ids=["fresh-crops", "crop-pool", "weights-average", "recolored-styles"])
+                                     {"recolor_styles": 1.0}, {"recolor_styles": 0.5, "pool_crops_per_image": 2}],
+                         ids=["fresh-crops", "crop-pool", "weights-average", "recolored-styles", "half-recolored-pool"])
 def test_resume_reproduces_the_uninterrupted_run(tmp_path, options):
     options = dict(invert_iters=1, **options)
     whole = Trainer(small_config(tmp_path, tmp_path / "whole", max_iter=4, **options), progress=False)
@@ -145,6 +148,20 @@ def test_recolored_style_crops_keep_brightness_and_change_hue():
         moved += np.abs(crop - source).max() > 0.01  # the colours moved (not for angles near 0)
     assert moved >= 12
     np.testing.assert_allclose(hue_rotation(2 * np.pi / 3) @ [1.0, 0.0, 0.0], [0.0, 1.0, 0.0], atol=1e-6)
+
+
+def test_a_fraction_of_recolored_style_crops_leaves_the_others_as_painted():
+    from adainrt.train.data import ImageFolder
+
+    image = np.random.default_rng(0).integers(100, 156, (40, 40, 3), dtype=np.uint8)
+    folder = ImageFolder(None, [image], ["a.png"], [])
+    plain = image.transpose(2, 0, 1) / 255.0
+    for fraction, low, high in ((0.0, 64, 64), (0.25, 36, 60), (1.0, 0, 4)):
+        crops = folder.random_crops(np.random.default_rng(2), 64, 40, recolor=fraction)
+        as_painted = sum(np.allclose(crop, plain, atol=1e-6) for crop in crops)
+        assert low <= as_painted <= high, (fraction, as_painted)  # 1.0: only an unmirrored turn near 0
+    with pytest.raises(AdainrtError, match="--recolor-styles must be a fraction"):
+        TrainConfig(content_dir=".", style_dir=".", recolor_styles=1.5)
 
 
 def test_the_weights_average_follows_its_formula(tmp_path):

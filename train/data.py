@@ -59,11 +59,12 @@ class ImageFolder:
             raise AdainrtError(f"{root}: no readable images ({len(skipped)} unreadable)")
         return cls(root, images, names, skipped)
 
-    def random_crops(self, rng: np.random.Generator, count: int, crop: int, recolor: bool = False) -> np.ndarray:
+    def random_crops(self, rng: np.random.Generator, count: int, crop: int, recolor: float = 0.0) -> np.ndarray:
         """(count, 3, crop, crop) float32 in [0, 1] from randomly chosen images and positions.
 
-        ``recolor``: also mirror each crop at random and turn its hues by a random angle (see
-        :func:`hue_rotation`), so that a few dozen styles stand for many more palettes.
+        ``recolor``: the fraction of crops (chosen at random; 1.0: all) also mirrored at random and
+        turned in hue by a random angle (see :func:`hue_rotation`), so that a few dozen styles stand
+        for many more palettes while some crops keep their painter's own.
         """
         out = np.empty((count, 3, crop, crop), dtype=np.float32)
         for i in range(count):
@@ -71,7 +72,7 @@ class ImageFolder:
             top = rng.integers(img.shape[0] - crop + 1)
             left = rng.integers(img.shape[1] - crop + 1)
             out[i] = img[top:top + crop, left:left + crop].transpose(2, 0, 1) / 255.0
-            if recolor:
+            if recolor and (recolor >= 1.0 or rng.random() < recolor):  # 1.0 draws as runs before v0.4 did
                 if rng.random() < 0.5:
                     out[i] = out[i, :, :, ::-1]
                 rotation = hue_rotation(rng.uniform(0.0, 2.0 * np.pi))

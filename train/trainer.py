@@ -66,7 +66,7 @@ class TrainConfig:
     seed: int = 0
     amp: str = "auto"  # auto | fp32 | bf16 | fp16: mixed precision of the forward passes (see amp_dtype)
     ema_decay: float = 0.999  # >0: evaluate and export a moving average of the weights (see _update_ema); 0: off
-    recolor_styles: bool = False  # mirror style crops and turn their hues at random (ImageFolder.random_crops)
+    recolor_styles: float = 0.0  # fraction of style crops mirrored and hue-turned at random (random_crops)
 
     def __post_init__(self) -> None:
         """Refuse settings that could only fail later (or silently train nothing), naming the option."""
@@ -83,6 +83,9 @@ class TrainConfig:
                                "images whose smaller side is resized to --resize (the paper: 512, crop 256)")
         if not 0.0 <= self.ema_decay < 1.0:
             raise AdainrtError(f"--ema-decay must be in [0, 1), got {self.ema_decay}")
+        self.recolor_styles = float(self.recolor_styles)  # runs before v0.4 recorded a flag: True is 1.0
+        if not 0.0 <= self.recolor_styles <= 1.0:
+            raise AdainrtError(f"--recolor-styles must be a fraction in [0, 1], got {self.recolor_styles}")
         if self.holdout_every == 1:
             raise AdainrtError("--holdout-every 1 would hold out every image; use 0 to hold out none")
 
@@ -298,7 +301,7 @@ class Trainer:
     # ------------------------------------------------------------------ steps
 
     def _batch(self, folder: ImageFolder) -> torch.Tensor:
-        recolor = self.config.recolor_styles and folder is self.style
+        recolor = self.config.recolor_styles if folder is self.style else 0.0
         crops = folder.random_crops(self.rng, self.config.batch_size, self.config.crop, recolor)
         return torch.from_numpy(crops).to(self.device, memory_format=torch.channels_last)
 
