@@ -114,6 +114,17 @@ def test_both_losses_fall_on_a_fixed_batch(tmp_path):
     assert window("style_loss", history[-10:]) < 0.25 * window("style_loss", history[:10])
 
 
+def test_resume_reads_an_older_run_s_recolour_flag_as_every_crop():
+    """Runs before v0.4 recorded --recolor-styles as a flag; resumed, it is the fraction 1.0."""
+    from adainrt.train.trainer import resume_config
+
+    saved = {"content_dir": "c", "style_dir": "s", "recolor_styles": True}
+    config, changes = resume_config(saved, {"recolor_styles": 0.5})
+    assert changes == {"recolor_styles": (1.0, 0.5)} and config.recolor_styles == 0.5
+    config, changes = resume_config(saved, {"recolor_styles": 1.0})
+    assert changes == {} and config.recolor_styles == 1.0
+
+
 @pytest.mark.parametrize("options", [{}, {"pool_crops_per_image": 2}, {"ema_decay": 0.9},
                                      {"recolor_styles": 1.0}, {"recolor_styles": 0.5, "pool_crops_per_image": 2}],
                          ids=["fresh-crops", "crop-pool", "weights-average", "recolored-styles", "half-recolored-pool"])

@@ -114,7 +114,7 @@ def resume_config(saved: dict[str, Any], given: dict[str, Any]) -> tuple[TrainCo
         return a == b
 
     defaults = {f.name: f.default for f in fields(TrainConfig)}  # settings older checkpoints do not record
-    saved = {**defaults, **saved}
+    saved = asdict(TrainConfig.from_dict({**defaults, **saved}))  # as the config reads them (a flag True: 1.0)
     changes = {k: (saved.get(k), v) for k, v in given.items() if k != "output_dir" and not same(k, saved.get(k), v)}
     fixed = [k for k in changes if k in FIXED_ON_RESUME]
     if fixed:
