@@ -17,18 +17,20 @@ import click
 
 from adainrt import __version__
 from adainrt.errors import AdainrtError
-
-BACKEND_CHOICES = ["auto", "tensorrt", "ort-trt", "ort-cuda", "ort-cpu"]
+from adainrt.runtime.backend import backend_names
 
 
 def _clean_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Show our errors as one line (``Error: ...``, exit 1) instead of a traceback."""
+    """Show our errors as one line (``Error: ...``, exit 1) instead of a traceback, with the flag that
+    helps where the error has one (``cli_hint``)."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except (AdainrtError, FileExistsError) as exc:
+        except AdainrtError as exc:
+            raise click.ClickException(f"{exc}; {exc.cli_hint}" if exc.cli_hint else str(exc)) from exc
+        except FileExistsError as exc:
             raise click.ClickException(str(exc)) from exc
 
     return wrapper
@@ -36,20 +38,6 @@ def _clean_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def _say(message: str) -> None:
     click.echo(message, err=True)
-
-
-def _alpha(_ctx: click.Context, _param: click.Parameter, value: float) -> float:
-    if not 0.0 <= value <= 1.0:
-        raise click.BadParameter(f"{value} is outside [0, 1] (0 = content only, 1 = full style)")
-    return value
-
-
-def _size(_ctx: click.Context, _param: click.Parameter, value: int) -> int:
-    from adainrt.spec import MIN_SIZE
-
-    if value != 0 and value < MIN_SIZE:
-        raise click.BadParameter(f"{value} is below the minimum of {MIN_SIZE} (0 keeps the original size)")
-    return value
 
 
 weights_options = [
@@ -60,15 +48,18 @@ weights_options = [
                  help="Decoder weights (.safetensors). Default: the decoder bundled with adainrt."),
 ]
 
-
+_PRECISION_HELP = ("fp16: graphs with FP16 weights and activations, AdaIN statistics in FP32, FP32 inputs and "
+                   "outputs (for GPUs: TensorRT strongly typed builds, CUDA). fp32: the reference.")
 precision_option = click.option(
-    "--precision", type=click.Choice(["fp32", "fp16"]), default="fp32", show_default=True,
-    help="fp16: graphs with FP16 weights and activations, AdaIN statistics in FP32, FP32 inputs and "
-         "outputs (for GPUs: TensorRT strongly typed builds, CUDA). fp32: the reference.")
+    "--precision", type=click.Choice(["fp32", "fp16"]), default="fp32", show_default=True, help=_PRECISION_HELP)
+run_precision_option = click.option(
+    "--precision", type=click.Choice(["fp32", "fp16"]), default=None,
+    help=_PRECISION_HELP + " Default: the backend's own (tensorrt: fp16; the others: fp32).")
 backend_option = click.option(
-    "--backend", type=click.Choice(BACKEND_CHOICES), default="auto", show_default=True,
-    help="auto: onnxruntime's best provider here (TensorRT EP > CUDA EP > CPU; see `adainrt info`). "
-         "tensorrt: native TensorRT engines of the FP16 graphs, built once and cached.")
+    "--backend", type=click.Choice(["auto", *backend_names()]), default="auto", show_default=True,
+    help="auto: the best backend that can run here (native TensorRT > onnxruntime TensorRT EP > CUDA EP > "
+         "CPU; `adainrt info` says which and why). tensorrt: native TensorRT engines of the FP16 graphs, "
+         "built once and cached.")
 
 
 def _with(options: list[Callable]) -> Callable:
@@ -120,6 +111,7 @@ def export(output: Path, form: str, encoder: Path | None, decoder: Path | None, 
     pre-processing, tensor names) in its metadata. Inputs are RGB float32 in [0, 1], NCHW;
     any H, W >= 32.
     """
+    from adainrt.contract import MANIFEST
     from adainrt.export.cache import load_model
     from adainrt.export.onnx_export import export_model
 
@@ -133,6 +125,7 @@ def export(output: Path, form: str, encoder: Path | None, decoder: Path | None, 
                                for k, v in result.max_abs_error.items())
             click.echo(f"{result.path}  max |onnxruntime - torch| {errors}")
             written.append(Path(result.path))
+    click.echo(f"{output / MANIFEST}  (the graphs' contract: files, tensors, pre-processing, hashes)")
     if triton_repo is not None:
         from adainrt.export.triton import write_triton_repository
 
@@ -143,38 +136,6 @@ def export(output: Path, form: str, encoder: Path | None, decoder: Path | None, 
 # ---------------------------------------------------------------------------------- stylize
 
 
-def _model_dir(model_dir: Path | None, encoder: Path | None, decoder: Path | None,
-               precision: str = "fp32") -> Path:
-    """The graphs to run: --model, or the chosen weights exported once into the cache."""
-    if model_dir is not None:
-        return model_dir
-    from adainrt.export.cache import cached_model_dir
-
-    return cached_model_dir(encoder, decoder, ("split",), progress=_say, precisions=(precision,))
-
-
-def _resolve_styles(names: tuple[str, ...], stylizer, size: int, crop: bool) -> list:
-    """Each --style is an image file or the name of a stored style (adainrt style add)."""
-    from adainrt.runtime.style_bank import StyleBank
-
-    styles = []
-    for name in names:
-        if Path(name).is_file():
-            styles.append(_prepare(Path(name), size, crop))
-        elif Path(name).suffix.lower() in (".jpg", ".jpeg", ".png") or "/" in name:
-            raise AdainrtError(f"--style {name}: no such image file")
-        else:
-            styles.append(StyleBank().get(name, stylizer.metadata.get("encoder_hash")).stats)
-    return styles
-
-
-def _prepare(path: Path, size: int, crop: bool):
-    from adainrt.images import center_crop, load_image, resize_smaller_side
-
-    image = resize_smaller_side(load_image(path), size)
-    return center_crop(image, size or min(image.size)) if crop else image
-
-
 @main.command()
 @click.argument("content", type=click.Path(exists=True, path_type=Path))
 @click.option("--style", "-s", "styles", required=True, multiple=True,
@@ -183,7 +144,7 @@ def _prepare(path: Path, size: int, crop: bool):
 @click.option("--output", "-o", required=True, type=click.Path(path_type=Path),
               help="Output file, or a folder (when CONTENT is a folder, or OUTPUT ends in / or exists "
                    "as a folder): files are named CONTENT_stylized_STYLE.EXT.")
-@click.option("--alpha", "-a", type=float, default=1.0, show_default=True, callback=_alpha,
+@click.option("--alpha", "-a", type=float, default=1.0, show_default=True,
               help="Content-style trade-off in [0, 1]: 0 reconstructs the content, 1 is full style.")
 @click.option("--style-weights", help="Interpolation weights for several --style, e.g. 0.7,0.3 "
                                       "(normalized to sum 1; computed on cached statistics).")
@@ -195,9 +156,9 @@ def _prepare(path: Path, size: int, crop: bool):
                    "encoding (keeps the palette, style strokes stay). luminance: stylize the luminance "
                    "only and keep the content's chrominance exactly (strongest colour preservation, "
                    "style colours are lost entirely).")
-@click.option("--content-size", type=int, default=512, show_default=True, callback=_size,
+@click.option("--content-size", type=int, default=512, show_default=True,
               help="Resize the content's smaller side to this (0 keeps the original size).")
-@click.option("--style-size", type=int, default=512, show_default=True, callback=_size,
+@click.option("--style-size", type=int, default=512, show_default=True,
               help="Resize the style's smaller side to this (0 keeps the original size).")
 @click.option("--crop", is_flag=True, help="Centre-crop content and style to squares of their size.")
 @click.option("--temporal-smoothing", type=float, default=0.0, show_default=True,
@@ -212,7 +173,7 @@ def _prepare(path: Path, size: int, crop: bool):
               help="Folder of graphs from `adainrt export` (needs no torch). Default: export the "
                    "chosen weights once into the cache folder.")
 @_with(weights_options)
-@precision_option
+@run_precision_option
 @click.option("--ext", type=click.Choice(["png", "jpg"]), default="png", show_default=True,
               help="Image format of outputs written into a folder.")
 @click.option("--overwrite", is_flag=True, help="Replace outputs that already exist.")
@@ -220,7 +181,7 @@ def _prepare(path: Path, size: int, crop: bool):
 def stylize(content: Path, styles: tuple[str, ...], output: Path, alpha: float, style_weights: str | None,
             masks: tuple[Path, ...], preserve_color: str | None, content_size: int, style_size: int, crop: bool,
             temporal_smoothing: float, max_pixels: int, backend: str, model_dir: Path | None,
-            encoder: Path | None, decoder: Path | None, precision: str, ext: str, overwrite: bool) -> None:
+            encoder: Path | None, decoder: Path | None, precision: str | None, ext: str, overwrite: bool) -> None:
     """Stylize CONTENT (an image, a folder of images, or a video) with one or more styles.
 
     \b
@@ -232,82 +193,47 @@ def stylize(content: Path, styles: tuple[str, ...], output: Path, alpha: float, 
       adainrt stylize photo.jpg -s starry.jpg --preserve-color color -o keep_colours.png
       adainrt stylize clip.mp4 -s starry.jpg -o clip_starry.mp4 --temporal-smoothing 0.8
     """
-    from adainrt.images import list_images, save_image
+    from adainrt.runtime import jobs
     from adainrt.runtime.controls import parse_weights
-    from adainrt.runtime.stylizer import Stylizer
-    from adainrt.runtime.video import is_video
 
-    weights = parse_weights(style_weights) if style_weights else None
-    precision = "fp16" if backend == "tensorrt" else precision  # engines are built from the FP16 graphs
-    stylizer = Stylizer(_model_dir(model_dir, encoder, decoder, precision), backend=backend,
-                        max_pixels=max_pixels, precision=precision)
-    style_inputs = _resolve_styles(styles, stylizer, style_size, crop)
-    if is_video(content):
-        if masks or preserve_color:
-            raise AdainrtError("--mask and --preserve-color apply to images; for video use alpha, "
-                               "style weights and --temporal-smoothing")
-        _stylize_video(stylizer, content, style_inputs, weights, output, alpha, content_size,
-                       temporal_smoothing, overwrite)
-        return
-    folder_mode = content.is_dir() or output.is_dir() or str(output).endswith(("/", "\\"))
-    if folder_mode and output.is_file():
-        raise AdainrtError(f"{output} is a file; CONTENT {content} is a folder, so --output must be a folder")
-    contents = list_images(content) if content.is_dir() else [content]
-    if not contents:
-        raise AdainrtError(f"{content}: no images found (looked for .jpg, .png, .bmp, .webp, .tif)")
-    style_tag = "_".join(Path(s).stem for s in styles)
-    outputs = [output / f"{c.stem}_stylized_{style_tag}.{ext}" for c in contents] if folder_mode else [output]
-    existing = [str(p) for p in outputs if p.exists()]
-    if existing and not overwrite:
-        raise AdainrtError(f"{_few(existing)} already exist(s); pass --overwrite to replace")
-    mask_images = [_load_mask(m) for m in masks] or None
-    failures = []
-    with click.progressbar(list(zip(contents, outputs)), label=f"stylizing ({stylizer.backend})",
-                           file=sys.stderr, show_pos=True) as pairs:
-        for src, dst in pairs:
-            try:
-                result = stylizer.stylize(_prepare(src, content_size, crop), style_inputs, alpha,
-                                          style_weights=weights, mask=mask_images, preserve_color=preserve_color)
-                save_image(result, dst, overwrite=overwrite)
-            except AdainrtError as exc:
-                if not content.is_dir():
-                    raise
-                failures.append(str(exc))
-    for failure in failures:
+    options = jobs.StylizeOptions(
+        alpha=alpha, style_weights=parse_weights(style_weights) if style_weights else None,
+        preserve_color=preserve_color, content_size=content_size, style_size=style_size, crop=crop,
+        temporal_smoothing=temporal_smoothing, max_pixels=max_pixels, ext=ext, overwrite=overwrite)
+    video = jobs.is_video_input(content)
+    plan = None if video else jobs.plan_outputs(content, output, styles, ext, overwrite)
+    if plan is not None:
+        jobs.check_image_job(options)
+    mask_images = [jobs.load_mask(m) for m in masks]
+    with jobs.open_stylizer(model_dir, encoder, decoder, backend, precision, max_pixels, progress=_say) as stylizer:
+        style_inputs = jobs.resolve_styles(styles, stylizer, options)
+        if plan is None:
+            _stylize_video(stylizer, content, output, style_inputs, options, mask_images)
+            return
+        with click.progressbar(length=len(plan.pairs), label=f"stylizing ({stylizer.backend})", file=sys.stderr,
+                               show_pos=True) as bar:
+            report = jobs.stylize_images(stylizer, plan, style_inputs, options, mask_images,
+                                         progress=lambda _src: bar.update(1))
+    for failure in report.skipped:
         _say(f"skipped: {failure}")
-    done = len(contents) - len(failures)
-    click.echo(f"wrote {done} image{'s' if done != 1 else ''} to {output}" if folder_mode else f"wrote {output}")
-    if failures:
-        raise click.ClickException(f"{len(failures)} of {len(contents)} inputs could not be stylized")
+    done = len(report.written)
+    click.echo(f"wrote {done} image{'s' if done != 1 else ''} to {output}" if plan.folder else f"wrote {output}")
+    if report.skipped:
+        raise click.ClickException(f"{len(report.skipped)} of {len(plan.pairs)} inputs could not be stylized")
 
 
-def _load_mask(path: Path):
-    from adainrt.images import load_image
+def _stylize_video(stylizer, content: Path, output: Path, styles: list, options, masks: list) -> None:
+    from adainrt.runtime import jobs
+    from adainrt.runtime.video import probe
 
-    return load_image(path).convert("L")
-
-
-def _stylize_video(stylizer, content: Path, styles: list, weights, output: Path, alpha: float,
-                   content_size: int, smoothing: float, overwrite: bool) -> None:
-    from adainrt.runtime.controls import interpolate
-    from adainrt.runtime.video import VIDEO_SUFFIXES, is_video, probe, stylize_video
-
-    if not is_video(output):
-        raise AdainrtError(f"--output {output}: CONTENT is a video, so the output must be a video file "
-                           f"({', '.join(VIDEO_SUFFIXES)})")
-    stats = interpolate(stylizer.styles_stats(styles), weights)
-    total = probe(content).frames
-    with click.progressbar(length=total, label=f"stylizing video ({stylizer.backend})", file=sys.stderr,
-                           show_pos=True) as bar:
-        result = stylize_video(stylizer, content, output, stats, alpha, content_size, smoothing, overwrite,
-                               progress=lambda done, _total: bar.update(1))
+    with click.progressbar(length=probe(content).frames, label=f"stylizing video ({stylizer.backend})",
+                           file=sys.stderr, show_pos=True) as bar:
+        report = jobs.stylize_video_file(stylizer, content, output, styles, options, masks,
+                                         progress=lambda _done, _total: bar.update(1))
+    result = report.video
     audio = "with audio" if result.audio else "no audio in source"
     click.echo(f"wrote {result.path}: {result.frames} frames at {result.fps:g} fps, "
                f"{result.size[0]}x{result.size[1]}, {audio}; flicker {result.flicker:.2f}")
-
-
-def _few(items: list[str], limit: int = 3) -> str:
-    return ", ".join(items[:limit]) + (f" and {len(items) - limit} more" if len(items) > limit else "")
 
 
 # ---------------------------------------------------------------------------------- style bank
@@ -329,7 +255,7 @@ def style() -> None:
 @style.command("add")
 @click.argument("name")
 @click.argument("image", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--style-size", type=int, default=512, show_default=True, callback=_size,
+@click.option("--style-size", type=int, default=512, show_default=True,
               help="Resize the style's smaller side to this first (0 keeps it).")
 @click.option("--model", "model_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Graphs from `adainrt export` (the statistics belong to their encoder).")
@@ -339,15 +265,10 @@ def style() -> None:
 def style_add(name: str, image: Path, style_size: int, model_dir: Path | None, encoder: Path | None,
               decoder: Path | None, overwrite: bool) -> None:
     """Encode IMAGE once and store its statistics as NAME."""
-    from adainrt.fileio import sha256_file
-    from adainrt.runtime.style_bank import StyleBank
-    from adainrt.runtime.stylizer import Stylizer
+    from adainrt.runtime import jobs
 
-    stylizer = Stylizer(_model_dir(model_dir, encoder, decoder))
-    stats = stylizer.style_stats(_prepare(image, style_size, crop=False))
-    info = {"source": str(image), "source_sha256": sha256_file(image), "style_size": style_size,
-            "encoder_hash": stylizer.metadata.get("encoder_hash")}
-    path = StyleBank().add(name, stats, info, overwrite=overwrite)
+    path = jobs.add_style(name, image, jobs.StylizeOptions(style_size=style_size, overwrite=overwrite),
+                          model_dir, encoder, decoder, progress=_say)
     click.echo(f"stored style {name!r} in {path.parent}")
 
 
@@ -387,15 +308,16 @@ def style_remove(name: str) -> None:
 @click.option("--size", "sizes", type=int, multiple=True, default=[512], show_default=True,
               help="Square size to time; repeat for several (the paper reports 256 and 512).")
 @click.option("--backend", "backends", multiple=True,
-              type=click.Choice(["all", "tensorrt", "ort-trt", "ort-cuda", "ort-cpu", "torch"]), default=["all"],
-              show_default=True, help="Backends to time; all = every one present here plus torch eager.")
+              type=click.Choice(["all", *backend_names(), "torch"]), default=["all"],
+              show_default=True, help="Backends to time; all = every one usable here plus torch eager.")
 @click.option("--runs", type=int, default=10, show_default=True, help="Timed runs per measurement.")
 @click.option("--warmup", type=int, default=2, show_default=True, help="Untimed runs first.")
 @click.option("--model", "model_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Folder with all four graphs (`adainrt export --form all`). Default: cache.")
 @_with(weights_options)
 @click.option("--precision", type=click.Choice(["fp32", "fp16"]), default="fp32", show_default=True,
-              help="Which exported graphs the onnxruntime backends run (torch eager is always FP32).")
+              help="Which exported graphs the runtime backends run where they can (tensorrt runs fp16 only; "
+                   "torch eager is always FP32).")
 @click.option("--compare", is_flag=True,
               help="Instead of timing, check each backend's output (FP32 and FP16 graphs) against FP32 "
                    "onnxruntime CPU: PSNR and max abs error, as Polygraphy does.")
@@ -409,50 +331,18 @@ def bench(sizes: tuple[int, ...], backends: tuple[str, ...], runs: int, warmup: 
     Times the full path (content and style encoded each frame, as the paper measured) and
     the cached-style path (style statistics computed once), after warm-up runs.
     """
-    from adainrt.benchmarks.bench import format_table, run_benchmark
-    from adainrt.runtime.providers import available_backends, tensorrt_ready
+    from adainrt.benchmarks import bench as lib
 
-    if runs < 1 or warmup < 0:
-        raise click.BadParameter("--runs must be >= 1 and --warmup >= 0")
-    for size in sizes:
-        _size(None, None, size)  # type: ignore[arg-type]
-    present = available_backends() + (["tensorrt"] if tensorrt_ready() is None else [])
-    chosen = list(dict.fromkeys(present + ["torch"] if "all" in backends else backends))
+    plan = lib.BenchPlan.make(sizes, backends, runs, warmup, precision, compare)
+    model_dir = plan.model_dir(model_dir, encoder, decoder, progress=_say)
+    enc, dec = (str(p) if p else None for p in (encoder, decoder))
     if compare:
-        _compare(sizes, chosen, model_dir, encoder, decoder, as_json)
+        rows = lib.compare_all(plan, model_dir, enc, dec, progress=_say)
+        click.echo(json.dumps([r.as_dict() for r in rows], indent=2) if as_json else lib.format_fidelity(rows))
         return
-    if model_dir is None and any(b != "torch" for b in chosen):
-        from adainrt.export.cache import cached_model_dir
-
-        # native TensorRT engines are built from the FP16 graphs
-        precisions = tuple(dict.fromkeys([precision, "fp16"] if "tensorrt" in chosen else [precision]))
-        model_dir = cached_model_dir(encoder, decoder, ("full", "split"), progress=_say, precisions=precisions)
-    results = run_benchmark(model_dir, list(sizes), chosen, runs, warmup,
-                            str(encoder) if encoder else None, str(decoder) if decoder else None,
-                            progress=_say, precision=precision)
-    if as_json:
-        click.echo(json.dumps([r.as_dict() for r in results], indent=2))
-    else:
-        click.echo(format_table(results))
-
-
-def _compare(sizes: tuple[int, ...], backends: list[str], model_dir: Path | None, encoder: Path | None,
-             decoder: Path | None, as_json: bool) -> None:
-    from adainrt.benchmarks.bench import compare_backends, format_fidelity
-    from adainrt.export.cache import cached_model_dir
-    from adainrt.runtime.stylizer import graph_file
-
-    if model_dir is None:
-        model_dir = cached_model_dir(encoder, decoder, ("full",), progress=_say, precisions=("fp32", "fp16"))
-    precisions = [p for p in ("fp32", "fp16") if (model_dir / graph_file("full", p)).is_file()]
-    if "fp16" not in precisions:
-        _say(f"no {graph_file('full', 'fp16')} in {model_dir}: comparing FP32 graphs only "
-             "(adainrt export --form full --precision fp16 adds it)")
-    targets = [(b, p) for b in backends if b not in ("torch", "tensorrt") for p in precisions]
-    targets += [(b, "fp16" if b == "tensorrt" else "fp32") for b in backends if b in ("torch", "tensorrt")]
-    rows = [row for size in sizes for row in compare_backends(
-        model_dir, size, targets, str(encoder) if encoder else None, str(decoder) if decoder else None)]
-    click.echo(json.dumps([r.as_dict() for r in rows], indent=2) if as_json else format_fidelity(rows))
+    results = lib.run_benchmark(model_dir, list(plan.sizes), plan.backends, runs, warmup, enc, dec,
+                                progress=_say, precision=precision)
+    click.echo(json.dumps([r.as_dict() for r in results], indent=2) if as_json else lib.format_table(results))
 
 
 # ---------------------------------------------------------------------------------- train
@@ -523,24 +413,14 @@ def train(output_dir: str, resume: bool, **options: Any) -> None:
     """
     from click.core import ParameterSource
 
-    from adainrt.train import TrainConfig, Trainer
-    from adainrt.train.trainer import CHECKPOINT, load_checkpoint, resume_config
+    from adainrt.train import Trainer
+    from adainrt.train.trainer import run_config
 
-    checkpoint = Path(output_dir) / CHECKPOINT
-    if checkpoint.exists() and not resume:
-        raise AdainrtError(f"{checkpoint} exists: pass --resume to continue that run, or choose another --output")
-    if resume and not checkpoint.exists():
-        raise AdainrtError(f"--resume: no checkpoint at {checkpoint}")
-    if resume:  # the run's own settings, but those given now (and the limits) apply
-        saved = json.loads(load_checkpoint(checkpoint)["config"])
-        ctx = click.get_current_context()
-        given = {k: v for k, v in options.items() if ctx.get_parameter_source(k) != ParameterSource.DEFAULT}
-        limits = {"max_iter": options["max_iter"], "max_minutes": options["max_minutes"]}
-        config, changes = resume_config(saved, {**given, **limits, "output_dir": output_dir})
-        for name, (before, now) in changes.items():
-            _say(f"resuming with --{name.replace('_', '-')} {now} (was {before})")
-    else:
-        config = TrainConfig(output_dir=output_dir, **options)
+    ctx = click.get_current_context()
+    given = [k for k in options if ctx.get_parameter_source(k) != ParameterSource.DEFAULT]
+    config, changes = run_config(output_dir, resume, options, given)
+    for name, (before, now) in changes.items():
+        _say(f"resuming with --{name.replace('_', '-')} {now} (was {before})")
     trainer = Trainer(config)
     if resume:
         trainer.resume()
@@ -584,15 +464,15 @@ def snapshot(run_dir: str, output: Path, overwrite: bool) -> None:
                    "(or with every style: --all-pairs).")
 @click.option("--all-pairs", is_flag=True, help="Score every content with every style.")
 @_with(weights_options)
-@click.option("--backend", type=click.Choice(["torch", *BACKEND_CHOICES]), default="torch", show_default=True,
+@click.option("--backend", type=click.Choice(["torch", "auto", *backend_names()]), default="torch", show_default=True,
               help="What makes the outputs: torch (the PyTorch decoder, the reference) or a runtime "
                    "backend running the exported graphs (see `adainrt stylize --help`). The losses are "
                    "always measured with the PyTorch encoder in FP32, so backends compare on one scale.")
 @click.option("--model", "model_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Runtime backends: folder of graphs from `adainrt export` (default: export the chosen "
                    "weights once into the cache folder). Its encoder must be the --encoder in use.")
-@precision_option
-@click.option("--size", type=int, default=256, show_default=True, callback=_size, help="Centre crops of this size.")
+@run_precision_option
+@click.option("--size", type=int, default=256, show_default=True, help="Centre crops of this size.")
 @click.option("--sheet", type=click.Path(dir_okay=False, path_type=Path),
               help="Write a contact sheet PNG (content | style | output per row).")
 @click.option("--json", "as_json", is_flag=True, help="Print the scores as JSON.")
@@ -612,75 +492,26 @@ def evaluate(content_dir: str, style_dir: str, all_pairs: bool, encoder: Path | 
       adainrt evaluate --content photos/ --style paintings/ --all-pairs --sheet sheet.png
       adainrt evaluate --content photos/ --style paintings/ --backend ort-cpu --precision fp16
     """
-    import torch
+    from adainrt.train.evaluate import evaluate_folders
 
-    from adainrt.images import from_tensor, save_image
-    from adainrt.train.data import ImageFolder
-    from adainrt.train.evaluate import pair_indices, score_pairs
-    from adainrt.weights import load_encoder
-
-    if sheet is not None and sheet.exists() and not overwrite:
-        raise AdainrtError(f"{sheet} exists; pass --overwrite to replace it")
-    enc, enc_meta = load_encoder(encoder)
-    stylize, decoder_hash = _evaluation_stylizer(enc_meta, encoder, decoder, backend, model_dir, precision)
-    content_folder, style_folder = (ImageFolder.load(d, size, size) for d in (content_dir, style_dir))
-    index_c, index_s = pair_indices(len(content_folder.images), len(style_folder.images), all_pairs)
-    contents = torch.from_numpy(content_folder.center_crops(size))[index_c]
-    styles = torch.from_numpy(style_folder.center_crops(size))[index_s]
-    scores, outputs = score_pairs(enc, stylize, contents, styles)
-    by_style = {name: scores.subset(torch.nonzero(index_s == k).flatten().tolist())
-                for k, name in enumerate(style_folder.names) if (index_s == k).any()}
-    if sheet is not None:
-        rows = [torch.cat(trio, dim=2) for trio in zip(contents, styles, outputs)]
-        save_image(from_tensor(torch.cat(rows, dim=1).numpy()), sheet, overwrite=overwrite)
-        _say(f"wrote {sheet}")
+    result = evaluate_folders(content_dir, style_dir, all_pairs, encoder, decoder, backend, model_dir, precision,
+                              size, sheet, overwrite, progress=_say)
     if as_json:
-        click.echo(json.dumps({"backend": backend, "precision": precision, "size": size,
-                               "decoder_hash": decoder_hash, **scores.as_dict(),
-                               "by_style": {name: part.as_dict() for name, part in by_style.items()}}, indent=2))
+        click.echo(json.dumps(result.as_dict(), indent=2))
         return
-    click.echo(f"backend                       {backend}" + ("" if backend == "torch" else f" ({precision})"))
-    click.echo(f"decoder                       {decoder_hash}")
+    scores = result.scores
+    click.echo(f"backend                       {backend}" + ("" if backend == "torch" else f" ({result.precision})"))
+    click.echo(f"decoder                       {result.decoder_hash}")
     click.echo(f"pairs                         {scores.pairs}")
     click.echo(f"content loss                  {scores.content_loss:.4f}")
     click.echo(f"style loss                    {scores.style_loss:.4f}")
     click.echo(f"style loss of content (base)  {scores.baseline_style_loss:.4f}")
     click.echo(f"style / baseline              {scores.style_ratio:.3f}")
     click.echo(f"\n{'by style':<38}pairs  content    style  baseline  ratio")
-    for name, part in by_style.items():
+    for name, part in result.by_style.items():
         short = name if len(name) <= 36 else f"{name[:16]}...{name[-17:]}"
         click.echo(f"  {short:<36}{part.pairs:>5}{part.content_loss:>9.3f}{part.style_loss:>9.3f}"
                    f"{part.baseline_style_loss:>10.3f}{part.style_ratio:>7.3f}")
-
-
-def _evaluation_stylizer(encoder_meta: dict, encoder: Path | None, decoder: Path | None, backend: str,
-                         model_dir: Path | None, precision: str) -> tuple[Callable, str | None]:
-    """The function that makes the outputs `evaluate` scores (the torch decoder or a Stylizer), and the
-    weights hash of the decoder behind it: scores are only worth keeping with the decoder they measured."""
-    import numpy as np
-    import torch
-
-    if backend == "torch":
-        from adainrt.weights import load_decoder
-
-        module, meta = load_decoder(decoder, encoder_meta)
-        return module, meta["weights_hash"]
-    from adainrt.runtime import Stylizer
-
-    stylizer = Stylizer(_model_dir(model_dir, encoder, decoder, precision), backend, precision=precision)
-    graph_encoder = stylizer.metadata.get("encoder_hash")
-    if graph_encoder != encoder_meta["weights_hash"]:
-        raise AdainrtError(f"the graphs were exported with encoder {graph_encoder}, but the losses would be "
-                           f"measured with {encoder_meta['weights_hash']}: pass that encoder's weights (--encoder)")
-
-    def run(content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
-        def hwc(x: torch.Tensor) -> np.ndarray:
-            return x[0].permute(1, 2, 0).numpy()
-
-        out = stylizer.stylize(hwc(content), hwc(style))
-        return torch.from_numpy(np.ascontiguousarray(out.transpose(2, 0, 1)))[None]
-
-    return run, stylizer.metadata.get("decoder_hash")
 
 
 # ---------------------------------------------------------------------------------- demo
@@ -721,15 +552,10 @@ def info(as_json: bool) -> None:
     execution providers (install adainrt[gpu] for them), whether TensorRT itself is
     importable, which GPU the driver reports, and where exported graphs are cached.
     """
-    from adainrt.info import collect
+    from adainrt.info import collect, format_report
 
     report = collect()
-    if as_json:
-        click.echo(json.dumps(report, indent=2))
-        return
-    width = max(len(k) for k in report)
-    for key, value in report.items():
-        click.echo(f"{key:<{width}}  {value}")
+    click.echo(json.dumps(report, indent=2) if as_json else format_report(report))
 
 
 # ---------------------------------------------------------------------------------- weights
@@ -791,19 +617,10 @@ def build_engine(onnx_path: Path, output: Path | None, min_size: str, opt_size: 
     version and GPU that built them: the sidecar JSON records both and loading checks them.
     """
     from adainrt.runtime.tensorrt_engine import build_engine as build
-    from adainrt.runtime.tensorrt_engine import (
-        default_profiles,
-        default_timing_cache,
-        onnx_inputs,
-        parse_shapes,
-        parse_size,
-    )
+    from adainrt.runtime.tensorrt_engine import default_timing_cache, profiles_for
 
-    inputs = onnx_inputs(onnx_path)
-    overrides = {key: parse_shapes(text) for key, text in (("min", min_shapes), ("opt", opt_shapes),
-                                                           ("max", max_shapes)) if text}
-    profiles = default_profiles(inputs, parse_size(min_size), parse_size(opt_size), parse_size(max_size),
-                                max_batch, overrides)
+    profiles = profiles_for(onnx_path, min_size, opt_size, max_size, max_batch,
+                            {"min": min_shapes, "opt": opt_shapes, "max": max_shapes})
     if dry_run:
         click.echo(json.dumps([p.__dict__ for p in profiles], indent=1))
         return

@@ -1,8 +1,20 @@
 """Exceptions with messages a user can act on: what was wrong, with which input, and the fix."""
 
+from __future__ import annotations
+
 
 class AdainrtError(Exception):
-    """Base class: the CLI prints these as one clean message instead of a traceback."""
+    """Base class: the CLI prints these as one clean message instead of a traceback.
+
+    Messages speak of the library's own terms; ``cli_hint`` (set with :meth:`hinted`) is what
+    the CLI adds after it, naming its flags (a server or a script shows the message alone).
+    """
+
+    cli_hint: str = ""
+
+    def hinted(self, hint: str) -> AdainrtError:
+        self.cli_hint = hint
+        return self
 
 
 class WeightsError(AdainrtError):
@@ -19,3 +31,12 @@ class ModelError(AdainrtError):
 
 class BackendUnavailable(AdainrtError):
     """The requested backend (execution provider, TensorRT, CUDA) is not present here."""
+
+
+class OutputExists(AdainrtError, FileExistsError):
+    """An output is there already and replacing it was not allowed (the CLI's --overwrite allows it)."""
+
+    def __init__(self, path: object, what: str = ""):
+        super().__init__(f"{what or path} already exists")
+        self.path = path
+        self.cli_hint = "pass --overwrite to replace it"

@@ -9,6 +9,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from adainrt.errors import OutputExists
+
 
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike, overwrite: bool = True) -> Iterator[Path]:
@@ -19,7 +21,7 @@ def atomic_path(target: str | os.PathLike, overwrite: bool = True) -> Iterator[P
     """
     target = Path(target)
     if not overwrite and target.exists():
-        raise FileExistsError(f"{target} already exists; pass --overwrite to replace it")
+        raise OutputExists(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)

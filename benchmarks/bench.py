@@ -8,16 +8,22 @@ sample photos resized to size x size. Speed is measured here, never asserted in 
 
 from __future__ import annotations
 
+import contextlib
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from adainrt.images import bundled_sample, load_image, to_tensor
+from adainrt.runtime.stylizer import InvalidArgument
 
+#: The timed paths of one backend: "full" and "cached-style", each a call that runs once.
+Calls = dict[str, Callable[[], object]]
+#: The PyTorch eager baseline, timed beside the registered backends.
+TORCH = "torch"
 #: Huang & Belongie 2017, Pascal Titan X, Torch7, including style encoding.
 PAPER_FPS = {256: 56.0, 512: 15.0}
 
@@ -63,38 +69,31 @@ def summarize(backend: str, path: str, size: int, times: np.ndarray) -> Timing:
                   float(np.percentile(times, 95)), mean, 1000.0 / mean, PAPER_FPS.get(size))
 
 
-def ort_calls(model_dir: Path, backend: str, size: int, precision: str = "fp32") -> dict[str, Callable[[], object]]:
-    """The two timed paths over onnxruntime for one backend."""
-    from adainrt.runtime.providers import choose_backend
-    from adainrt.runtime.stylizer import OrtGraph, Stylizer, graph_file
+@contextlib.contextmanager
+def runtime_calls(model_dir: Path, backend: str, size: int, precision: str) -> Iterator[Calls]:
+    """The two timed paths of a runtime backend; its runners are freed when the block ends.
 
-    full = OrtGraph(model_dir / graph_file("full", precision), choose_backend(backend))
-    return _graph_calls(full, Stylizer(model_dir, backend, precision=precision), size)
-
-
-def engine_calls(model_dir: Path, size: int) -> dict[str, Callable[[], object]]:
-    """The two timed paths over native TensorRT engines of the FP16 graphs (built once, cached)."""
-    from adainrt.runtime.stylizer import Stylizer, graph_file
-    from adainrt.runtime.tensorrt_engine import TensorRTRunner, cached_engine
-
-    full = TensorRTRunner(cached_engine(model_dir / graph_file("full", "fp16")))
-    return _graph_calls(full, Stylizer(model_dir, "tensorrt"), size)
-
-
-def _graph_calls(full, stylizer, size: int) -> dict[str, Callable[[], object]]:
-    """"full": the one-graph export; "cached-style": the Stylizer's own path for a known style
-    (encoder and decoder graphs, relu4_1 left on the device between them)."""
-    from adainrt.runtime.controls import StyleStats
+    "full": the one-graph export; "cached-style": the Stylizer's own path for a known style
+    (encoder and decoder graphs, relu4_1 left on the device between them).
+    """
+    from adainrt.contract import verified_graphs
+    from adainrt.runtime import StyleStats, Stylizer, open_graph
 
     content, style = sample_inputs(size)
     alpha = np.array([1.0], dtype=np.float32)
-    stats = StyleStats(*stylizer.style_graph.run(style=style))
-    height_width = content.shape[-2:]
+    with Stylizer(model_dir, backend, precision=precision) as stylizer, \
+            open_graph(verified_graphs(model_dir, ("full",), precision)["full"], backend) as full:
+        out = stylizer.style_graph.infer({"style": style})
+        stats = StyleStats(out["style_mean"], out["style_std"])
+        height_width = content.shape[-2:]
 
-    def cached() -> object:
-        return stylizer.decode(stylizer.encode(content, on_device=True), stats, 1.0, height_width)
+        def cached() -> object:
+            return stylizer.decode(stylizer.encode(content, on_device=True), stats, 1.0, height_width)
 
-    return {"full": lambda: full.run(content=content, style=style, alpha=alpha), "cached-style": cached}
+        def whole() -> object:
+            return full.infer({"content": content, "style": style, "alpha": alpha})["image"]
+
+        yield {"full": whole, "cached-style": cached}
 
 
 def torch_calls(encoder_path: str | None, decoder_path: str | None, size: int) -> dict[str, Callable[[], object]]:
@@ -120,20 +119,48 @@ def torch_calls(encoder_path: str | None, decoder_path: str | None, size: int) -
     return {"full": full, "cached-style": cached}
 
 
-def backend_calls(model_dir: Path, backend: str, size: int, precision: str = "fp32", encoder: str | None = None,
-                  decoder: str | None = None) -> dict[str, Callable[[], object]]:
-    """The timed paths of one backend: torch eager, native TensorRT engines (always FP16), or onnxruntime."""
-    if backend == "torch":
-        return torch_calls(encoder, decoder, size)
-    if backend == "tensorrt":
-        return engine_calls(model_dir, size)
-    return ort_calls(model_dir, backend, size, precision)
+@contextlib.contextmanager
+def backend_calls(model_dir: Path | None, backend: str, size: int, precision: str, encoder: str | None = None,
+                  decoder: str | None = None) -> Iterator[Calls]:
+    """The timed paths of one backend: torch eager, or any registered runtime backend."""
+    if backend == TORCH:
+        yield torch_calls(encoder, decoder, size)
+        return
+    with runtime_calls(model_dir, backend, size, precision) as calls:
+        yield calls
+
+
+
+def run_precision(backend: str, requested: str) -> str:
+    """The precision a backend runs for a request: the one asked for if it runs it, else its own."""
+    if backend == TORCH:
+        return "fp32"
+    from adainrt.runtime import get_backend
+
+    chosen = get_backend(backend)
+    return chosen.precision(requested if requested in chosen.precisions else None)[0]
 
 
 def backend_label(backend: str, precision: str) -> str:
-    """How tables name a backend: its precision appended unless FP32 (torch: FP32; tensorrt: FP16)."""
-    precision = {"torch": "fp32", "tensorrt": "fp16"}.get(backend, precision)
+    """How tables name a backend: its precision appended unless FP32."""
     return backend if precision == "fp32" else f"{backend}-{precision}"
+
+
+def select_backends(requested: Sequence[str]) -> list[str]:
+    """``all``: every backend usable here plus torch eager; else the names given, checked."""
+    from adainrt.runtime import available, get_backend
+
+    if "all" in requested:
+        return [*available(), TORCH]
+    for name in requested:
+        if name != TORCH:
+            get_backend(name)
+    return list(dict.fromkeys(requested))
+
+
+def needed_precisions(backends: Sequence[str], precision: str) -> tuple[str, ...]:
+    """The graph precisions a benchmark of these backends runs."""
+    return tuple(dict.fromkeys(run_precision(b, precision) for b in backends if b != TORCH)) or (precision,)
 
 
 def run_benchmark(
@@ -147,15 +174,16 @@ def run_benchmark(
     progress: Callable[[str], None] = lambda _msg: None,
     precision: str = "fp32",
 ) -> list[Timing]:
-    """Time each backend ("ort-*" or "torch") at each size; both paths each."""
+    """Time each backend (registered or "torch") at each size; both paths each."""
     results = []
     for size in sizes:
         for backend in backends:
-            calls = backend_calls(model_dir, backend, size, precision, encoder, decoder)
-            label = backend_label(backend, precision)
-            for path, fn in calls.items():
-                progress(f"{label} {path} {size}x{size}: {warmup} warm-up + {runs} timed runs")
-                results.append(summarize(label, path, size, time_call(fn, runs, warmup)))
+            used = run_precision(backend, precision)
+            label = backend_label(backend, used)
+            with backend_calls(model_dir, backend, size, used, encoder, decoder) as calls:
+                for path, fn in calls.items():
+                    progress(f"{label} {path} {size}x{size}: {warmup} warm-up + {runs} timed runs")
+                    results.append(summarize(label, path, size, time_call(fn, runs, warmup)))
     return results
 
 
@@ -193,16 +221,30 @@ def psnr(output: np.ndarray, reference: np.ndarray) -> float:
     return float("inf") if mse == 0 else 10.0 * np.log10(1.0 / mse)
 
 
+def compare_targets(backends: Sequence[str], precisions: Sequence[str]) -> list[tuple[str, str]]:
+    """(backend, precision) pairs to check: each runtime backend in each precision it runs and the
+    folder holds; torch in FP32."""
+    from adainrt.runtime import get_backend
+
+    targets = []
+    for backend in backends:
+        runs = ("fp32",) if backend == TORCH else get_backend(backend).precisions
+        targets += [(backend, p) for p in precisions if p in runs]
+    return targets
+
+
 def compare_backends(
     model_dir: Path, size: int, targets: list[tuple[str, str]], encoder: str | None = None,
     decoder: str | None = None,
 ) -> list[Fidelity]:
     """Each (backend, precision)'s full-graph output against FP32 onnxruntime CPU, as Polygraphy does."""
-    reference = np.asarray(ort_calls(model_dir, "ort-cpu", size)["full"]()[0])
+    with backend_calls(model_dir, "ort-cpu", size, "fp32") as calls:
+        reference = np.asarray(calls["full"]())
     rows = []
     for backend, precision in targets:
-        output = backend_calls(model_dir, backend, size, precision, encoder, decoder)["full"]()
-        output = output.numpy() if backend == "torch" else np.asarray(output[0])
+        with backend_calls(model_dir, backend, size, precision, encoder, decoder) as calls:
+            output = calls["full"]()
+        output = output.numpy() if backend == TORCH else np.asarray(output)
         rows.append(Fidelity(backend_label(backend, precision), size, psnr(output, reference),
                              float(np.abs(output - reference).max())))
     return rows
@@ -213,3 +255,53 @@ def format_fidelity(rows: list[Fidelity]) -> str:
     for r in rows:
         lines.append(f"{r.backend:<13} {f'{r.size}x{r.size}':>9} {r.psnr_db:>9.1f} {r.max_abs_error:>10.2e}")
     return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class BenchPlan:
+    """What one `adainrt bench` run measures, checked before anything is loaded."""
+
+    sizes: tuple[int, ...]
+    backends: list[str]
+    runs: int
+    warmup: int
+    precision: str
+    compare: bool
+
+    @classmethod
+    def make(cls, sizes: Sequence[int], backends: Sequence[str], runs: int = 10, warmup: int = 2,
+             precision: str = "fp32", compare: bool = False) -> BenchPlan:
+        from adainrt.contract import check_precision
+        from adainrt.runtime.jobs import check_resize
+
+        if runs < 1 or warmup < 0:
+            raise InvalidArgument(f"timed runs must be >= 1 and warm-up runs >= 0, got {runs} and {warmup}")
+        for size in sizes:
+            if check_resize(size, "benchmark size") == 0:
+                raise InvalidArgument("benchmark size 0: give a square size such as 256 or 512")
+        return cls(tuple(sizes), select_backends(backends), runs, warmup, check_precision(precision), compare)
+
+    def model_dir(self, model_dir: Path | None, encoder: str | None, decoder: str | None,
+                  progress: Callable[[str], None] = lambda _msg: None) -> Path | None:
+        """The graphs this plan runs: the folder given, or the weights' graphs exported once (full and
+        split, in every precision the chosen backends run; both precisions to compare)."""
+        from adainrt.runtime.jobs import ensure_model_dir
+
+        if model_dir is None and all(b == TORCH for b in self.backends):
+            return None
+        precisions = ("fp32", "fp16") if self.compare else needed_precisions(self.backends, self.precision)
+        return ensure_model_dir(model_dir, encoder, decoder, ("full", "split"), precisions, progress)
+
+
+def compare_all(plan: BenchPlan, model_dir: Path, encoder: str | None = None, decoder: str | None = None,
+                progress: Callable[[str], None] = lambda _msg: None) -> list[Fidelity]:
+    """Every planned backend in every precision the folder holds, at every size, against FP32 onnxruntime."""
+    from adainrt.contract import PRECISIONS, graph_file, read_manifest
+
+    listed = read_manifest(model_dir)["graphs"]
+    present = [p for p in PRECISIONS if graph_file("full", p) in listed]
+    if "fp16" not in present:
+        progress(f"no {graph_file('full', 'fp16')} in {model_dir}: comparing FP32 graphs only "
+                 "(adainrt export --precision fp16 adds it)")
+    targets = compare_targets(plan.backends, present)
+    return [row for size in plan.sizes for row in compare_backends(model_dir, size, targets, encoder, decoder)]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["FORMS", "FORM_GRAPHS", "SPECS", "ExportResult", "export_model"]
+__all__ = ["FORMS", "ExportResult", "export_model"]
 
 
 def __getattr__(name: str) -> Any:

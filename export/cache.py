@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from adainrt.bundled import bundled_decoder_path, embedded_encoder_files
-from adainrt.errors import WeightsError
+from adainrt.contract import FORMS, verified_graphs
+from adainrt.errors import ModelError, WeightsError
 from adainrt.fileio import atomic_write_bytes, cache_root
-from adainrt.runtime.stylizer import FORM_GRAPHS, graph_file
 
 if TYPE_CHECKING:
     from adainrt.network import AdaINModel
@@ -75,7 +75,13 @@ def _read_index(root: Path) -> dict[str, str]:
 
 
 def _complete(folder: Path, forms: tuple[str, ...], precision: str) -> bool:
-    return all((folder / graph_file(g, precision)).is_file() for form in forms for g in FORM_GRAPHS[form])
+    """Whether the folder holds these graphs as its manifest describes them (a damaged one is re-exported)."""
+    try:
+        for form in forms:
+            verified_graphs(folder, FORMS[form], precision)
+    except ModelError:
+        return False
+    return True
 
 
 def cached_model_dir(
@@ -107,3 +113,4 @@ def cached_model_dir(
         index = _read_index(root) | {key: folder.name}
         atomic_write_bytes(root / INDEX, json.dumps(index, indent=1).encode())
     return folder
+

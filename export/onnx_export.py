@@ -15,7 +15,7 @@ import logging
 import os
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,59 +25,27 @@ import torch
 from torch import nn
 
 from adainrt import __version__
-from adainrt.errors import ModelError
-from adainrt.fileio import atomic_path
+from adainrt.contract import FORMS as CONTRACT_FORMS
+from adainrt.contract import (
+    GRAPHS,
+    MANIFEST,
+    MAX_SIZE,
+    PREPROCESSING,
+    GraphContract,
+    check_form,
+    check_precision,
+    concrete_shape,
+    graph_entry,
+    graph_file,
+    new_manifest,
+)
+from adainrt.errors import ModelError, OutputExists
+from adainrt.fileio import atomic_path, atomic_write_bytes, sha256_file
 from adainrt.network import AdaINModel
-from adainrt.runtime.stylizer import FORM_GRAPHS, GRAPH_NAMES, PRECISIONS, graph_file
 from adainrt.spec import MIN_SIZE, SIZE_MULTIPLE
-from adainrt.weights import PREPROCESSING
 
 OPSET = 18
-#: Largest H or W the exported graphs admit (a bound torch.export wants; TensorRT profiles narrow it).
-MAX_SIZE = 16384
-FORMS = ("full", "split")
-
-
-@dataclass(frozen=True)
-class GraphSpec:
-    """One exported graph: its file stem, wrapper module, tensor names and dynamic axes."""
-
-    name: str
-    inputs: tuple[str, ...]
-    outputs: tuple[str, ...]
-    # input name -> {axis: dim name}; output dims get names through ``output_dims``.
-    dynamic: dict[str, dict[int, str]]
-    output_dims: dict[str, dict[int, str]] = field(default_factory=dict)
-    note: str = ""
-
-
-SPECS: dict[str, GraphSpec] = {
-    "full": GraphSpec(
-        GRAPH_NAMES["full"], ("content", "style", "alpha"), ("image",),
-        {"content": {0: "batch", 2: "content_height", 3: "content_width"},
-         "style": {2: "style_height", 3: "style_width"}},
-        {"image": {0: "batch", 2: "content_height", 3: "content_width"}},
-        "image = T(content, style, alpha), same size as content",
-    ),
-    "encoder": GraphSpec(
-        GRAPH_NAMES["encoder"], ("content",), ("content_features",),
-        {"content": {0: "batch", 2: "content_height", 3: "content_width"}},
-        {"content_features": {0: "batch", 2: "feature_height", 3: "feature_width"}},
-        "relu4_1 of content reflect-padded (bottom, right) to a multiple of 8",
-    ),
-    "style": GraphSpec(
-        GRAPH_NAMES["style"], ("style",), ("style_mean", "style_std"),
-        {"style": {2: "style_height", 3: "style_width"}},
-        {},
-        "per-channel mean and std (unbiased, eps 1e-5) of relu4_1 of style, shape 1x512x1x1",
-    ),
-    "decoder": GraphSpec(
-        GRAPH_NAMES["decoder"], ("content_features", "style_mean", "style_std", "alpha"), ("image",),
-        {"content_features": {0: "batch", 2: "feature_height", 3: "feature_width"}},
-        {"image": {0: "batch", 2: "padded_height", 3: "padded_width"}},
-        "image of 8x the feature size: crop to [:content_height, :content_width]",
-    ),
-}
+FORMS = tuple(CONTRACT_FORMS)
 
 
 class _Graph(nn.Module):
@@ -125,41 +93,40 @@ def _wrap(graph: str, model: AdaINModel, precision: str = "fp32") -> nn.Module:
 def example_inputs(graph: str, height: int, width: int, seed: int = 0) -> dict[str, np.ndarray]:
     """Random inputs of one graph at a content size (style a different size, alpha 0.7)."""
     rng = np.random.default_rng(seed)
-    ph, pw = (-(-height // SIZE_MULTIPLE), -(-width // SIZE_MULTIPLE))
-
-    def rand(*shape: int) -> np.ndarray:
-        return rng.random(shape, dtype=np.float32)
-
     style_hw = (height + 13, width + 21)
-    values = {
-        "content": rand(1, 3, height, width),
-        "style": rand(1, 3, *style_hw),
-        "alpha": np.array([0.7], dtype=np.float32),
-        "content_features": rand(1, 512, ph, pw) * 2.0,
-        "style_mean": rand(1, 512, 1, 1),
-        "style_std": rand(1, 512, 1, 1) + 0.1,
-    }
-    return {name: values[name] for name in SPECS[graph].inputs}
+    scale = {"content_features": 2.0}
+    offset = {"style_std": 0.1}
+    values = {}
+    for spec in GRAPHS[graph].inputs:
+        if spec.name == "alpha":
+            values[spec.name] = np.array([0.7], dtype=np.float32)
+            continue
+        shape = concrete_shape(spec, (height, width), style_hw)
+        values[spec.name] = rng.random(shape, dtype=np.float32) * scale.get(spec.name, 1.0) \
+            + np.float32(offset.get(spec.name, 0.0))
+    return values
 
 
-def _dynamic_shapes(spec: GraphSpec) -> tuple[Any, ...]:
+def _dim(name: str) -> torch.export.Dim:
+    """torch.export's bounds for a symbolic dimension of the contract."""
+    if name == "batch":
+        return torch.export.Dim(name, min=1, max=64)
+    if name.startswith("feature"):
+        return torch.export.Dim(name, min=MIN_SIZE // SIZE_MULTIPLE, max=MAX_SIZE // SIZE_MULTIPLE)
+    return torch.export.Dim(name, min=MIN_SIZE, max=MAX_SIZE)
+
+
+def _dynamic_shapes(contract: GraphContract) -> tuple[Any, ...]:
     dims: dict[str, torch.export.Dim] = {}
-
-    def dim(name: str) -> torch.export.Dim:
-        if name not in dims:
-            if name == "batch":
-                dims[name] = torch.export.Dim(name, min=1, max=64)
-            elif name.startswith("feature"):
-                dims[name] = torch.export.Dim(name, min=MIN_SIZE // 8, max=MAX_SIZE // 8)
-            else:
-                dims[name] = torch.export.Dim(name, min=MIN_SIZE, max=MAX_SIZE)
-        return dims[name]
-
-    return tuple({axis: dim(n) for axis, n in spec.dynamic.get(inp, {}).items()} or None for inp in spec.inputs)
+    shapes = []
+    for spec in contract.inputs:
+        axes = {axis: dims.setdefault(d, _dim(d)) for axis, d in enumerate(spec.shape) if isinstance(d, str)}
+        shapes.append(axes or None)
+    return tuple(shapes)
 
 
 def _export_graph(module: nn.Module, graph: str) -> onnx.ModelProto:
-    spec = SPECS[graph]
+    contract = GRAPHS[graph]
     args = tuple(torch.from_numpy(v) for v in example_inputs(graph, 64, 72).values())
     quiet = logging.getLogger("torch.onnx")
     level = quiet.level
@@ -167,28 +134,30 @@ def _export_graph(module: nn.Module, graph: str) -> onnx.ModelProto:
     with warnings.catch_warnings(), torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
         program = torch.onnx.export(
-            module, args, dynamo=True, opset_version=OPSET, input_names=list(spec.inputs),
-            output_names=list(spec.outputs), dynamic_shapes=_dynamic_shapes(spec),
+            module, args, dynamo=True, opset_version=OPSET, input_names=list(contract.input_names),
+            output_names=list(contract.output_names), dynamic_shapes=_dynamic_shapes(contract),
             external_data=False, verbose=False,
         )
     quiet.setLevel(level)
     model = program.model_proto
     for out in model.graph.output:
-        for axis, name in spec.output_dims.get(out.name, {}).items():
-            out.type.tensor_type.shape.dim[axis].dim_param = name
+        for axis, dim in enumerate(contract.tensor(out.name).shape):
+            if isinstance(dim, str):
+                out.type.tensor_type.shape.dim[axis].dim_param = dim
     return model
 
 
-def _metadata(graph: str, spec: GraphSpec, provenance: dict[str, str], precision: str) -> dict[str, str]:
+def _metadata(graph: str, provenance: dict[str, str], precision: str) -> dict[str, str]:
+    contract = GRAPHS[graph]
     return {
         "adainrt_version": __version__,
         "adainrt_graph": graph,
-        "description": spec.note,
+        "description": contract.note,
         "preprocessing": PREPROCESSING,
         "value_range": "inputs and output image RGB in [0, 1]; the output is not clipped",
         "alpha_range": "alpha in [0, 1]: 0 = content reconstruction, 1 = full stylization",
-        "inputs": json.dumps(list(spec.inputs)),
-        "outputs": json.dumps(list(spec.outputs)),
+        "inputs": json.dumps(list(contract.input_names)),
+        "outputs": json.dumps(list(contract.output_names)),
         "min_size": str(MIN_SIZE),
         "size_multiple": str(SIZE_MULTIPLE),
         "precision": precision if precision == "fp32" else
@@ -215,27 +184,27 @@ def export_model(
     progress: Callable[[str], None] = lambda _msg: None,
     precision: str = "fp32",
 ) -> list[ExportResult]:
-    """Export ``model`` in ``form`` ("full" or "split") into ``output_dir`` and verify it.
+    """Export ``model`` in ``form`` ("full" or "split") into ``output_dir``, verify it, record it.
 
     Verification compares against the FP32 PyTorch model in both precisions, so for FP16 the
-    error printed is the FP16 graph's deviation from FP32.
+    error printed is the FP16 graph's deviation from FP32; an FP32 graph beyond its contract's
+    tolerance is refused. The folder's ``manifest.json`` is updated last, so a graph written by
+    an export that did not finish never matches it (and is refused at load).
     """
-    if form not in FORMS:
-        raise ModelError(f"unknown form {form!r}; choose one of {', '.join(FORMS)}")
+    graphs = check_form(form)
+    check_precision(precision)
     output_dir = Path(output_dir)
-    if precision not in PRECISIONS:
-        raise ModelError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
-    paths = {g: output_dir / graph_file(g, precision) for g in FORM_GRAPHS[form]}
+    provenance = provenance or {}
+    paths = {g: output_dir / graph_file(g, precision) for g in graphs}
     existing = [str(p) for p in paths.values() if p.exists()]
     if existing and not overwrite:
-        raise ModelError(f"{', '.join(existing)} already exist; pass --overwrite to replace them")
+        raise OutputExists(existing[0], ", ".join(existing))
     model = model.eval()
     results = []
     for graph, path in paths.items():
-        spec = SPECS[graph]
         progress(f"exporting {graph} graph to {path}")
         proto = _export_graph(_wrap(graph, model, precision), graph)
-        for key, value in _metadata(graph, spec, provenance or {}, precision).items():
+        for key, value in _metadata(graph, provenance, precision).items():
             proto.metadata_props.add(key=key, value=value)
         proto.producer_name = "adainrt"
         proto.producer_version = __version__
@@ -244,8 +213,38 @@ def export_model(
             onnx.save_model(proto, str(tmp))
         progress(f"verifying {graph} graph against PyTorch")
         errors, ranges = verify_against_torch(path, _wrap(graph, model), graph, verify_sizes)
+        _check_tolerance(path, graph, precision, errors, ranges)
         results.append(ExportResult(path, graph, errors, ranges))
+    _record(output_dir, provenance, precision, paths)
     return results
+
+
+def _check_tolerance(path: Path, graph: str, precision: str, errors: dict[str, float],
+                     ranges: dict[str, float]) -> None:
+    """FP32 graphs must match PyTorch within their contract's tolerance (FP16 is checked by PSNR later)."""
+    if precision != "fp32":
+        return
+    bound = GRAPHS[graph].tolerance.fp32_rel
+    for size, error in errors.items():
+        if error > bound * max(ranges[size], 1e-6):
+            path.unlink(missing_ok=True)
+            raise ModelError(f"{path}: onnxruntime differs from PyTorch by {error:.3g} at {size} (output range "
+                             f"{ranges[size]:.3g}, tolerance {bound:g} of it); the graph was not kept")
+
+
+def _record(output_dir: Path, provenance: dict[str, str], precision: str, paths: dict[str, Path]) -> None:
+    """Add the graphs to the folder's manifest (a new one when the weights differ from those recorded)."""
+    manifest_path = output_dir / MANIFEST
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (OSError, ValueError):
+        manifest = {}
+    same_weights = all(manifest.get(k) == provenance.get(k, "") for k in ("encoder_hash", "decoder_hash"))
+    if not (isinstance(manifest, dict) and isinstance(manifest.get("graphs"), dict) and same_weights):
+        manifest = new_manifest(provenance, __version__)
+    for graph, path in paths.items():
+        manifest["graphs"][path.name] = graph_entry(graph, precision, sha256_file(path))
+    atomic_write_bytes(manifest_path, json.dumps(manifest, indent=1).encode())
 
 
 def verify_against_torch(

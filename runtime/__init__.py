@@ -1,8 +1,21 @@
-"""Inference over the exported graphs. Needs numpy, pillow and onnxruntime only (never torch)."""
+"""Inference over the exported graphs on any registered backend: numpy, pillow, onnxruntime (never torch)."""
 
+from adainrt.runtime.backend import (
+           Backend,
+           BackendStatus,
+           Runner,
+           available,
+           backend_names,
+           choose,
+           get_backend,
+           open_graph,
+           register_backend,
+           registered,
+           statuses,
+)
 from adainrt.runtime.controls import ControlError, StyleStats, interpolate
-from adainrt.runtime.providers import BACKENDS, available_backends, choose_backend
-from adainrt.runtime.stylizer import GRAPH_NAMES, InvalidArgument, OrtGraph, Stylizer, check_alpha, graph_file
+from adainrt.runtime.stylizer import ContentSmoother, InvalidArgument, Stylizer, check_alpha
 
-__all__ = ["BACKENDS", "GRAPH_NAMES", "ControlError", "InvalidArgument", "OrtGraph", "StyleStats", "Stylizer",
-           "available_backends", "check_alpha", "choose_backend", "graph_file", "interpolate"]
+__all__ = ["Backend", "BackendStatus", "ContentSmoother", "ControlError", "InvalidArgument", "Runner", "StyleStats",
+           "Stylizer", "available", "backend_names", "check_alpha", "choose", "get_backend", "interpolate",
+           "open_graph", "register_backend", "registered", "statuses"]

@@ -35,7 +35,7 @@ def normalize_weights(weights: Sequence[float] | None, count: int) -> list[float
         return [1.0 / count] * count
     weights = [float(w) for w in weights]
     if len(weights) != count:
-        raise ControlError(f"{len(weights)} style weights for {count} styles; give one weight per --style")
+        raise ControlError(f"{len(weights)} style weights for {count} styles; give one weight per style")
     if any(w < 0 for w in weights) or sum(weights) <= 0:
         raise ControlError(f"style weights must be >= 0 and not all 0, got {weights}")
     total = sum(weights)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from adainrt.errors import AdainrtError
+from adainrt.errors import AdainrtError, OutputExists
 from adainrt.fileio import atomic_write_bytes, cache_root
 from adainrt.runtime.controls import StyleStats
 
@@ -46,15 +46,20 @@ class StyleBank:
         self.folder = Path(folder) if folder else default_bank_dir()
 
     def _paths(self, name: str) -> tuple[Path, Path]:
-        if not _NAME.match(name):
+        if not _NAME.fullmatch(name):
             raise StyleBankError(f"style name {name!r}: use letters, digits, '_', '-', '.' (max 64), "
                                  "starting with a letter or digit")
         return self.folder / f"{name}.npz", self.folder / f"{name}.json"
 
-    def add(self, name: str, stats: StyleStats, info: dict, overwrite: bool = False) -> Path:
-        arrays, meta = self._paths(name)
+    def check_name(self, name: str, overwrite: bool = False) -> None:
+        """A valid name, free unless replacing is allowed (checked before any encoding)."""
+        arrays, _meta = self._paths(name)
         if arrays.exists() and not overwrite:
-            raise StyleBankError(f"style {name!r} already exists in {self.folder}; pass --overwrite to replace it")
+            raise OutputExists(arrays, f"style {name!r} in {self.folder}")
+
+    def add(self, name: str, stats: StyleStats, info: dict, overwrite: bool = False) -> Path:
+        self.check_name(name, overwrite)
+        arrays, meta = self._paths(name)
         buffer = io.BytesIO()
         np.savez(buffer, mean=stats.mean.astype(np.float32), std=stats.std.astype(np.float32))
         record = {"name": name, "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

@@ -1,4 +1,4 @@
-"""The Python API for stylizing: ONNX graphs in onnxruntime, no torch needed.
+"""The Python API for stylizing: the exported graphs on any backend, no torch needed.
 
 A :class:`Stylizer` runs the ``split`` graphs (encoder, style statistics, decoder) so a style
 is encoded once and cached as its 512 means and 512 standard deviations; later frames with the
@@ -10,15 +10,16 @@ from __future__ import annotations
 import hashlib
 import os
 from collections import OrderedDict
-from collections.abc import Collection, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import onnxruntime as ort
 from PIL import Image
 
-from adainrt.errors import AdainrtError, ImageError, ModelError
+from adainrt.contract import FORMS, verified_graphs
+from adainrt.errors import AdainrtError, ImageError
 from adainrt.images import check_size, from_tensor, to_pil, to_tensor
+from adainrt.runtime.backend import Choice, Runner, choose
 from adainrt.runtime.controls import (
     ControlError,
     StyleStats,
@@ -33,22 +34,7 @@ from adainrt.runtime.controls import (
     match_luminance,
     merge_luminance,
 )
-from adainrt.runtime.providers import Choice, choose_backend
 from adainrt.runtime.tiling import OVERLAP, decode_tiled, encode_tiled
-
-GPU_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider")
-GRAPH_NAMES = {"full": "adain_full", "encoder": "adain_encoder", "style": "adain_style", "decoder": "adain_decoder"}
-#: Which graphs make up each export form.
-FORM_GRAPHS = {"full": ("full",), "split": ("encoder", "style", "decoder")}
-PRECISIONS = ("fp32", "fp16")
-
-
-def graph_file(graph: str, precision: str = "fp32") -> str:
-    """File name of an exported graph: adain_full.onnx, adain_full_fp16.onnx, ..."""
-    if precision not in PRECISIONS:
-        raise ModelError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
-    return f"{GRAPH_NAMES[graph]}{'_fp16' if precision == 'fp16' else ''}.onnx"
-
 
 #: Largest content (H x W) run in one pass by default; larger content is tiled.
 DEFAULT_MAX_PIXELS = 2048 * 2048
@@ -70,101 +56,35 @@ def check_alpha(alpha: float) -> float:
     return alpha
 
 
-class OrtGraph:
-    """One ONNX graph in one onnxruntime session, with its adainrt metadata."""
-
-    def __init__(self, path: str | os.PathLike, choice: Choice):
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise ModelError(f"{self.path}: no such ONNX file; create it with `adainrt export`")
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3
-        try:
-            self.session = ort.InferenceSession(str(self.path), options, providers=choice.providers)
-        except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
-            raise ModelError(f"{self.path}: onnxruntime cannot load it ({exc})") from exc
-        self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
-        self.input_names = [i.name for i in self.session.get_inputs()]
-        self.output_names = [o.name for o in self.session.get_outputs()]
-        self.providers = self.session.get_providers()
-        # Where outputs bound with IO binding live: the GPU for the CUDA and TensorRT providers.
-        self.device = "cuda" if self.providers[0] in GPU_PROVIDERS else "cpu"
-
-    def _check_feeds(self, feeds: Mapping[str, object]) -> None:
-        missing = set(self.input_names) - set(feeds)
-        if missing:
-            raise ModelError(f"{self.path}: inputs {sorted(missing)} not given")
-
-    def run(self, **feeds: np.ndarray) -> list[np.ndarray]:
-        self._check_feeds(feeds)
-        return self.session.run(None, {name: feeds[name] for name in self.input_names})
-
-    def run_bound(self, feeds: Mapping[str, np.ndarray | ort.OrtValue],
-                  keep: Collection[str] = ()) -> list[np.ndarray | ort.OrtValue]:
-        """Run through onnxruntime's IO binding.
-
-        Inputs may be OrtValues already on this graph's device (another graph's kept output);
-        outputs named in ``keep`` stay there as OrtValues instead of being copied to the host.
-        On the CUDA/TensorRT providers this hands relu4_1 from the encoder to the decoder
-        without the two host round trips (8 MB each way at 512x512); on the CPU it is the
-        same code path with host memory.
-        """
-        self._check_feeds(feeds)
-        binding = self.session.io_binding()
-        for name in self.input_names:
-            value = feeds[name]
-            if isinstance(value, ort.OrtValue):
-                binding.bind_ortvalue_input(name, value)
-            else:
-                binding.bind_cpu_input(name, np.ascontiguousarray(value))
-        for name in self.output_names:
-            binding.bind_output(name, self.device)
-        self.session.run_with_iobinding(binding)
-        values = binding.get_outputs()
-        return [value if name in keep else value.numpy() for name, value in zip(self.output_names, values)]
-
-
-def _load_graphs(model_dir: Path, names: tuple[str, ...], choice: Choice, precision: str) -> dict[str, OrtGraph]:
-    if not model_dir.is_dir():
-        raise ModelError(f"{model_dir}: no such model folder; create one with "
-                         f"`adainrt export --output {model_dir}`")
-    graphs = {name: OrtGraph(model_dir / graph_file(name, precision), choice) for name in names}
-    hashes = {g.metadata.get("encoder_hash") for g in graphs.values()} | {None}
-    if len(hashes - {None}) > 1:
-        raise ModelError(f"{model_dir}: its graphs come from different encoders ({sorted(hashes - {None})}); "
-                         "export them again together")
-    return graphs
-
-
-def _load_engines(model_dir: Path, names: tuple[str, ...]) -> dict:
-    """TensorRT engines of the FP16 graphs, built once into the cache (same ``run`` as OrtGraph)."""
-    from adainrt.runtime.tensorrt_engine import TensorRTRunner, cached_engine
-
-    paths = {name: model_dir / graph_file(name, "fp16") for name in names}
-    missing = [str(p) for p in paths.values() if not p.is_file()]
-    if missing:
-        raise ModelError(f"the tensorrt backend runs the FP16 graphs: {', '.join(missing)} missing; "
-                         f"run `adainrt export --output {model_dir} --precision fp16`")
-    return {name: TensorRTRunner(cached_engine(path)) for name, path in paths.items()}
-
-
 class Stylizer:
-    """AdaIN stylization over onnxruntime.
+    """AdaIN stylization over any registered backend, no torch needed.
 
-    >>> stylizer = Stylizer("models/")            # a folder written by `adainrt export`
-    >>> out = stylizer.stylize(photo, painting, alpha=0.8)   # PIL or HxWx3 numpy in, same out
+    >>> with Stylizer("models/") as stylizer:                   # a folder written by `adainrt export`
+    ...     out = stylizer.stylize(photo, painting, alpha=0.8)  # PIL or HxWx3 numpy in, same out
+
+    The folder's graphs are checked against its manifest. A backend that builds engines
+    (tensorrt) prepares them here, once, into the cache; the runners only load them.
     """
 
     def __init__(self, model_dir: str | os.PathLike, backend: str = "auto", style_cache_size: int = 32,
-                 max_pixels: int = DEFAULT_MAX_PIXELS, tiling: bool = True, precision: str = "fp32"):
+                 max_pixels: int = DEFAULT_MAX_PIXELS, tiling: bool = True, precision: str | None = None):
+        if max_pixels < 1:
+            raise InvalidArgument(f"max_pixels must be a positive number of pixels, got {max_pixels}")
         self.model_dir = Path(model_dir)
-        self.choice = choose_backend(backend)
-        if self.choice.backend == "tensorrt":
-            graphs = _load_engines(self.model_dir, ("encoder", "style", "decoder"))
-        else:
-            graphs = _load_graphs(self.model_dir, ("encoder", "style", "decoder"), self.choice, precision)
-        self.encoder, self.style_graph, self.decoder = graphs["encoder"], graphs["style"], graphs["decoder"]
+        self.choice: Choice = choose(backend)
+        self.precision, self.precision_reason = self.choice.backend.precision(precision)
+        paths = verified_graphs(self.model_dir, FORMS["split"], self.precision)
+        if self.choice.backend.prepare is not None:
+            for path in paths.values():
+                self.choice.backend.prepare(path)
+        self.runners: dict[str, Runner] = {}
+        try:
+            for graph, path in paths.items():
+                self.runners[graph] = self.choice.backend.open(path)
+        except BaseException:
+            self.close()
+            raise
+        self.encoder, self.style_graph, self.decoder = (self.runners[g] for g in FORMS["split"])
         self.metadata = self.decoder.metadata
         self._style_cache: OrderedDict[str, StyleStats] = OrderedDict()
         self._style_cache_size = style_cache_size
@@ -173,7 +93,18 @@ class Stylizer:
 
     @property
     def backend(self) -> str:
-        return self.choice.backend
+        return self.choice.name
+
+    def close(self) -> None:
+        """Free every runner (device memory, sessions); the stylizer cannot run afterwards."""
+        for runner in self.runners.values():
+            runner.close()
+
+    def __enter__(self) -> Stylizer:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
 
     def style_stats(self, style: Image.Image | np.ndarray) -> StyleStats:
         """Encode a style image once; repeated calls with the same pixels hit the cache."""
@@ -182,8 +113,8 @@ class Stylizer:
         if key in self._style_cache:
             self._style_cache.move_to_end(key)
             return self._style_cache[key]
-        mean, std = self.style_graph.run(style=array)
-        stats = StyleStats(mean, std)
+        out = self.style_graph.infer({"style": array})
+        stats = StyleStats(out["style_mean"], out["style_std"])
         self._style_cache[key] = stats
         while len(self._style_cache) > self._style_cache_size:
             self._style_cache.popitem(last=False)
@@ -201,27 +132,27 @@ class Stylizer:
             raise ImageError(
                 f"content is {width}x{height} ({height * width / 1e6:.1f} megapixels), above this "
                 f"stylizer's limit of {self.max_pixels / 1e6:.1f} for one pass. Downscale it "
-                "(--content-size) or enable tiling."
-            )
+                "(content size) or enable tiling."
+            ).hinted("downscale with --content-size or raise --max-pixels")
         return True
 
-    def encode(self, content: np.ndarray, on_device: bool = False) -> np.ndarray | ort.OrtValue:
+    def _encode_once(self, content: np.ndarray, keep: bool = False) -> Any:
+        return self.encoder.infer({"content": content}, keep=("content_features",) if keep else ())["content_features"]
+
+    def encode(self, content: np.ndarray, on_device: bool = False) -> Any:
         """relu4_1 of a (N, 3, H, W) float32 content batch (padded to a multiple of 8 inside).
 
         Content above ``max_pixels`` is encoded in overlapping tiles. ``on_device``: leave the
-        features where the encoder ran them (an OrtValue on the GPU for the CUDA/TensorRT
-        providers, whose only use is :meth:`decode`), saving two host round trips.
+        features where the encoder ran them (a device value of the backend, whose only use is
+        :meth:`decode`), saving two host round trips.
         """
         height, width = content.shape[-2:]
         check_size((width, height), "content")
         if self._too_big(height, width):
-            return encode_tiled(lambda tile: self.encoder.run(content=tile)[0], content, self._tile())
-        if on_device:
-            return self.encoder.run_bound({"content": content}, keep=self.encoder.output_names)[0]
-        return self.encoder.run(content=content)[0]
+            return encode_tiled(self._encode_once, content, self._tile())
+        return self._encode_once(content, keep=on_device)
 
-    def decode(self, features: np.ndarray | ort.OrtValue, stats: StyleStats, alpha: float,
-               size: tuple[int, int]) -> np.ndarray:
+    def decode(self, features: Any, stats: StyleStats, alpha: float, size: tuple[int, int]) -> np.ndarray:
         """AdaIN with ``stats``, the trade-off with ``alpha``, then the decoder; cropped to ``size``.
 
         ``size`` is the content's (height, width), which also decides tiling, as in :meth:`encode`.
@@ -229,7 +160,7 @@ class Stylizer:
         check_alpha(alpha)
         if self._too_big(*size):
             return self.decode_target(blend(features, adain(features, stats), alpha), size)
-        image = self.decoder.run_bound(decoder_feeds(features, stats, alpha))[0]
+        image = self.decoder.infer(decoder_feeds(features, stats, alpha))["image"]
         return image[..., : size[0], : size[1]]
 
     def decode_target(self, target: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -241,7 +172,7 @@ class Stylizer:
         def run(part: np.ndarray) -> np.ndarray:
             mean, std = feature_stats(part)
             own = StyleStats(mean.astype(np.float32), std.astype(np.float32))
-            return self.decoder.run(**decoder_feeds(part, own, 1.0))[0]
+            return self.decoder.infer(decoder_feeds(part, own, 1.0))["image"]
 
         image = decode_tiled(run, target, self._tile()) if self._too_big(*size) else run(target)
         return image[..., : size[0], : size[1]]
@@ -280,33 +211,40 @@ class Stylizer:
         style_weights: list[float] | None = None,
         mask: MaskInput | list[MaskInput] | None = None,
         preserve_color: str | None = None,
+        smoother: ContentSmoother | None = None,
     ) -> Image.Image | np.ndarray:
         """Stylize ``content``; the result has the content's size and type.
 
+        This is the one place the controls compose, for images, folders and video frames alike.
         ``style``: an image (PIL, HxWx3 array), stored :class:`StyleStats`, or a list of them.
         Several styles are interpolated with ``style_weights`` (normalized to sum 1), or,
         with ``mask``, each takes a region: one grey-scale mask for two styles (white takes
         the first) or one mask per style. ``preserve_color``: "color" recolours the style to
         the content's colour mean and covariance; "luminance" stylizes luminance only and
-        keeps the content's chrominance. PIL in -> PIL out; uint8 array -> uint8 array;
-        float array in [0, 1] -> float32 array.
+        keeps the content's chrominance. ``smoother``: content statistics averaged over the
+        frames of a video (temporal smoothing). Content above ``max_pixels`` is tiled.
+        PIL in -> PIL out; uint8 array -> uint8 array; float array in [0, 1] -> float32 array.
         """
         check_alpha(alpha)
         if preserve_color not in PRESERVE_COLOR_MODES:
             raise ControlError(f"preserve_color must be one of {PRESERVE_COLOR_MODES}, got {preserve_color!r}")
+        if mask is not None and style_weights is not None:
+            raise ControlError("give either style weights (interpolation) or a mask (regions), not both")
         content_rgb = np.asarray(to_pil(content, "content"), np.float32) / 255.0
         styles = self.styles_stats(style, content_rgb, preserve_color)
         source = luminance_image(content_rgb) if preserve_color == "luminance" else content_rgb
         array = np.ascontiguousarray(source.transpose(2, 0, 1)[None])
         size = array.shape[-2:]
-        if mask is None:
+        smoothing = smoother is not None and smoother.momentum > 0.0
+        if mask is None and not smoothing:  # one pass; on a GPU relu4_1 stays there
             out = self.decode(self.encode(array, on_device=True), interpolate(styles, style_weights), alpha, size)
         else:
             features = self.encode(array)
-            if style_weights is not None:
-                raise ControlError("give either style weights (interpolation) or a mask (regions), not both")
-            masks = [mask_array(m) for m in (mask if isinstance(mask, list) else [mask])]
-            target = masked_target(features, masks_for_styles(masks, len(styles)), styles)
+            if mask is None:
+                target = adain(features, interpolate(styles, style_weights), content_stats=smoother(features))
+            else:
+                masks = [mask_array(m) for m in (mask if isinstance(mask, list) else [mask])]
+                target = masked_target(features, masks_for_styles(masks, len(styles)), styles)
             out = self.decode_target(blend(features, target, alpha), size)
         if preserve_color == "luminance":
             merged = merge_luminance(out[0].transpose(1, 2, 0), content_rgb)
@@ -314,7 +252,26 @@ class Stylizer:
         return _like(content, out)
 
 
-def decoder_feeds(features: np.ndarray | ort.OrtValue, stats: StyleStats, alpha: float) -> dict:
+class ContentSmoother:
+    """Exponential moving average of the content's relu4_1 mean and std across video frames."""
+
+    def __init__(self, momentum: float):
+        if not 0.0 <= momentum < 1.0:
+            raise InvalidArgument(f"temporal smoothing must be in [0, 1), got {momentum}")
+        self.momentum = momentum
+        self.state: tuple[np.ndarray, np.ndarray] | None = None
+
+    def __call__(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        mean, std = feature_stats(features)
+        if self.state is None or self.momentum == 0.0:
+            self.state = (mean, std)
+        else:
+            m = self.momentum
+            self.state = (m * self.state[0] + (1 - m) * mean, m * self.state[1] + (1 - m) * std)
+        return self.state
+
+
+def decoder_feeds(features: Any, stats: StyleStats, alpha: float) -> dict:
     """The decoder graph's inputs."""
     return {"content_features": features, "style_mean": stats.mean, "style_std": stats.std,
             "alpha": np.array([alpha], dtype=np.float32)}

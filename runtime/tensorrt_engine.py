@@ -9,24 +9,22 @@ and needs no compiler at install time (pycuda builds from source against a local
 
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import json
-import math
 import os
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from adainrt import __version__
-from adainrt.errors import BackendUnavailable, ModelError
+from adainrt.contract import GRAPHS, concrete_shape
+from adainrt.errors import BackendUnavailable, ModelError, OutputExists
 from adainrt.fileio import atomic_path, atomic_write_bytes, cache_root, sha256_file
 
 #: Default profile over H and W: 256..1024, tuned for 512 (the paper's sizes and beyond).
 DEFAULT_MIN, DEFAULT_OPT, DEFAULT_MAX = (256, 256), (512, 512), (1024, 1024)
-_IMAGE_INPUTS = {"content": 3, "style": 3}
+#: Every graph input of the contract by name (the same name means the same tensor in every graph).
+_TENSORS = {t.name: t for contract in GRAPHS.values() for t in contract.inputs}
 
 
 @dataclass(frozen=True)
@@ -63,11 +61,12 @@ def parse_shapes(text: str) -> dict[str, tuple[int, ...]]:
 
 
 def _shape(name: str, hw: tuple[int, int], batch: int) -> tuple[int, ...]:
-    if name in _IMAGE_INPUTS:
-        return (batch if name == "content" else 1, 3, *hw)
-    if name == "content_features":
-        return (batch, 512, math.ceil(hw[0] / 8), math.ceil(hw[1] / 8))
-    raise ModelError(f"input {name!r} has no dynamic size")
+    """An input's shape at image size ``hw`` (content and style alike) from the graph contract."""
+    return concrete_shape(_TENSORS[name], hw, hw, batch)
+
+
+def _dynamic(name: str) -> bool:
+    return name in _TENSORS and any(isinstance(d, str) for d in _TENSORS[name].shape)
 
 
 def default_profiles(
@@ -84,7 +83,7 @@ def default_profiles(
     overrides = overrides or {}
     profiles = []
     for name in inputs:
-        if name not in _IMAGE_INPUTS and name != "content_features":
+        if not _dynamic(name):
             continue  # alpha and the style statistics have static shapes
         shapes = {}
         for key, hw in (("min", min_hw), ("opt", opt_hw), ("max", max_hw)):
@@ -95,6 +94,15 @@ def default_profiles(
             raise ModelError(f"profile for {name}: need min <= opt <= max, 4-D, got {profile}")
         profiles.append(profile)
     return profiles
+
+
+def profiles_for(onnx_path: str | os.PathLike, min_size: str = "256", opt_size: str = "512", max_size: str = "1024",
+                 max_batch: int = 1, shapes: dict[str, str] | None = None) -> list[InputProfile]:
+    """Profiles for an ONNX file's dynamic inputs from sizes written N or HxW, and trtexec-style
+    shapes ({"min": "content:1x3x256x256,...", ...}) that override them."""
+    overrides = {key: parse_shapes(text) for key, text in (shapes or {}).items() if text}
+    return default_profiles(onnx_inputs(onnx_path), parse_size(min_size), parse_size(opt_size),
+                            parse_size(max_size), max_batch, overrides)
 
 
 @dataclass
@@ -218,7 +226,7 @@ def build_engine(
     trt = _tensorrt()
     engine_path = Path(engine_path)
     if engine_path.exists() and not overwrite:
-        raise ModelError(f"{engine_path} already exists; pass --overwrite to replace it")
+        raise OutputExists(engine_path)
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     flags = 0
@@ -284,101 +292,21 @@ def default_timing_cache() -> Path:
     return cache_root() / "tensorrt" / "timing.cache"
 
 
-def cached_engine(onnx_path: str | os.PathLike, profiles: list[InputProfile] | None = None) -> Path:
-    """An engine for this ONNX, TensorRT, GPU and profile from the cache, built on first use."""
+def engine_path_for(onnx_path: str | os.PathLike, profiles: list[InputProfile] | None = None) -> Path:
+    """Where the cache keeps the engine of this ONNX for this TensorRT, GPU and profile."""
     trt = _tensorrt()
-    name, capability = gpu_identity()
+    _name, capability = gpu_identity()
     profiles = profiles or default_profiles(onnx_inputs(onnx_path))
     metadata = onnx_metadata(onnx_path)
     key = engine_cache_key(sha256_file(onnx_path), trt.__version__, capability, profiles,
                            metadata.get("precision", "fp32")[:4])
-    folder = cache_root() / "tensorrt"
-    engine = folder / f"{Path(onnx_path).stem}-{key}.engine"
+    return cache_root() / "tensorrt" / f"{Path(onnx_path).stem}-{key}.engine"
+
+
+def cached_engine(onnx_path: str | os.PathLike, profiles: list[InputProfile] | None = None) -> Path:
+    """An engine for this ONNX, TensorRT, GPU and profile from the cache, built on first use."""
+    profiles = profiles or default_profiles(onnx_inputs(onnx_path))
+    engine = engine_path_for(onnx_path, profiles)
     if not (engine.is_file() and sidecar_path(engine).is_file()):
         build_engine(onnx_path, engine, profiles, default_timing_cache(), overwrite=True)
     return engine
-
-
-class TensorRTRunner:
-    """Runs one engine: one execution context, device buffers, a CUDA stream, pinned host memory,
-    ``execute_async_v3``; optional CUDA graph capture when the shapes stay fixed (video)."""
-
-    def __init__(self, engine_path: str | os.PathLike, use_cuda_graph: bool = False):
-        trt = _tensorrt()
-        self.cudart = _cudart()
-        self.sidecar = read_sidecar(engine_path)
-        self.metadata = self.sidecar.metadata
-        check_compatible(self.sidecar, trt.__version__, *gpu_identity())
-        self.runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
-        self.engine = self.runtime.deserialize_cuda_engine(Path(engine_path).read_bytes())
-        if self.engine is None:
-            raise ModelError(f"{engine_path}: TensorRT could not deserialize it; rebuild the engine")
-        self.context = self.engine.create_execution_context()
-        self.stream = _check(self.cudart.cudaStreamCreate())
-        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
-        self.input_names = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
-        self.output_names = [n for n in names if n not in self.input_names]
-        self.use_cuda_graph = use_cuda_graph
-        self._buffers: dict[str, tuple[int, int, np.ndarray]] = {}  # name -> (device ptr, bytes, pinned host view)
-        self._graph_shapes: dict | None = None
-        self._graph_exec = None
-
-    def _buffer(self, name: str, shape: tuple[int, ...]) -> tuple[int, np.ndarray]:
-        nbytes = int(np.prod(shape)) * 4
-        held = self._buffers.get(name)
-        if held is None or held[1] < nbytes:
-            if held is not None:
-                _check(self.cudart.cudaFree(held[0]))
-                _check(self.cudart.cudaFreeHost(held[2].ctypes.data))
-            device = _check(self.cudart.cudaMalloc(nbytes))
-            host_ptr = _check(self.cudart.cudaMallocHost(nbytes))
-            host = np.ctypeslib.as_array((ctypes.c_float * (nbytes // 4)).from_address(int(host_ptr)))
-            held = (int(device), nbytes, host)
-            self._buffers[name] = held
-        return held[0], held[2][: int(np.prod(shape))].reshape(shape)
-
-    def run(self, **feeds: np.ndarray) -> list[np.ndarray]:
-        """FP32 numpy in, FP32 numpy out (our graphs keep FP32 I/O in both precisions)."""
-        shapes = {name: tuple(feeds[name].shape) for name in self.input_names}
-        check_shapes(self.sidecar, shapes)
-        h2d = self.cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
-        d2h = self.cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
-        for name in self.input_names:
-            self.context.set_input_shape(name, shapes[name])
-            device, host = self._buffer(name, shapes[name])
-            host[...] = feeds[name]
-            _check(self.cudart.cudaMemcpyAsync(device, host.ctypes.data, host.nbytes, h2d, self.stream))
-            self.context.set_tensor_address(name, device)
-        results = []
-        for name in self.output_names:
-            shape = tuple(self.context.get_tensor_shape(name))
-            device, host = self._buffer(name, shape)
-            self.context.set_tensor_address(name, device)
-            results.append((device, host))
-        self._execute(shapes)
-        for device, host in results:
-            _check(self.cudart.cudaMemcpyAsync(host.ctypes.data, device, host.nbytes, d2h, self.stream))
-        _check(self.cudart.cudaStreamSynchronize(self.stream))
-        return [host.copy() for _, host in results]
-
-    def run_bound(self, feeds: dict[str, np.ndarray], keep: tuple[str, ...] = ()) -> list[np.ndarray]:
-        """The Stylizer's IO-binding entry point. This runner copies every output to the host:
-        handing device buffers from one engine to the next is not implemented (``keep`` is
-        accepted and ignored)."""
-        del keep
-        return self.run(**feeds)
-
-    def _execute(self, shapes: dict) -> None:
-        if not self.use_cuda_graph:
-            if not self.context.execute_async_v3(self.stream):
-                raise ModelError("TensorRT execution failed")
-            return
-        if self._graph_shapes != shapes:  # (re)capture for these shapes
-            self.context.execute_async_v3(self.stream)  # first run outside capture, as TensorRT advises
-            mode = self.cudart.cudaStreamCaptureMode.cudaStreamCaptureModeGlobal
-            _check(self.cudart.cudaStreamBeginCapture(self.stream, mode))
-            self.context.execute_async_v3(self.stream)
-            graph = _check(self.cudart.cudaStreamEndCapture(self.stream))
-            self._graph_exec = _check(self.cudart.cudaGraphInstantiate(graph, 0))
-            self._graph_shapes = shapes
-        _check(self.cudart.cudaGraphLaunch(self._graph_exec, self.stream))

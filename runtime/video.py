@@ -18,9 +18,8 @@ from PIL import Image
 
 from adainrt.errors import AdainrtError
 from adainrt.fileio import atomic_path
-from adainrt.images import from_tensor, to_tensor
-from adainrt.runtime.controls import StyleStats, adain, feature_stats
-from adainrt.runtime.stylizer import Stylizer, blend, check_alpha
+from adainrt.runtime.controls import StyleStats
+from adainrt.runtime.stylizer import ContentSmoother, Stylizer, check_alpha
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v")
 
@@ -77,34 +76,10 @@ def even_size(width: int, height: int, content_size: int) -> tuple[int, int]:
     return width - width % 2, height - height % 2
 
 
-class ContentSmoother:
-    """Exponential moving average of the content's relu4_1 mean and std across frames."""
-
-    def __init__(self, momentum: float):
-        if not 0.0 <= momentum < 1.0:
-            raise AdainrtError(f"temporal smoothing must be in [0, 1), got {momentum}")
-        self.momentum = momentum
-        self.state: tuple[np.ndarray, np.ndarray] | None = None
-
-    def __call__(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        mean, std = feature_stats(features)
-        if self.state is None or self.momentum == 0.0:
-            self.state = (mean, std)
-        else:
-            m = self.momentum
-            self.state = (m * self.state[0] + (1 - m) * mean, m * self.state[1] + (1 - m) * std)
-        return self.state
-
-
 def stylize_frame(stylizer: Stylizer, frame: np.ndarray, style: StyleStats, alpha: float,
                   smoother: ContentSmoother | None) -> np.ndarray:
-    """One RGB uint8 frame -> stylized RGB uint8 frame of the same size."""
-    if smoother is None or smoother.momentum == 0.0:
-        return stylizer.stylize(frame, style, alpha)  # one pass; on a GPU relu4_1 stays there
-    array = to_tensor(frame)
-    features = stylizer.encode(array)
-    target = adain(features, style, content_stats=smoother(features))
-    return np.asarray(from_tensor(stylizer.decode_target(blend(features, target, alpha), array.shape[-2:])))
+    """One RGB uint8 frame -> stylized RGB uint8 frame of the same size (the Stylizer's one pipeline)."""
+    return stylizer.stylize(frame, style, alpha, smoother=smoother)
 
 
 @dataclass
@@ -135,30 +110,31 @@ def stylize_video(
     smoother = ContentSmoother(smoothing) if smoothing else None
     ffmpeg = _ffmpeg()
     output = Path(output)
-    if output.exists() and not overwrite:
-        raise AdainrtError(f"{output} already exists; pass --overwrite to replace it")
     count, flicker_sum, previous = 0, 0.0, None
-    with atomic_path(output) as tmp:
+    with atomic_path(output, overwrite=overwrite) as tmp:
         tmp_video = tmp.with_suffix(output.suffix)  # ffmpeg picks the container from the suffix
         writer = ffmpeg.write_frames(
             str(tmp_video), (width, height), fps=info.fps, codec="libx264", quality=8, macro_block_size=1,
             audio_path=str(source) if info.has_audio else None, audio_codec="aac" if info.has_audio else None,
             ffmpeg_log_level="error",
         )
-        writer.send(None)
         try:
-            for frame in read_frames(source):
-                if frame.shape[:2] != (height, width):
-                    frame = np.asarray(Image.fromarray(frame).resize((width, height), Image.Resampling.BICUBIC))
-                styled = stylize_frame(stylizer, frame, style, alpha, smoother)
-                if previous is not None:
-                    flicker_sum += float(np.abs(styled.astype(np.int16) - previous).mean())
-                previous = styled.astype(np.int16)
-                writer.send(np.ascontiguousarray(styled).tobytes())
-                count += 1
-                progress(count, info.frames)
+            writer.send(None)
+            try:
+                for frame in read_frames(source):
+                    if frame.shape[:2] != (height, width):
+                        frame = np.asarray(Image.fromarray(frame).resize((width, height), Image.Resampling.BICUBIC))
+                    styled = stylize_frame(stylizer, frame, style, alpha, smoother)
+                    if previous is not None:
+                        flicker_sum += float(np.abs(styled.astype(np.int16) - previous).mean())
+                    previous = styled.astype(np.int16)
+                    writer.send(np.ascontiguousarray(styled).tobytes())
+                    count += 1
+                    progress(count, info.frames)
+            finally:
+                writer.close()
+            os.replace(tmp_video, tmp)
         finally:
-            writer.close()
-        os.replace(tmp_video, tmp)
+            tmp_video.unlink(missing_ok=True)  # an interrupted run leaves no playable partial video behind
     return VideoResult(output, count, info.fps, (width, height), info.has_audio,
                        flicker_sum / max(count - 1, 1))

@@ -22,6 +22,13 @@ sys.meta_path.insert(0, NoTorch())
 """
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that read ../shared/data carry the ``data`` marker (select or deselect them with -m)."""
+    for item in items:
+        if "shared_data" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.data)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def private_cache(tmp_path_factory) -> Path:
     """Exported graphs, engines and stored styles of the test run go to a fresh folder, not ~/.cache."""

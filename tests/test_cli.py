@@ -101,7 +101,7 @@ def test_stylize_bad_inputs(tmp_path, exported_dir, images_dir):
     style = images_dir / "style_a.jpg"
     result = run("stylize", images_dir / "content_a.png", "--style", style, "--output", tmp_path / "o.png",
                  "--model", exported_dir, "--alpha", "1.5")
-    assert result.exit_code == 2 and "1.5 is outside [0, 1]" in result.output
+    assert result.exit_code == 1 and "alpha must be in [0, 1]" in result.output and "1.5" in result.output
     Image.new("RGB", (1, 1)).save(tmp_path / "dot.png")
     result = run("stylize", tmp_path / "dot.png", "--style", style, "--output", tmp_path / "o.png",
                  "--model", exported_dir)
@@ -138,7 +138,9 @@ def test_info_reports_providers_and_choice():
     result = run("info", "--json")
     report = json.loads(result.output)
     assert "CPUExecutionProvider" in report["providers"]
-    assert report["backend (auto)"].split(":")[0] in ("ort-trt", "ort-cuda", "ort-cpu")
+    assert report["backend (auto)"].split(" ")[0] in {b["name"] for b in report["backends"] if b["available"]}
+    assert {b["name"] for b in report["backends"]} >= {"tensorrt", "ort-trt", "ort-cuda", "ort-cpu"}
+    assert all(set(b) == {"name", "available", "reason"} and b["reason"] for b in report["backends"])
     steps = read_weights(bundled_decoder_path(), "decoder")[1]["steps"]  # what the file records, read with torch
     assert f"{steps} steps, held-out style loss 0." in report["bundled decoder"]
 
@@ -153,5 +155,5 @@ def test_bench_compare_checks_backends_against_fp32_cpu(exported_dir, random_dec
     result = run("bench", "--compare", "--size", "64", "--json", "--model", exported_dir, "--decoder", random_decoder)
     assert result.exit_code == 0, result.output
     rows = {r["backend"]: r for r in json.loads(result.output[result.output.index("["):])}
-    assert rows["ort-cpu"]["max_abs_error"] == 0.0
+    assert rows["ort-cpu"]["max_abs_error"] <= 1e-6
     assert rows["torch"]["psnr_db"] > 60 and rows["torch"]["max_abs_error"] < 1e-4

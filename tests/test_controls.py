@@ -7,7 +7,7 @@ from PIL import Image
 
 from adainrt.cli import main
 from adainrt.images import to_tensor
-from adainrt.runtime import ControlError, OrtGraph, StyleStats, Stylizer, interpolate
+from adainrt.runtime import ControlError, StyleStats, Stylizer, interpolate, open_graph
 from adainrt.runtime.controls import match_color, merge_luminance, parse_weights, to_yiq
 from adainrt.runtime.style_bank import StyleBank, StyleBankError
 from adainrt.runtime.tiling import spans
@@ -41,8 +41,8 @@ def test_alpha_endpoints(stylizer, exported_dir, images):
     reconstruction = stylizer.decode_target(features, array.shape[-2:])
     got = stylizer.stylize(np.asarray(content) / 255.0, style, alpha=0.0)
     np.testing.assert_allclose(got, np.clip(reconstruction[0].transpose(1, 2, 0), 0, 1), atol=1e-5)
-    full = OrtGraph(exported_dir / "adain_full.onnx", stylizer.choice)
-    expected = full.run(content=array, style=to_tensor(style), alpha=np.ones(1, np.float32))[0]
+    with open_graph(exported_dir / "adain_full.onnx", stylizer.backend) as full:
+        expected = full.infer({"content": array, "style": to_tensor(style), "alpha": np.ones(1, np.float32)})["image"]
     got = stylizer.stylize(np.asarray(content) / 255.0, style, alpha=1.0)
     np.testing.assert_allclose(got, np.clip(expected[0].transpose(1, 2, 0), 0, 1), atol=1e-5)
 
@@ -63,7 +63,7 @@ def test_interpolation_is_linear_in_the_statistics():
     np.testing.assert_allclose(mix.mean, 1.6)
     np.testing.assert_allclose(mix.std, 3.2)
     assert parse_weights("0.7,0.3") == [0.7, 0.3]
-    with pytest.raises(ControlError, match="one weight per --style"):
+    with pytest.raises(ControlError, match="one weight per style"):
         interpolate([a, b], [1.0])
     with pytest.raises(ControlError, match=">= 0"):
         interpolate([a, b], [-1.0, 2.0])

@@ -6,10 +6,10 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from adainrt.errors import ModelError
+from adainrt.contract import GRAPHS, graph_file
+from adainrt.errors import OutputExists
 from adainrt.export import export_model
-from adainrt.export.onnx_export import OPSET, SPECS, example_inputs
-from adainrt.runtime import graph_file
+from adainrt.export.onnx_export import OPSET, example_inputs
 
 PARITY_SIZES = [(256, 256), (512, 384), (333, 517), (37, 45)]
 
@@ -17,7 +17,7 @@ PARITY_SIZES = [(256, 256), (512, 384), (333, 517), (37, 45)]
 @pytest.fixture(scope="module")
 def sessions(exported_dir):
     return {g: ort.InferenceSession(str(exported_dir / graph_file(g)), providers=["CPUExecutionProvider"])
-            for g in SPECS}
+            for g in GRAPHS}
 
 
 @pytest.mark.parametrize("height,width", PARITY_SIZES)
@@ -80,7 +80,7 @@ def test_graphs_are_checked_dynamic_and_carry_provenance(exported_dir, model):
 
 def test_existing_graphs_are_not_overwritten(exported_dir, model):
     before = (exported_dir / "adain_full.onnx").stat().st_mtime_ns
-    with pytest.raises(ModelError, match="already exist.*--overwrite"):
+    with pytest.raises(OutputExists, match="adain_full.onnx already exist"):
         export_model(model[0], exported_dir, "full", model[1])
     assert (exported_dir / "adain_full.onnx").stat().st_mtime_ns == before
 
@@ -108,5 +108,5 @@ def test_triton_repository_matches_the_graphs(tmp_path, exported_dir):
                     re.findall(r'name: "(\w+)"\n    data_type: TYPE_FP32\n    dims: \[ ([-\d, ]+) \]', config)}
         for value in session.get_inputs() + session.get_outputs():
             assert declared[value.name] == [d if isinstance(d, int) else -1 for d in value.shape], value.name
-    with pytest.raises(FileExistsError, match="--overwrite"):
+    with pytest.raises(OutputExists, match="model.onnx already exists"):
         write_triton_repository(files[:1], tmp_path / "repo")

@@ -1,12 +1,15 @@
 """The FP16 ONNX variant: FP16 weights and activations, AdaIN statistics in FP32, FP32 I/O."""
 
+import shutil
+
 import numpy as np
 import onnx
 import pytest
 
+from adainrt.contract import graph_file
 from adainrt.export import export_model
 from adainrt.images import bundled_sample, load_image, resize_smaller_side
-from adainrt.runtime import Stylizer, graph_file
+from adainrt.runtime import Stylizer
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -15,9 +18,12 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @pytest.fixture(scope="module")
-def fp16_dir(exported_dir, model):
-    export_model(model[0], exported_dir, "split", model[1], precision="fp16", verify_sizes=((64, 64),))
-    return exported_dir
+def fp16_dir(exported_dir, model, tmp_path_factory):
+    """A copy of the session's FP32 graphs with the FP16 split graphs added (the shared folder stays as it is)."""
+    folder = tmp_path_factory.mktemp("graphs-fp16") / "graphs"
+    shutil.copytree(exported_dir, folder)
+    export_model(model[0], folder, "split", model[1], precision="fp16", verify_sizes=((64, 64),))
+    return folder
 
 
 def test_fp16_graph_is_typed_as_tensorrt_strong_typing_needs(fp16_dir):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from adainrt.errors import ImageError
+from adainrt.errors import ImageError, OutputExists
 from adainrt.images import from_tensor, load_image, resize_smaller_side, save_image, to_pil, to_tensor
 from tests.conftest import synthetic_image
 
@@ -55,7 +55,7 @@ def test_tensor_roundtrip_and_array_inputs():
 def test_save_is_atomic_and_refuses_to_overwrite(tmp_path):
     img = synthetic_image(40, 40)
     save_image(img, tmp_path / "out.png")
-    with pytest.raises(ImageError, match="already exists"):
+    with pytest.raises(OutputExists, match="already exists"):
         save_image(img, tmp_path / "out.png")
     save_image(synthetic_image(40, 40, seed=9), tmp_path / "out.png", overwrite=True)
     assert [p.name for p in tmp_path.iterdir()] == ["out.png"]  # no temp files left behind

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from adainrt.bundled import bundled_decoder_path
 from adainrt.cli import main
 from adainrt.errors import ModelError
-from adainrt.runtime import available_backends
+from adainrt.runtime import available
 from adainrt.runtime.tensorrt_engine import (
     EngineSidecar,
     InputProfile,
@@ -35,7 +35,9 @@ def tensorrt_and_gpu() -> str | None:
     return None
 
 
-gpu = pytest.mark.skipif(tensorrt_and_gpu() is not None, reason=str(tensorrt_and_gpu()))
+def gpu(test):
+    """Marked ``gpu``; skipped, with the reason, where TensorRT or an NVIDIA GPU is missing."""
+    return pytest.mark.gpu(pytest.mark.skipif(tensorrt_and_gpu() is not None, reason=str(tensorrt_and_gpu()))(test))
 
 
 def sidecar(**kw) -> EngineSidecar:
@@ -116,8 +118,9 @@ def test_build_engine_cli_dry_run_and_missing_tensorrt(exported_dir):
 @gpu
 def test_fp16_engine_matches_fp32_onnxruntime(tmp_path, exported_dir, model):
     from adainrt.export import export_model
-    from adainrt.runtime import OrtGraph, choose_backend
-    from adainrt.runtime.tensorrt_engine import TensorRTRunner, build_engine
+    from adainrt.runtime import open_graph
+    from adainrt.runtime.backends.tensorrt import TensorRTRunner
+    from adainrt.runtime.tensorrt_engine import build_engine
 
     export_model(model[0], tmp_path, "full", model[1], precision="fp16", verify_sizes=((64, 64),))
     engine = tmp_path / "full.engine"
@@ -127,12 +130,14 @@ def test_fp16_engine_matches_fp32_onnxruntime(tmp_path, exported_dir, model):
     rng = np.random.default_rng(0)
     feeds = {"content": rng.random((1, 3, 512, 384), np.float32), "style": rng.random((1, 3, 256, 256), np.float32),
              "alpha": np.ones(1, np.float32)}
-    got = runner.run(**feeds)[0]
-    expected = OrtGraph(exported_dir / "adain_full.onnx", choose_backend("ort-cpu")).run(**feeds)[0]
+    got = runner.infer(feeds)["image"]
+    with open_graph(exported_dir / "adain_full.onnx", "ort-cpu") as reference:
+        expected = reference.infer(feeds)["image"]
     mse = np.mean((np.clip(got, 0, 1) - np.clip(expected, 0, 1)) ** 2)
     assert 10 * np.log10(1 / mse) >= 35.0
     with pytest.raises(ModelError, match="outside the engine's profile"):
-        runner.run(**{**feeds, "content": np.zeros((1, 3, 2048, 2048), np.float32)})
+        runner.infer({**feeds, "content": np.zeros((1, 3, 2048, 2048), np.float32)})
+    runner.close()
 
 
 @gpu
@@ -151,7 +156,8 @@ def test_tensorrt_backend_matches_fp32_cpu_on_a_real_photo_and_painting(tmp_path
     assert 10 * np.log10(1 / np.mean((got - expected) ** 2)) >= 35.0
 
 
-@pytest.mark.skipif("ort-cuda" not in available_backends(), reason="onnxruntime has no CUDAExecutionProvider here")
+@pytest.mark.gpu
+@pytest.mark.skipif("ort-cuda" not in available(), reason="onnxruntime has no CUDAExecutionProvider here")
 def test_ort_cuda_keeps_features_on_the_gpu_and_matches_the_cpu(exported_dir):
     import onnxruntime as ort
 

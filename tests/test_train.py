@@ -171,7 +171,7 @@ def test_a_fraction_of_recolored_style_crops_leaves_the_others_as_painted():
         crops = folder.random_crops(np.random.default_rng(2), 64, 40, recolor=fraction)
         as_painted = sum(np.allclose(crop, plain, atol=1e-6) for crop in crops)
         assert low <= as_painted <= high, (fraction, as_painted)  # 1.0: only an unmirrored turn near 0
-    with pytest.raises(AdainrtError, match="--recolor-styles must be a fraction"):
+    with pytest.raises(AdainrtError, match="recolor_styles must be a fraction"):
         TrainConfig(content_dir=".", style_dir=".", recolor_styles=1.5)
 
 
@@ -217,8 +217,9 @@ def test_the_measure_is_zero_for_the_style_and_the_baseline_for_the_content():
     as_style, _ = score_pairs(encoder, lambda c, s: s, content, style)
     as_content, _ = score_pairs(encoder, lambda c, s: c, content, style)
     assert as_style.style_loss < 1e-6 * as_style.baseline_style_loss
-    assert as_content.style_loss == as_content.baseline_style_loss > 0
-    assert as_content.style_ratio == 1.0 and as_content.content_loss > 0
+    assert as_content.baseline_style_loss > 0
+    assert as_content.style_loss == pytest.approx(as_content.baseline_style_loss, rel=1e-4)
+    assert as_content.style_ratio == pytest.approx(1.0, rel=1e-4) and as_content.content_loss > 0
 
 
 def test_evaluate_measures_torch_and_exported_graphs_alike(tmp_path, exported_dir, random_decoder):
@@ -234,7 +235,8 @@ def test_evaluate_measures_torch_and_exported_graphs_alike(tmp_path, exported_di
         runs[backend] = json.loads(result.output[result.output.index("{"):])
     reference, graphs = runs["torch"], runs["ort-cpu"]
     assert reference["pairs"] == graphs["pairs"] == 6 * 4  # every content (the unreadable one skipped) x every style
-    assert graphs["baseline_style_loss"] == reference["baseline_style_loss"] > 0
+    assert reference["baseline_style_loss"] > 0
+    assert graphs["baseline_style_loss"] == pytest.approx(reference["baseline_style_loss"], rel=1e-4)
     # the scores name the decoder they measured (scripts/ship_decoder.py checks it)
     assert graphs["decoder_hash"] == reference["decoder_hash"] == weights_metadata(random_decoder)["weights_hash"]
     for key in ("content_loss", "style_loss"):
@@ -243,7 +245,7 @@ def test_evaluate_measures_torch_and_exported_graphs_alike(tmp_path, exported_di
     assert sorted(by_style) == sorted(str(p.relative_to(style)) for p in style.rglob("*.png"))
     assert [part["pairs"] for part in by_style.values()] == [6] * 4
     for key in ("content_loss", "style_loss", "baseline_style_loss"):
-        assert np.mean([part[key] for part in by_style.values()]) == pytest.approx(reference[key], rel=1e-9)
+        assert np.mean([part[key] for part in by_style.values()]) == pytest.approx(reference[key], rel=1e-7)
     assert len({part["style_ratio"] for part in by_style.values()}) == 4
     with Image.open(tmp_path / "sheet.png") as sheet:
         assert sheet.size == (3 * 48, 24 * 48)
@@ -283,9 +285,9 @@ def test_torchrun_two_ranks_train_and_resume_exactly(tmp_path):
 
 
 @pytest.mark.parametrize("options, message", [
-    (["--crop", "128", "--resize", "64"], "--crop 128 is larger than --resize 64"),
-    (["--batch-size", "0"], "--batch-size must be at least 1"),
-    (["--lr", "0"], "--lr must be positive"),
+    (["--crop", "128", "--resize", "64"], "crop 128 is larger than resize 64"),
+    (["--batch-size", "0"], "batch_size must be at least 1, got 0; check --batch-size"),
+    (["--lr", "0"], "lr must be positive, got 0.0; check --lr"),
     (["--holdout-every", "1"], "hold out every image"),
     (["--holdout-every", "25"], "holds out none of its 7 images"),
 ])

@@ -97,8 +97,9 @@ def test_port_files_import_and_match_the_port_models(port_files, tmp_path):
 
 def test_decoder_import_needs_its_encoder(port_files, tmp_path):
     folder, _, _ = port_files
-    with pytest.raises(WeightsError, match="--encoder"):
+    with pytest.raises(WeightsError, match="is a decoder: give the encoder it was trained with") as caught:
         import_weights(folder / "decoder.pth", tmp_path / "dec.safetensors")
+    assert "--encoder" in caught.value.cli_hint
 
 
 def test_torchvision_vgg19_maps_convs_and_normalization(tmp_path):

@@ -41,7 +41,7 @@ class ImageFolder:
             count = len(files)
             files = [f for i, f in enumerate(files) if (i % holdout_every == holdout_every - 1) == holdout]
             if holdout and not files:
-                raise AdainrtError(f"{root}: --holdout-every {holdout_every} holds out none of its {count} "
+                raise AdainrtError(f"{root}: holdout_every {holdout_every} holds out none of its {count} "
                                    f"images; pass a value up to {count} or 0 to skip the held-out evaluation")
         images, names, skipped = [], [], []
         for path in files:

@@ -8,12 +8,17 @@ decoder and to whatever a runtime backend (onnxruntime, TensorRT, FP16 graphs) r
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
+from adainrt.errors import AdainrtError, OutputExists
 from adainrt.network import adain_from_stats, encode_with_intermediates
 from adainrt.train.losses import style_loss, style_targets, stylization_losses
 
@@ -91,3 +96,83 @@ def pair_up(contents: torch.Tensor, styles: torch.Tensor, all_pairs: bool = Fals
     """The pairs of :func:`pair_indices` as two stacks of images."""
     index_c, index_s = pair_indices(len(contents), len(styles), all_pairs)
     return contents[index_c], styles[index_s]
+
+
+@dataclass
+class Evaluation:
+    """What `adainrt evaluate` reports: scores overall and per style, and what made the outputs."""
+
+    backend: str
+    precision: str
+    size: int
+    decoder_hash: str | None
+    scores: Scores
+    by_style: dict[str, Scores]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"backend": self.backend, "precision": self.precision, "size": self.size,
+                "decoder_hash": self.decoder_hash, **self.scores.as_dict(),
+                "by_style": {name: part.as_dict() for name, part in self.by_style.items()}}
+
+
+def evaluation_stylizer(encoder_meta: dict[str, Any], encoder: str | os.PathLike | None,
+                        decoder: str | os.PathLike | None, backend: str, model_dir: str | os.PathLike | None,
+                        precision: str | None, progress: Callable[[str], None] = lambda _msg: None,
+                        ) -> tuple[StylizeFn | nn.Module, str | None, str]:
+    """What makes the outputs `evaluate` scores (the torch decoder or a runtime Stylizer), the weights
+    hash of the decoder behind it (scores are only worth keeping with the decoder they measured), and
+    the precision it runs."""
+    if backend == "torch":
+        from adainrt.weights import load_decoder
+
+        module, meta = load_decoder(decoder, encoder_meta)
+        return module, meta["weights_hash"], "fp32"
+    from adainrt.runtime.jobs import open_stylizer
+
+    stylizer = open_stylizer(model_dir, encoder, decoder, backend, precision, progress=progress)
+    graph_encoder = stylizer.metadata.get("encoder_hash")
+    if graph_encoder != encoder_meta["weights_hash"]:
+        raise AdainrtError(f"the graphs were exported with encoder {graph_encoder}, but the losses would be "
+                           f"measured with {encoder_meta['weights_hash']}: give that encoder's weights")
+
+    def run(content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        def hwc(x: torch.Tensor) -> np.ndarray:
+            return x[0].permute(1, 2, 0).numpy()
+
+        out = stylizer.stylize(hwc(content), hwc(style))
+        return torch.from_numpy(np.ascontiguousarray(out.transpose(2, 0, 1)))[None]
+
+    return run, stylizer.metadata.get("decoder_hash"), stylizer.precision
+
+
+def evaluate_folders(content_dir: str | os.PathLike, style_dir: str | os.PathLike, all_pairs: bool = False,
+                     encoder: str | os.PathLike | None = None, decoder: str | os.PathLike | None = None,
+                     backend: str = "torch", model_dir: str | os.PathLike | None = None,
+                     precision: str | None = None, size: int = 256, sheet: str | os.PathLike | None = None,
+                     overwrite: bool = False, progress: Callable[[str], None] = lambda _msg: None) -> Evaluation:
+    """Score a decoder on centre crops of two folders' images (pairs as :func:`pair_indices`), per style
+    too; optionally write a contact sheet (content | style | output per row)."""
+    from adainrt.images import from_tensor, save_image
+    from adainrt.runtime.jobs import check_resize
+    from adainrt.train.data import ImageFolder
+    from adainrt.weights import load_encoder
+
+    if check_resize(size, "crop size") == 0:
+        raise AdainrtError("crop size 0: give the size of the centre crops, such as 256")
+    if sheet is not None and Path(sheet).exists() and not overwrite:
+        raise OutputExists(sheet)  # before minutes of work
+    enc, enc_meta = load_encoder(encoder)
+    stylize, decoder_hash, precision = evaluation_stylizer(enc_meta, encoder, decoder, backend, model_dir,
+                                                           precision, progress)
+    content_folder, style_folder = (ImageFolder.load(d, size, size) for d in (content_dir, style_dir))
+    index_c, index_s = pair_indices(len(content_folder.images), len(style_folder.images), all_pairs)
+    contents = torch.from_numpy(content_folder.center_crops(size))[index_c]
+    styles = torch.from_numpy(style_folder.center_crops(size))[index_s]
+    scores, outputs = score_pairs(enc, stylize, contents, styles)
+    by_style = {name: scores.subset(torch.nonzero(index_s == k).flatten().tolist())
+                for k, name in enumerate(style_folder.names) if (index_s == k).any()}
+    if sheet is not None:
+        rows = [torch.cat(trio, dim=2) for trio in zip(contents, styles, outputs)]
+        save_image(from_tensor(torch.cat(rows, dim=1).numpy()), sheet, overwrite=overwrite)
+        progress(f"wrote {sheet}")
+    return Evaluation(backend, precision, size, decoder_hash, scores, by_style)

@@ -16,6 +16,7 @@ import copy
 import json
 import os
 import time
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,11 @@ from adainrt.weights import load_encoder, save_weights
 
 CHECKPOINT = "checkpoint.pt"
 LOG = "log.jsonl"
+
+
+def _setting_error(name: str, message: str) -> AdainrtError:
+    """A bad training setting, named as the library names it; the CLI adds its flag."""
+    return AdainrtError(message).hinted(f"check --{name.replace('_', '-')}")
 
 
 @dataclass
@@ -69,25 +75,27 @@ class TrainConfig:
     recolor_styles: float = 0.0  # fraction of style crops mirrored and hue-turned at random (random_crops)
 
     def __post_init__(self) -> None:
-        """Refuse settings that could only fail later (or silently train nothing), naming the option."""
+        """Refuse settings that could only fail later (or silently train nothing), naming the setting
+        (the field here; the CLI's flag is the same name with dashes)."""
         at_least = {"batch_size": 1, "crop": 32, "resize": 32, "eval_size": 32, "max_iter": 0, "invert_iters": 0,
                     "pool_crops_per_image": 0, "holdout_every": 0, "checkpoint_every": 1, "log_every": 1,
                     "eval_every": 0, "lr_decay": 0, "content_weight": 0, "style_weight": 0, "max_minutes": 0}
         for name, low in at_least.items():
             if getattr(self, name) < low:
-                raise AdainrtError(f"--{name.replace('_', '-')} must be at least {low}, got {getattr(self, name)}")
+                raise _setting_error(name, f"{name} must be at least {low}, got {getattr(self, name)}")
         if not self.lr > 0:
-            raise AdainrtError(f"--lr must be positive, got {self.lr}")
+            raise _setting_error("lr", f"lr must be positive, got {self.lr}")
         if self.crop > self.resize:
-            raise AdainrtError(f"--crop {self.crop} is larger than --resize {self.resize}: crops are cut from "
-                               "images whose smaller side is resized to --resize (the paper: 512, crop 256)")
+            raise _setting_error("crop", f"crop {self.crop} is larger than resize {self.resize}: crops are cut "
+                                 "from images whose smaller side is resized to resize (the paper: 512, crop 256)")
         if not 0.0 <= self.ema_decay < 1.0:
-            raise AdainrtError(f"--ema-decay must be in [0, 1), got {self.ema_decay}")
+            raise _setting_error("ema_decay", f"ema_decay must be in [0, 1), got {self.ema_decay}")
         self.recolor_styles = float(self.recolor_styles)  # runs before v0.4 recorded a flag: True is 1.0
         if not 0.0 <= self.recolor_styles <= 1.0:
-            raise AdainrtError(f"--recolor-styles must be a fraction in [0, 1], got {self.recolor_styles}")
+            raise _setting_error("recolor_styles", f"recolor_styles must be a fraction in [0, 1], got "
+                                 f"{self.recolor_styles}")
         if self.holdout_every == 1:
-            raise AdainrtError("--holdout-every 1 would hold out every image; use 0 to hold out none")
+            raise _setting_error("holdout_every", "holdout_every 1 would hold out every image; use 0 to hold out none")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
@@ -123,6 +131,23 @@ def resume_config(saved: dict[str, Any], given: dict[str, Any]) -> tuple[TrainCo
         raise AdainrtError(f"a resumed run keeps {told}: these decide the held-out images and the start; "
                            "start a new run (another --output, with --init-decoder) to change them")
     return TrainConfig.from_dict({**saved, **given}), changes
+
+
+def run_config(output_dir: str | os.PathLike, resume: bool, options: dict[str, Any],
+               given: Collection[str] = ()) -> tuple[TrainConfig, dict[str, tuple[Any, Any]]]:
+    """The settings of a new run (``options``), or of a resumed one: its checkpoint's, with the options
+    named in ``given`` (and the limits) on top, and what changed. Refuses a new run over an old one."""
+    checkpoint = Path(output_dir) / CHECKPOINT
+    if checkpoint.exists() and not resume:
+        raise AdainrtError(f"{checkpoint} exists: resume that run, or choose another output folder").hinted(
+            "pass --resume to continue it, or another --output")
+    if not resume:
+        return TrainConfig(output_dir=str(output_dir), **options), {}
+    if not checkpoint.exists():
+        raise AdainrtError(f"nothing to resume: no checkpoint at {checkpoint}")
+    saved = json.loads(load_checkpoint(checkpoint)["config"])
+    chosen = {k: options[k] for k in given} | {k: options[k] for k in ("max_iter", "max_minutes") if k in options}
+    return resume_config(saved, {**chosen, "output_dir": str(output_dir)})
 
 
 def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict[str, Any]:

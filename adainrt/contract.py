@@ -1,0 +1,259 @@
+"""The graph contract: what every exported graph is, read by export, runtimes, engines and C++.
+
+One torch-free place defines the graphs' names, files, tensors (names, dtypes, symbolic
+shapes), the pre-processing (RGB in [0, 1], NCHW, reflect-pad to a multiple of 8 inside,
+crop back), the precision variants, the metadata keys and the tolerances the checks use.
+``adainrt export`` writes it beside the graphs as ``manifest.json`` (with each file's SHA-256
+and the weights hashes); a runtime or a C++ program reads the manifest instead of hard-coding
+anything, and a folder whose graphs disagree with their manifest is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from adainrt.errors import ModelError
+from adainrt.spec import ADAIN_EPS, MIN_SIZE, SIZE_MULTIPLE
+
+#: Precision variants of every graph. FP16: FP16 weights and activations, AdaIN statistics
+#: FP32, inputs and outputs FP32 (strongly typed, as TensorRT 10.12+/11 builds need).
+PRECISIONS = ("fp32", "fp16")
+#: Export forms: one graph, or the three graphs that let a runtime cache a style.
+FORMS: dict[str, tuple[str, ...]] = {"full": ("full",), "split": ("encoder", "style", "decoder")}
+MANIFEST = "manifest.json"
+MANIFEST_FORMAT = "adainrt-graphs"
+MANIFEST_VERSION = 1
+#: Largest H or W the exported graphs admit (torch.export wants a bound; engines narrow it).
+MAX_SIZE = 16384
+#: Channels of relu4_1, the features AdaIN works on.
+FEATURE_CHANNELS = 512
+
+PREPROCESSING = "RGB, float32 in [0, 1], NCHW; colour order, x255 and mean are folded into encoder.0"
+#: The pre-processing every consumer must do, as the manifest states it.
+PREPROCESSING_CONTRACT: dict[str, Any] = {
+    "color_order": "RGB",
+    "layout": "NCHW",
+    "dtype": "float32",
+    "value_range": [0.0, 1.0],
+    "min_size": MIN_SIZE,
+    "pad_multiple": SIZE_MULTIPLE,
+    "padding": "inside the graphs: reflect, bottom and right, to a multiple of pad_multiple",
+    "crop": "adain_full crops back itself; adain_decoder's image is crop [:, :, :H, :W] of the content",
+    "output": "RGB float32, nominally [0, 1], not clipped: clip before quantizing",
+    "adain": {"variance": "unbiased", "eps": ADAIN_EPS},
+}
+
+#: Keys of every graph's ``metadata_props`` (the provenance keys come from the weights).
+METADATA_KEYS = ("adainrt_version", "adainrt_graph", "description", "preprocessing", "value_range",
+                 "alpha_range", "inputs", "outputs", "min_size", "size_multiple", "precision",
+                 "encoder_hash", "encoder_source", "decoder_hash", "decoder_source")
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One input or output: its name, element type and shape (ints fixed, strings symbolic)."""
+
+    name: str
+    shape: tuple[int | str, ...]
+    dtype: str = "float32"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape)}
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """How close a graph must stay to the FP32 PyTorch model (export checks, backend parity).
+
+    ``fp32_rel``: max |runtime - torch| over the output's range. ``psnr_db``: least PSNR of a
+    reduced-precision image graph against FP32 (images in [0, 1]).
+    """
+
+    fp32_rel: float = 1e-4
+    psnr_db: float = 40.0
+
+
+@dataclass(frozen=True)
+class GraphContract:
+    """One exported graph: name, file stem, tensors, what it computes, tolerance."""
+
+    graph: str
+    stem: str
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    note: str
+    tolerance: Tolerance = Tolerance()
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        return tuple(t.name for t in self.inputs)
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        return tuple(t.name for t in self.outputs)
+
+    def file(self, precision: str = "fp32") -> str:
+        check_precision(precision)
+        return f"{self.stem}{'' if precision == 'fp32' else '_' + precision}.onnx"
+
+    def tensor(self, name: str) -> TensorSpec:
+        for spec in (*self.inputs, *self.outputs):
+            if spec.name == name:
+                return spec
+        raise KeyError(name)
+
+
+_CONTENT = TensorSpec("content", ("batch", 3, "content_height", "content_width"))
+_STYLE = TensorSpec("style", (1, 3, "style_height", "style_width"))
+_ALPHA = TensorSpec("alpha", (1,))
+_FEATURES = TensorSpec("content_features", ("batch", FEATURE_CHANNELS, "feature_height", "feature_width"))
+_MEAN = TensorSpec("style_mean", (1, FEATURE_CHANNELS, 1, 1))
+_STD = TensorSpec("style_std", (1, FEATURE_CHANNELS, 1, 1))
+
+GRAPHS: dict[str, GraphContract] = {
+    "full": GraphContract(
+        "full", "adain_full", (_CONTENT, _STYLE, _ALPHA),
+        (TensorSpec("image", ("batch", 3, "content_height", "content_width")),),
+        "image = T(content, style, alpha), same size as content",
+    ),
+    "encoder": GraphContract(
+        "encoder", "adain_encoder", (_CONTENT,), (_FEATURES,),
+        "relu4_1 of content reflect-padded (bottom, right) to a multiple of 8: "
+        "feature_height = ceil(content_height / 8)",
+    ),
+    "style": GraphContract(
+        "style", "adain_style", (_STYLE,), (_MEAN, _STD),
+        "per-channel mean and std (unbiased, eps 1e-5) of relu4_1 of style, shape 1x512x1x1",
+    ),
+    "decoder": GraphContract(
+        "decoder", "adain_decoder", (_FEATURES, _MEAN, _STD, _ALPHA),
+        (TensorSpec("image", ("batch", 3, "padded_height", "padded_width")),),
+        "image of 8x the feature size (padded_height = 8 * feature_height): crop to "
+        "[:content_height, :content_width]",
+    ),
+}
+
+
+def check_precision(precision: str) -> str:
+    if precision not in PRECISIONS:
+        raise ModelError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    return precision
+
+
+def check_form(form: str) -> tuple[str, ...]:
+    if form not in FORMS:
+        raise ModelError(f"unknown form {form!r}; choose one of {', '.join(FORMS)}")
+    return FORMS[form]
+
+
+def graph_file(graph: str, precision: str = "fp32") -> str:
+    """File name of an exported graph: adain_full.onnx, adain_full_fp16.onnx, ..."""
+    return GRAPHS[graph].file(precision)
+
+
+def padded(length: int) -> int:
+    """A content height or width padded to the multiple the encoder needs."""
+    return -(-length // SIZE_MULTIPLE) * SIZE_MULTIPLE
+
+
+def feature_size(height: int, width: int) -> tuple[int, int]:
+    """relu4_1's (height, width) for a content of (height, width)."""
+    return padded(height) // SIZE_MULTIPLE, padded(width) // SIZE_MULTIPLE
+
+
+def concrete_shape(spec: TensorSpec, content: tuple[int, int], style: tuple[int, int] = (0, 0),
+                   batch: int = 1) -> tuple[int, ...]:
+    """A tensor's shape for a content (H, W), a style (H, W) and a batch: what engines' profiles need."""
+    feature = feature_size(*content)
+    dims = {"batch": batch, "content_height": content[0], "content_width": content[1],
+            "style_height": style[0], "style_width": style[1], "feature_height": feature[0],
+            "feature_width": feature[1], "padded_height": padded(content[0]), "padded_width": padded(content[1])}
+    return tuple(d if isinstance(d, int) else dims[d] for d in spec.shape)
+
+
+# ------------------------------------------------------------------------------ manifest
+
+
+def graph_entry(graph: str, precision: str, sha256: str) -> dict[str, Any]:
+    """The manifest's record of one graph file."""
+    contract = GRAPHS[graph]
+    return {
+        "graph": graph,
+        "precision": precision,
+        "sha256": sha256,
+        "inputs": [t.as_dict() for t in contract.inputs],
+        "outputs": [t.as_dict() for t in contract.outputs],
+        "description": contract.note,
+    }
+
+
+def new_manifest(provenance: dict[str, str], version: str) -> dict[str, Any]:
+    return {
+        "format": MANIFEST_FORMAT,
+        "format_version": MANIFEST_VERSION,
+        "adainrt_version": version,
+        "encoder_hash": provenance.get("encoder_hash", ""),
+        "decoder_hash": provenance.get("decoder_hash", ""),
+        "preprocessing": PREPROCESSING_CONTRACT,
+        "graphs": {},
+    }
+
+
+def read_manifest(model_dir: str | os.PathLike) -> dict[str, Any]:
+    """The manifest of a model folder, checked for form; a clear error naming the fix otherwise."""
+    model_dir = Path(model_dir)
+    path = model_dir / MANIFEST
+    if not model_dir.is_dir():
+        raise ModelError(f"{model_dir}: no such model folder; create one with `adainrt export --output {model_dir}`")
+    if not path.is_file():
+        raise ModelError(f"{model_dir}: no {MANIFEST} (not a folder written by `adainrt export`, or by an older "
+                         f"adainrt); export it again with `adainrt export --output {model_dir} --overwrite`")
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{path}: unreadable ({exc}); export the folder again with --overwrite") from exc
+    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT \
+            or not isinstance(manifest.get("graphs"), dict):
+        raise ModelError(f"{path}: not an adainrt manifest; export the folder again with --overwrite")
+    if manifest.get("format_version", 0) > MANIFEST_VERSION:
+        raise ModelError(f"{path}: manifest format {manifest.get('format_version')} is newer than this adainrt "
+                         f"reads ({MANIFEST_VERSION}); upgrade adainrt")
+    return manifest
+
+
+def manifest_graphs(manifest: dict[str, Any], graphs: tuple[str, ...], precision: str) -> dict[str, str]:
+    """{graph: file name} for the graphs asked for, or a ModelError saying which are not in the folder."""
+    files = {graph: graph_file(graph, precision) for graph in graphs}
+    missing = [f for f in files.values() if f not in manifest["graphs"]]
+    if missing:
+        raise ModelError(f"the model folder has no {', '.join(missing)} in its {MANIFEST}; export it with "
+                         f"`adainrt export --output DIR --form {'full' if graphs == ('full',) else 'split'} "
+                         f"--precision {precision}`")
+    return files
+
+
+def verified_graphs(model_dir: str | os.PathLike, graphs: tuple[str, ...], precision: str) -> dict[str, Path]:
+    """{graph: path} of a model folder's graphs, each checked against its manifest entry (SHA-256).
+
+    A graph changed or replaced after export (an interrupted re-export, a hand-copied file from
+    another model) fails here, before any runtime loads it.
+    """
+    from adainrt.fileio import sha256_file
+
+    model_dir = Path(model_dir)
+    manifest = read_manifest(model_dir)
+    paths = {}
+    for graph, name in manifest_graphs(manifest, graphs, precision).items():
+        path = model_dir / name
+        if not path.is_file():
+            raise ModelError(f"{path}: listed in {MANIFEST} but missing; export the folder again with --overwrite")
+        if sha256_file(path) != manifest["graphs"][name].get("sha256"):
+            raise ModelError(f"{path} is not the graph its {MANIFEST} describes (its SHA-256 differs: changed "
+                             "after export, or an export was interrupted); export the folder again with "
+                             f"`adainrt export --output {model_dir} --overwrite`")
+        paths[graph] = path
+    return paths

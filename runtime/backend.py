@@ -1,0 +1,207 @@
+"""The backend protocol and registry: what every runtime backend is, and how one is chosen.
+
+Modelled on Polygraphy's runners: a :class:`Backend` says whether it can run here (and why
+not), which precisions and device it runs, how to *prepare* a graph (build an engine: slow,
+explicit, cached) and how to *open* one (load only) as a :class:`Runner`. A runner's
+``infer(feeds)`` returns its outputs by name, can keep outputs on the device for the next
+graph, and ``close()`` (or leaving its ``with`` block) frees what it allocated.
+
+Each backend is one module in :mod:`adainrt.runtime.backends` that calls
+:func:`register_backend`; the registry imports them all, so the CLI's choices, ``bench``,
+``info`` and the :class:`~adainrt.runtime.stylizer.Stylizer` list backends from here and a new
+backend touches no dispatch list. ``auto`` is the usable backend of lowest ``preference``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from adainrt.contract import check_precision
+from adainrt.errors import BackendUnavailable, ModelError
+
+#: What runners take and give: numpy arrays, or a backend's own device values (kept outputs).
+Value = Any
+
+
+@runtime_checkable
+class Runner(Protocol):
+    """One loaded graph on one backend."""
+
+    path: Path
+    input_names: list[str]
+    output_names: list[str]
+    metadata: dict[str, str]
+
+    def infer(self, feeds: Mapping[str, Value], keep: Collection[str] = ()) -> dict[str, Value]:
+        """Run once. Outputs named in ``keep`` stay where the backend computed them (another
+        runner of the same backend takes them as inputs); the others come back as numpy."""
+        ...
+
+    def close(self) -> None:
+        """Free everything the runner allocated; it cannot run afterwards."""
+        ...
+
+
+class RunnerBase:
+    """What every runner shares: the context manager, the closed state, checking feeds."""
+
+    path: Path
+    input_names: list[str]
+    output_names: list[str]
+    metadata: dict[str, str]
+    _closed = False
+
+    def __enter__(self) -> RunnerBase:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._closed = True
+
+    def _check_feeds(self, feeds: Mapping[str, Value]) -> None:
+        if self._closed:
+            raise ModelError(f"{self.path}: this runner was closed; open the graph again")
+        missing = set(self.input_names) - set(feeds)
+        if missing:
+            raise ModelError(f"{self.path}: inputs {sorted(missing)} not given")
+
+
+@dataclass(frozen=True)
+class Backend:
+    """A registered backend. ``probe`` returns None when it can run here, else why not."""
+
+    name: str
+    summary: str
+    device: str
+    precisions: tuple[str, ...]
+    preference: int
+    probe: Callable[[], str | None]
+    open: Callable[[Path], Runner]
+    prepare: Callable[[Path], None] | None = None
+    default_precision: Callable[[], tuple[str, str]] | None = None
+
+    def why_not(self) -> str | None:
+        return self.probe()
+
+    def precision(self, requested: str | None = None) -> tuple[str, str]:
+        """(precision, why): the one asked for if this backend runs it, else its default here."""
+        if requested is not None:
+            check_precision(requested)
+            if requested not in self.precisions:
+                raise BackendUnavailable(f"backend {self.name} runs {', '.join(self.precisions)} graphs, "
+                                         f"not {requested}")
+            return requested, "requested"
+        if self.default_precision is not None:
+            return self.default_precision()
+        return self.precisions[0], "the backend's default"
+
+
+@dataclass(frozen=True)
+class BackendStatus:
+    name: str
+    available: bool
+    reason: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "available": self.available, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The backend a caller gets, and why (for `adainrt info` and messages)."""
+
+    backend: Backend
+    reason: str
+
+    @property
+    def name(self) -> str:
+        return self.backend.name
+
+
+_REGISTRY: dict[str, Backend] = {}
+_discovered = False
+
+
+def register_backend(backend: Backend) -> Backend:
+    """Add a backend (called at import by its module)."""
+    if backend.name in _REGISTRY and _REGISTRY[backend.name] != backend:
+        raise ValueError(f"backend {backend.name!r} registered twice")
+    _REGISTRY[backend.name] = backend
+    return backend
+
+
+def _discover() -> None:
+    """Import every module of adainrt.runtime.backends once: each registers what it offers."""
+    global _discovered
+    if _discovered:
+        return
+    from adainrt.runtime import backends as package
+
+    for module in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"{package.__name__}.{module.name}")
+    _discovered = True
+
+
+def registered() -> list[Backend]:
+    """Every backend, in auto's order of preference."""
+    _discover()
+    return sorted(_REGISTRY.values(), key=lambda b: (b.preference, b.name))
+
+
+def backend_names() -> list[str]:
+    return [b.name for b in registered()]
+
+
+def get_backend(name: str) -> Backend:
+    _discover()
+    if name not in _REGISTRY:
+        raise BackendUnavailable(f"unknown backend {name!r}; choose auto or one of {', '.join(backend_names())}")
+    return _REGISTRY[name]
+
+
+def statuses() -> list[BackendStatus]:
+    """Every backend with whether it can run here and why (not)."""
+    out = []
+    for backend in registered():
+        why_not = backend.why_not()
+        out.append(BackendStatus(backend.name, why_not is None, why_not or f"ready: {backend.summary}"))
+    return out
+
+
+def available() -> list[str]:
+    return [s.name for s in statuses() if s.available]
+
+
+def choose(requested: str = "auto") -> Choice:
+    """The backend asked for (a clear error when it cannot run here), or for ``auto`` the
+    usable one auto prefers, with the reasons the better ones were passed over."""
+    if requested != "auto":
+        backend = get_backend(requested)
+        why_not = backend.why_not()
+        if why_not:
+            raise BackendUnavailable(f"backend {requested}: {why_not}; or use --backend auto")
+        return Choice(backend, "requested")
+    passed_over = {}
+    for backend in registered():
+        why_not = backend.why_not()
+        if why_not is None:
+            skipped = f" ({', '.join(passed_over)} cannot run here: see `adainrt info`)" if passed_over else ""
+            return Choice(backend, backend.summary + skipped)
+        passed_over[backend.name] = why_not
+    raise BackendUnavailable("no backend can run here: " + "; ".join(f"{k}: {v}" for k, v in passed_over.items()))
+
+
+def open_graph(path: str | Path, backend: str = "auto") -> Runner:
+    """One graph file on a backend, prepared first (engines built once, cached) if it needs that."""
+    chosen = choose(backend).backend
+    path = Path(path)
+    if chosen.prepare is not None:
+        chosen.prepare(path)
+    return chosen.open(path)

@@ -1,0 +1,160 @@
+"""Native TensorRT engines of the FP16 graphs as a backend (TensorRT 10.12+/11, cuda-python).
+
+Preparing a graph builds its engine once into the cache (strongly typed, one profile; see
+:mod:`adainrt.runtime.tensorrt_engine`); opening only deserializes it, never builds. The
+runner owns one execution context, device buffers, a CUDA stream and pinned host memory, and
+frees them all in :meth:`TensorRTRunner.close`. Not yet run on a GPU by this project.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib.util
+import os
+import shutil
+from collections.abc import Collection, Mapping
+from pathlib import Path
+
+import numpy as np
+
+from adainrt.errors import ModelError
+from adainrt.runtime.backend import Backend, RunnerBase, Value, register_backend
+from adainrt.runtime.tensorrt_engine import (
+    _check,
+    _cudart,
+    _tensorrt,
+    cached_engine,
+    check_compatible,
+    check_shapes,
+    engine_path_for,
+    gpu_identity,
+    read_sidecar,
+)
+
+
+def tensorrt_ready() -> str | None:
+    """None when native TensorRT can run here, else why not."""
+    if importlib.util.find_spec("tensorrt") is None:
+        return "the tensorrt package is not installed (pip install 'adainrt[gpu]')"
+    if importlib.util.find_spec("cuda") is None:
+        return "cuda-python is not installed (pip install 'adainrt[gpu]')"
+    if shutil.which("nvidia-smi") is None:
+        return "no NVIDIA GPU driver (nvidia-smi) found"
+    return None
+
+
+class TensorRTRunner(RunnerBase):
+    """Runs one engine: one execution context, device buffers, a CUDA stream, pinned host memory,
+    ``execute_async_v3``; optional CUDA graph capture when the shapes stay fixed (video)."""
+
+    def __init__(self, engine_path: str | os.PathLike, use_cuda_graph: bool = False):
+        trt = _tensorrt()
+        self.cudart = _cudart()
+        self.path = Path(engine_path)
+        self.sidecar = read_sidecar(engine_path)
+        self.metadata = self.sidecar.metadata
+        check_compatible(self.sidecar, trt.__version__, *gpu_identity())
+        self.runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+        self.engine = self.runtime.deserialize_cuda_engine(self.path.read_bytes())
+        if self.engine is None:
+            raise ModelError(f"{engine_path}: TensorRT could not deserialize it; rebuild the engine")
+        self.context = self.engine.create_execution_context()
+        self.stream = _check(self.cudart.cudaStreamCreate())
+        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
+        self.input_names = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+        self.output_names = [n for n in names if n not in self.input_names]
+        self.use_cuda_graph = use_cuda_graph
+        self._buffers: dict[str, tuple[int, int, np.ndarray, int]] = {}  # name -> (device, bytes, host view, host)
+        self._graph_shapes: dict | None = None
+        self._graph_exec = None
+
+    def _free(self, held: tuple[int, int, np.ndarray, int]) -> None:
+        _check(self.cudart.cudaFree(held[0]))
+        _check(self.cudart.cudaFreeHost(held[3]))
+
+    def _buffer(self, name: str, shape: tuple[int, ...]) -> tuple[int, np.ndarray]:
+        nbytes = int(np.prod(shape)) * 4
+        held = self._buffers.get(name)
+        if held is None or held[1] < nbytes:
+            if held is not None:
+                self._free(held)
+            device = _check(self.cudart.cudaMalloc(nbytes))
+            host_ptr = int(_check(self.cudart.cudaMallocHost(nbytes)))
+            host = np.ctypeslib.as_array((ctypes.c_float * (nbytes // 4)).from_address(host_ptr))
+            held = (int(device), nbytes, host, host_ptr)
+            self._buffers[name] = held
+        return held[0], held[2][: int(np.prod(shape))].reshape(shape)
+
+    def infer(self, feeds: Mapping[str, Value], keep: Collection[str] = ()) -> dict[str, Value]:
+        """FP32 numpy in, FP32 numpy out (our graphs keep FP32 I/O in both precisions). Outputs are
+        copied to the host whatever ``keep`` says: device hand-over between engines is not built yet."""
+        del keep
+        self._check_feeds(feeds)
+        shapes = {name: tuple(feeds[name].shape) for name in self.input_names}
+        check_shapes(self.sidecar, shapes)
+        h2d = self.cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
+        d2h = self.cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
+        for name in self.input_names:
+            self.context.set_input_shape(name, shapes[name])
+            device, host = self._buffer(name, shapes[name])
+            host[...] = feeds[name]
+            _check(self.cudart.cudaMemcpyAsync(device, host.ctypes.data, host.nbytes, h2d, self.stream))
+            self.context.set_tensor_address(name, device)
+        results = {}
+        for name in self.output_names:
+            shape = tuple(self.context.get_tensor_shape(name))
+            device, host = self._buffer(name, shape)
+            self.context.set_tensor_address(name, device)
+            results[name] = (device, host)
+        self._execute(shapes)
+        for device, host in results.values():
+            _check(self.cudart.cudaMemcpyAsync(host.ctypes.data, device, host.nbytes, d2h, self.stream))
+        _check(self.cudart.cudaStreamSynchronize(self.stream))
+        return {name: host.copy() for name, (_, host) in results.items()}
+
+    def _execute(self, shapes: dict) -> None:
+        if not self.use_cuda_graph:
+            if not self.context.execute_async_v3(self.stream):
+                raise ModelError("TensorRT execution failed")
+            return
+        if self._graph_shapes != shapes:  # (re)capture for these shapes
+            self.context.execute_async_v3(self.stream)  # first run outside capture, as TensorRT advises
+            mode = self.cudart.cudaStreamCaptureMode.cudaStreamCaptureModeGlobal
+            _check(self.cudart.cudaStreamBeginCapture(self.stream, mode))
+            self.context.execute_async_v3(self.stream)
+            graph = _check(self.cudart.cudaStreamEndCapture(self.stream))
+            self._graph_exec = _check(self.cudart.cudaGraphInstantiate(graph, 0))
+            self._graph_shapes = shapes
+        _check(self.cudart.cudaGraphLaunch(self._graph_exec, self.stream))
+
+    def close(self) -> None:
+        """Free the buffers, pinned memory, CUDA graph and stream; drop the context and engine."""
+        if self._closed:
+            return
+        super().close()
+        for held in self._buffers.values():
+            self._free(held)
+        self._buffers.clear()
+        if self._graph_exec is not None:
+            _check(self.cudart.cudaGraphExecDestroy(self._graph_exec))
+            self._graph_exec = None
+        _check(self.cudart.cudaStreamDestroy(self.stream))
+        self.context = self.engine = self.runtime = None
+
+
+def _prepare(onnx_path: Path) -> None:
+    cached_engine(onnx_path)  # built on first use (slow), found in the cache afterwards
+
+
+def _open(onnx_path: Path) -> TensorRTRunner:
+    engine = engine_path_for(onnx_path)
+    if not engine.is_file():
+        raise ModelError(f"no engine for {onnx_path} in the cache; prepare it first (the Stylizer and bench "
+                         "do), or build one with `adainrt build-engine`")
+    return TensorRTRunner(engine)
+
+
+register_backend(Backend(
+    name="tensorrt", summary="native TensorRT engines of the FP16 graphs (strongly typed), built once and cached",
+    device="cuda", precisions=("fp16",), preference=10, probe=tensorrt_ready, open=_open, prepare=_prepare,
+))

@@ -1,0 +1,261 @@
+"""The jobs the CLI (and a server, or a script) runs: stylize a file, a folder or a video.
+
+Options are checked once, when a :class:`StylizeOptions` is made; styles are resolved from
+image files or the style bank; outputs are planned (and refused on collision or when they
+exist) before any work; then every image goes through :meth:`Stylizer.stylize`, the one
+pipeline of the controls. No torch here, and no CLI flag names in the errors.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image
+
+from adainrt.errors import AdainrtError, ImageError, OutputExists
+from adainrt.images import IMAGE_SUFFIXES, center_crop, list_images, load_image, resize_smaller_side, save_image
+from adainrt.runtime.backend import choose
+from adainrt.runtime.controls import ControlError, StyleStats, interpolate
+from adainrt.runtime.stylizer import (
+    DEFAULT_MAX_PIXELS,
+    PRESERVE_COLOR_MODES,
+    InvalidArgument,
+    StyleInput,
+    Stylizer,
+    check_alpha,
+)
+from adainrt.spec import MIN_SIZE
+
+OUTPUT_FORMATS = ("png", "jpg")
+
+
+def ensure_model_dir(
+    model_dir: str | os.PathLike | None,
+    encoder: str | os.PathLike | None = None,
+    decoder: str | os.PathLike | None = None,
+    forms: tuple[str, ...] = ("split",),
+    precisions: tuple[str, ...] = ("fp32",),
+    progress: Callable[[str], None] = lambda _msg: None,
+) -> Path:
+    """The one way from the run-time side to export: the folder given, or the weights' cached graphs.
+
+    A given folder is used as it is (the Stylizer checks it against its manifest); without one,
+    the chosen weights are exported once into the cache (needs torch; local, nothing downloaded).
+    """
+    if model_dir is not None:
+        return Path(model_dir)
+    from adainrt.export.cache import cached_model_dir
+
+    return cached_model_dir(encoder, decoder, forms, progress=progress, precisions=precisions)
+
+
+def open_stylizer(
+    model_dir: str | os.PathLike | None,
+    encoder: str | os.PathLike | None = None,
+    decoder: str | os.PathLike | None = None,
+    backend: str = "auto",
+    precision: str | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    progress: Callable[[str], None] = lambda _msg: None,
+) -> Stylizer:
+    """A Stylizer on the graphs of ``model_dir`` (or of the weights, exported once) in the precision
+    the backend runs (its own default unless one is asked for)."""
+    precision, _why = choose(backend).backend.precision(precision)
+    folder = ensure_model_dir(model_dir, encoder, decoder, ("split",), (precision,), progress)
+    return Stylizer(folder, backend, max_pixels=max_pixels, precision=precision)
+
+
+def load_mask(path: str | os.PathLike) -> Image.Image:
+    return load_image(path).convert("L")
+
+
+def check_resize(size: int, what: str) -> int:
+    """A smaller-side size: 0 (keep the original) or at least the method's minimum."""
+    if size != 0 and size < MIN_SIZE:
+        raise InvalidArgument(f"{what} {size} is below the minimum of {MIN_SIZE} (0 keeps the original size)")
+    return size
+
+
+def check_weights(weights: Sequence[float] | None) -> tuple[float, ...] | None:
+    """Style weights: finite, >= 0, not all 0 (they are normalized to sum 1 later)."""
+    if weights is None:
+        return None
+    weights = tuple(float(w) for w in weights)
+    if not weights or any(not math.isfinite(w) or w < 0 for w in weights) or not any(weights):
+        raise ControlError(f"style weights must be finite numbers >= 0, not all 0, got {list(weights)}")
+    return weights
+
+
+@dataclass(frozen=True)
+class StylizeOptions:
+    """Everything that shapes a stylization job, checked once here."""
+
+    alpha: float = 1.0
+    style_weights: tuple[float, ...] | None = None
+    preserve_color: str | None = None
+    content_size: int = 512
+    style_size: int = 512
+    crop: bool = False
+    temporal_smoothing: float = 0.0
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    ext: str = "png"
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        check_alpha(self.alpha)
+        object.__setattr__(self, "style_weights", check_weights(self.style_weights))
+        if self.preserve_color not in PRESERVE_COLOR_MODES:
+            raise ControlError(f"colour preservation must be one of color, luminance, got {self.preserve_color!r}")
+        check_resize(self.content_size, "content size")
+        check_resize(self.style_size, "style size")
+        if not 0.0 <= self.temporal_smoothing < 1.0:
+            raise InvalidArgument(f"temporal smoothing must be in [0, 1), got {self.temporal_smoothing}")
+        if self.max_pixels < 1:
+            raise InvalidArgument(f"the pixel limit must be a positive number, got {self.max_pixels}")
+        if self.ext not in OUTPUT_FORMATS:
+            raise InvalidArgument(f"output format {self.ext!r}: choose one of {', '.join(OUTPUT_FORMATS)}")
+
+
+def prepare_image(path: str | os.PathLike, size: int, crop: bool) -> Image.Image:
+    """An image file resized (smaller side ``size``, 0 keeps) and optionally centre-cropped square."""
+    image = resize_smaller_side(load_image(path), size)
+    return center_crop(image, size or min(image.size)) if crop else image
+
+
+def resolve_styles(names: Sequence[str], stylizer: Stylizer, options: StylizeOptions,
+                   bank: object | None = None) -> list[StyleInput]:
+    """Each name is an image file, or the name of a stored style (its statistics, no encoding)."""
+    from adainrt.runtime.style_bank import StyleBank
+
+    bank = bank or StyleBank()
+    styles: list[StyleInput] = []
+    for name in names:
+        if Path(name).is_file():
+            styles.append(prepare_image(name, options.style_size, options.crop))
+        elif Path(name).suffix.lower() in IMAGE_SUFFIXES or "/" in name or os.sep in name:
+            raise ImageError(f"style {name}: no such image file")
+        else:
+            styles.append(bank.get(name, stylizer.metadata.get("encoder_hash")).stats)
+    if not styles:
+        raise ControlError("no style given")
+    return styles
+
+
+@dataclass(frozen=True)
+class OutputPlan:
+    """Which output each input goes to; ``folder``: the output is a folder of results."""
+
+    pairs: list[tuple[Path, Path]]
+    folder: bool
+
+
+def plan_outputs(content: Path, output: Path, style_names: Sequence[str], ext: str = "png",
+                 overwrite: bool = False) -> OutputPlan:
+    """Map inputs to outputs before any work: refuse collisions and (unless allowed) existing files.
+
+    A folder (or an output that is a folder, or ends in a separator) gives
+    ``OUTPUT/NAME_stylized_STYLE.EXT`` per image; a file gives the output as named.
+    """
+    folder = content.is_dir() or output.is_dir() or str(output).endswith(("/", os.sep))
+    if folder and output.is_file():
+        raise AdainrtError(f"{output} is a file, but the output must be a folder here (the input is {content})")
+    contents = list_images(content) if content.is_dir() else [content]
+    if not contents:
+        raise ImageError(f"{content}: no images found (looked for {', '.join(IMAGE_SUFFIXES)})")
+    if not folder:
+        pairs = [(content, output)]
+    else:
+        tag = "_".join(Path(s).stem for s in style_names)
+        pairs = [(c, output / f"{c.stem}_stylized_{tag}.{ext}") for c in contents]
+    seen: dict[Path, Path] = {}
+    for src, dst in pairs:
+        if dst in seen:
+            raise AdainrtError(f"{seen[dst]} and {src} would both be written to {dst}; rename one of them")
+        seen[dst] = src
+    existing = [dst for _, dst in pairs if dst.exists()]
+    if existing and not overwrite:
+        more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
+        raise OutputExists(existing[0], f"{existing[0]}{more}")
+    return OutputPlan(pairs, folder)
+
+
+@dataclass
+class JobReport:
+    """What a job wrote and what it skipped (with why)."""
+
+    written: list[Path] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    video: object | None = None
+
+
+def stylize_images(stylizer: Stylizer, plan: OutputPlan, styles: list[StyleInput], options: StylizeOptions,
+                   masks: Sequence[Image.Image] = (), progress: Callable[[Path], None] = lambda _p: None
+                   ) -> JobReport:
+    """Stylize every planned image; in a folder, an unreadable image is skipped and reported."""
+    report = JobReport()
+    for src, dst in plan.pairs:
+        try:
+            result = stylizer.stylize(
+                prepare_image(src, options.content_size, options.crop), styles, options.alpha,
+                style_weights=list(options.style_weights) if options.style_weights else None,
+                mask=list(masks) or None, preserve_color=options.preserve_color)
+            report.written.append(save_image(result, dst, overwrite=options.overwrite))
+        except AdainrtError as exc:
+            if not plan.folder:
+                raise
+            report.skipped.append(str(exc))
+        progress(src)
+    return report
+
+
+def stylize_video_file(stylizer: Stylizer, content: Path, output: Path, styles: list[StyleInput],
+                       options: StylizeOptions, masks: Sequence[Image.Image] = (),
+                       progress: Callable[[int, int], None] = lambda _d, _t: None) -> JobReport:
+    """A video, frame by frame, with one (interpolated) style and optional temporal smoothing."""
+    from adainrt.runtime.video import VIDEO_SUFFIXES, is_video, stylize_video
+
+    if masks or options.preserve_color:
+        raise ControlError("masks and colour preservation apply to images; for video use alpha, "
+                           "style weights and temporal smoothing")
+    if not is_video(output):
+        raise AdainrtError(f"{output}: the input is a video, so the output must be a video file "
+                           f"({', '.join(VIDEO_SUFFIXES)})")
+    weights = list(options.style_weights) if options.style_weights else None
+    stats: StyleStats = interpolate(stylizer.styles_stats(styles), weights)
+    result = stylize_video(stylizer, content, output, stats, options.alpha, options.content_size,
+                           options.temporal_smoothing, options.overwrite, progress=progress)
+    return JobReport(written=[result.path], video=result)
+
+
+def is_video_input(content: Path) -> bool:
+    from adainrt.runtime.video import is_video
+
+    return is_video(content)
+
+
+def check_image_job(options: StylizeOptions) -> None:
+    """Options that only mean something for video are refused for images, not ignored."""
+    if options.temporal_smoothing:
+        raise ControlError("temporal smoothing applies to video only (it averages statistics over frames)")
+
+
+def add_style(name: str, image: str | os.PathLike, options: StylizeOptions,
+              model_dir: str | os.PathLike | None = None, encoder: str | os.PathLike | None = None,
+              decoder: str | os.PathLike | None = None, bank: object | None = None,
+              progress: Callable[[str], None] = lambda _msg: None) -> Path:
+    """Encode a style image once and store its statistics under ``name`` in the style bank."""
+    from adainrt.fileio import sha256_file
+    from adainrt.runtime.style_bank import StyleBank
+
+    bank = bank or StyleBank()
+    bank.check_name(name, options.overwrite)
+    with open_stylizer(model_dir, encoder, decoder, progress=progress) as stylizer:
+        stats = stylizer.style_stats(prepare_image(image, options.style_size, crop=False))
+        encoder_hash = stylizer.metadata.get("encoder_hash")
+    info = {"source": str(image), "source_sha256": sha256_file(image), "style_size": options.style_size,
+            "encoder_hash": encoder_hash}
+    return bank.add(name, stats, info, overwrite=options.overwrite)
