@@ -9,6 +9,7 @@ sample photos resized to size x size. Speed is measured here, never asserted in 
 from __future__ import annotations
 
 import contextlib
+import math
 import platform
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -212,7 +213,8 @@ class Fidelity:
     max_abs_error: float
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        """JSON-safe: identical outputs (infinite PSNR) give ``psnr_db: null``."""
+        return {**asdict(self), "psnr_db": self.psnr_db if math.isfinite(self.psnr_db) else None}
 
 
 def psnr(output: np.ndarray, reference: np.ndarray) -> float:
@@ -253,7 +255,8 @@ def compare_backends(
 def format_fidelity(rows: list[Fidelity]) -> str:
     lines = [f"{'backend':<13} {'size':>9} {'PSNR dB':>9} {'max abs':>10}   (vs FP32 onnxruntime CPU)"]
     for r in rows:
-        lines.append(f"{r.backend:<13} {f'{r.size}x{r.size}':>9} {r.psnr_db:>9.1f} {r.max_abs_error:>10.2e}")
+        db = f"{r.psnr_db:.1f}" if math.isfinite(r.psnr_db) else "identical"
+        lines.append(f"{r.backend:<13} {f'{r.size}x{r.size}':>9} {db:>9} {r.max_abs_error:>10.2e}")
     return "\n".join(lines)
 
 

@@ -33,6 +33,7 @@ def test_help_teaches(command):
     assert result.exit_code == 0 and "Usage:" in result.output and len(result.output) > 200
 
 
+@pytest.mark.slow
 def test_export_then_stylize_with_the_exported_folder(tmp_path, random_decoder, images_dir):
     result = run("export", "--output", tmp_path / "graphs", "--form", "split", "--decoder", random_decoder,
                  "--triton-repo", tmp_path / "triton")
@@ -46,6 +47,7 @@ def test_export_then_stylize_with_the_exported_folder(tmp_path, random_decoder, 
     assert Image.open(tmp_path / "out.png").size == (101, 77)
 
 
+@pytest.mark.slow
 def test_stylize_default_path_exports_into_the_cache(tmp_path, monkeypatch, random_decoder, images_dir):
     monkeypatch.setenv("ADAINRT_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "styled.jpg"
@@ -59,6 +61,7 @@ def test_stylize_default_path_exports_into_the_cache(tmp_path, monkeypatch, rand
     assert result.exit_code == 1 and "already exist" in result.output and "--overwrite" in result.output
 
 
+@pytest.mark.slow
 def test_a_repeated_stylize_finds_its_cached_graphs_without_torch(tmp_path, monkeypatch, random_decoder,
                                                                  images_dir):
     from adainrt.export.cache import cached_model_dir, files_key
@@ -154,6 +157,6 @@ def test_import_weights_cli(tmp_path):
 def test_bench_compare_checks_backends_against_fp32_cpu(exported_dir, random_decoder):
     result = run("bench", "--compare", "--size", "64", "--json", "--model", exported_dir, "--decoder", random_decoder)
     assert result.exit_code == 0, result.output
-    rows = {r["backend"]: r for r in json.loads(result.output[result.output.index("["):])}
+    rows = {r["backend"]: r for r in json.loads(result.output[result.output.index("["):], parse_constant=pytest.fail)}
     assert rows["ort-cpu"]["max_abs_error"] <= 1e-6
     assert rows["torch"]["psnr_db"] > 60 and rows["torch"]["max_abs_error"] < 1e-4

@@ -64,6 +64,7 @@ def test_a_folder_without_manifest_or_without_the_graphs_is_refused(folder_copy,
         Stylizer(tmp_path / "absent", backend="ort-cpu")
 
 
+@pytest.mark.slow
 def test_export_of_other_weights_starts_a_new_manifest(folder_copy, model):
     """Graphs of the old weights left in the folder are no longer listed, so they cannot be mixed in."""
     from adainrt.export import export_model

@@ -144,6 +144,7 @@ def test_tiles_cover_the_axis_once():
     assert parts[1][:2] == (320, 832)
 
 
+@pytest.mark.slow
 def test_tiled_and_untiled_agree_without_seams(exported_dir):
     big = np.asarray(synthetic_image(1024, 1024, seed=21), np.float32) / 255.0
     style = synthetic_image(128, 128, seed=22)

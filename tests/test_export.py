@@ -85,6 +85,7 @@ def test_existing_graphs_are_not_overwritten(exported_dir, model):
     assert (exported_dir / "adain_full.onnx").stat().st_mtime_ns == before
 
 
+@pytest.mark.slow
 def test_export_reports_its_own_verification(tmp_path, model):
     results = export_model(model[0], tmp_path, "split", model[1], verify_sizes=((40, 56),))
     assert [r.graph for r in results] == ["encoder", "style", "decoder"]

@@ -39,6 +39,7 @@ def small_config(root, out, **kw) -> TrainConfig:
     return TrainConfig(**{**base, **kw})
 
 
+@pytest.mark.slow
 def test_cli_train_runs_logs_samples_and_exports(tmp_path):
     content, style = make_folders(tmp_path)
     out = tmp_path / "run"
@@ -99,6 +100,7 @@ def test_snapshot_writes_the_runs_weights_average_from_its_checkpoint(tmp_path):
     assert empty.exit_code == 1 and "no checkpoint.pt" in empty.output
 
 
+@pytest.mark.slow
 def test_both_losses_fall_on_a_fixed_batch(tmp_path):
     """One fixed content-style pair, 120 steps: content and style loss both fall clearly."""
     config = small_config(tmp_path, tmp_path / "run", crop=64, resize=72, batch_size=1, style_weight=1.0)
@@ -222,6 +224,7 @@ def test_the_measure_is_zero_for_the_style_and_the_baseline_for_the_content():
     assert as_content.style_ratio == pytest.approx(1.0, rel=1e-4) and as_content.content_loss > 0
 
 
+@pytest.mark.slow
 def test_evaluate_measures_torch_and_exported_graphs_alike(tmp_path, exported_dir, random_decoder):
     content, style = make_folders(tmp_path)
     common = ["evaluate", "--content", content, "--style", style, "--decoder", random_decoder, "--size", "48",
@@ -268,6 +271,7 @@ def torchrun_train(root, out, max_iter: int) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
 
 
+@pytest.mark.slow
 def test_torchrun_two_ranks_train_and_resume_exactly(tmp_path):
     """DistributedDataParallel: both ranks step together, rank 0 writes; each rank's random state is
     checkpointed, so a resumed two-rank run reproduces the uninterrupted one."""

@@ -42,6 +42,7 @@ def clip(tmp_path_factory):
     return with_audio
 
 
+@pytest.mark.slow
 def test_cli_stylizes_a_video_keeping_frames_rate_and_audio(tmp_path, clip, exported_dir, images_dir):
     out = tmp_path / "styled.mp4"
     result = CliRunner().invoke(main, ["stylize", str(clip), "--style", str(images_dir / "style_a.jpg"),
@@ -54,6 +55,7 @@ def test_cli_stylizes_a_video_keeping_frames_rate_and_audio(tmp_path, clip, expo
     assert styled.has_audio and source.has_audio
 
 
+@pytest.mark.slow
 def test_temporal_smoothing_reduces_flicker(tmp_path, clip, exported_dir, images_dir):
     stylizer = Stylizer(exported_dir, backend="ort-cpu")
     style = stylizer.style_stats(synthetic_image(96, 96, seed=32))
