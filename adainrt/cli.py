@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from adainrt import __version__
-from adainrt.errors import AdainrtError
+from adainrt.errors import AdainrtError, OutputExists
 from adainrt.runtime.backend import backend_names
 
 
@@ -53,8 +53,9 @@ _PRECISION_HELP = ("fp16: graphs with FP16 weights and activations, AdaIN statis
 precision_option = click.option(
     "--precision", type=click.Choice(["fp32", "fp16"]), default="fp32", show_default=True, help=_PRECISION_HELP)
 run_precision_option = click.option(
-    "--precision", type=click.Choice(["fp32", "fp16"]), default=None,
-    help=_PRECISION_HELP + " Default: the backend's own (tensorrt: fp16; the others: fp32).")
+    "--precision", type=click.Choice(["fp32", "fp16", "bf16"]), default=None,
+    help=_PRECISION_HELP + " bf16: the FP32 graphs computed in bf16 (openvino on CPUs with native bf16). "
+    "Default: the backend's own (tensorrt: fp16; openvino: bf16 where the CPU has it natively; else fp32).")
 backend_option = click.option(
     "--backend", type=click.Choice(["auto", *backend_names()]), default="auto", show_default=True,
     help="auto: the best backend that can run here (native TensorRT > onnxruntime TensorRT EP > CUDA EP > "
@@ -315,34 +316,46 @@ def style_remove(name: str) -> None:
 @click.option("--model", "model_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Folder with all four graphs (`adainrt export --form all`). Default: cache.")
 @_with(weights_options)
-@click.option("--precision", type=click.Choice(["fp32", "fp16"]), default="fp32", show_default=True,
-              help="Which exported graphs the runtime backends run where they can (tensorrt runs fp16 only; "
-                   "torch eager is always FP32).")
+@click.option("--precision", type=click.Choice(["fp32", "fp16", "bf16"]), default=None,
+              help="Time every backend in this precision where it runs it (tensorrt: fp16 only; openvino: "
+                   "fp32 or bf16; torch eager: fp32). Default: each backend's own, and openvino in f32 "
+                   "beside bf16 on CPUs with native bf16.")
 @click.option("--compare", is_flag=True,
               help="Instead of timing, check each backend's output (FP32 and FP16 graphs) against FP32 "
                    "onnxruntime CPU: PSNR and max abs error, as Polygraphy does.")
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON (for machines).")
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also draw FPS against size per backend (full path) with the paper's figures, as a PNG.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --plot file.")
 @_clean_errors
 def bench(sizes: tuple[int, ...], backends: tuple[str, ...], runs: int, warmup: int,
-          model_dir: Path | None, encoder: Path | None, decoder: Path | None, precision: str, compare: bool,
-          as_json: bool) -> None:
+          model_dir: Path | None, encoder: Path | None, decoder: Path | None, precision: str | None,
+          compare: bool, as_json: bool, plot: Path | None, overwrite: bool) -> None:
     """Latency (p50/p95) and FPS per backend, beside the paper's 56 FPS (256) and 15 FPS (512).
 
     Times the full path (content and style encoded each frame, as the paper measured) and
-    the cached-style path (style statistics computed once), after warm-up runs.
+    the cached-style path (style statistics computed once), after warm-up runs. Backends are
+    timed interleaved (round after round, each once in turn), and each row shows the PSNR of
+    its output against FP32 onnxruntime CPU on the same inputs.
     """
     from adainrt.benchmarks import bench as lib
 
     plan = lib.BenchPlan.make(sizes, backends, runs, warmup, precision, compare)
+    if plot is not None and plot.exists() and not overwrite:
+        raise OutputExists(plot)  # before minutes of timing
     model_dir = plan.model_dir(model_dir, encoder, decoder, progress=_say)
     enc, dec = (str(p) if p else None for p in (encoder, decoder))
     if compare:
         rows = lib.compare_all(plan, model_dir, enc, dec, progress=_say)
         click.echo(json.dumps([r.as_dict() for r in rows], indent=2) if as_json else lib.format_fidelity(rows))
         return
-    results = lib.run_benchmark(model_dir, list(plan.sizes), plan.backends, runs, warmup, enc, dec,
-                                progress=_say, precision=precision)
+    results = lib.run_benchmark(model_dir, plan.sizes, plan.targets, runs, warmup, enc, dec, progress=_say)
     click.echo(json.dumps([r.as_dict() for r in results], indent=2) if as_json else lib.format_table(results))
+    if plot is not None:
+        from adainrt.benchmarks.plot import plot_fps
+
+        plot_fps(results, plot, overwrite=overwrite)
+        _say(f"wrote {plot}")
 
 
 # ---------------------------------------------------------------------------------- train

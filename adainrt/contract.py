@@ -22,6 +22,10 @@ from adainrt.spec import ADAIN_EPS, MIN_SIZE, SIZE_MULTIPLE
 #: Precision variants of every graph. FP16: FP16 weights and activations, AdaIN statistics
 #: FP32, inputs and outputs FP32 (strongly typed, as TensorRT 10.12+/11 builds need).
 PRECISIONS = ("fp32", "fp16")
+#: Precisions a backend may compute in. bf16 has no graph of its own: a backend that runs it
+#: (OpenVINO on CPUs with native bf16) takes the FP32 graphs and lowers them itself.
+EXECUTION_PRECISIONS = ("fp32", "fp16", "bf16")
+_GRAPH_OF = {"fp32": "fp32", "fp16": "fp16", "bf16": "fp32"}
 #: Export forms: one graph, or the three graphs that let a runtime cache a style.
 FORMS: dict[str, tuple[str, ...]] = {"full": ("full",), "split": ("encoder", "style", "decoder")}
 MANIFEST = "manifest.json"
@@ -142,6 +146,17 @@ def check_precision(precision: str) -> str:
     if precision not in PRECISIONS:
         raise ModelError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     return precision
+
+
+def check_execution_precision(precision: str) -> str:
+    if precision not in EXECUTION_PRECISIONS:
+        raise ModelError(f"unknown precision {precision!r}; choose one of {', '.join(EXECUTION_PRECISIONS)}")
+    return precision
+
+
+def graph_precision(precision: str) -> str:
+    """Which graph files a backend computing in ``precision`` loads (bf16: the FP32 graphs)."""
+    return _GRAPH_OF[check_execution_precision(precision)]
 
 
 def check_form(form: str) -> tuple[str, ...]:

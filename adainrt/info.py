@@ -97,7 +97,8 @@ def format_report(report: dict[str, Any]) -> str:
         if key == "backends":
             for entry in value:
                 mark = "yes" if entry["available"] else "no "
-                lines.append(f"{'backend ' + entry['name']:<{width}}  {mark}  {entry['reason']}")
+                precision = f" ({entry['precision']}: {entry['precision_reason']})" if entry["available"] else ""
+                lines.append(f"{'backend ' + entry['name']:<{width}}  {mark}  {entry['reason']}{precision}")
         else:
             lines.append(f"{key:<{width}}  {value}")
     return "\n".join(lines)

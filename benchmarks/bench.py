@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import platform
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from adainrt.hardware import describe_cpu
 from adainrt.images import bundled_sample, load_image, to_tensor
 from adainrt.runtime.stylizer import InvalidArgument
 
@@ -40,9 +40,11 @@ class Timing:
     mean_ms: float
     fps: float
     paper_fps: float | None
+    psnr_db: float | None = None  # full-path output vs FP32 onnxruntime CPU; None: identical or not measured
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        psnr_db = self.psnr_db if self.psnr_db is not None and math.isfinite(self.psnr_db) else None
+        return {**asdict(self), "psnr_db": psnr_db}
 
 
 def sample_inputs(size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -52,22 +54,10 @@ def sample_inputs(size: int) -> tuple[np.ndarray, np.ndarray]:
     return to_tensor(content), to_tensor(style)
 
 
-def time_call(fn: Callable[[], object], runs: int, warmup: int) -> np.ndarray:
-    """Wall-clock milliseconds of ``runs`` calls after ``warmup`` untimed ones."""
-    for _ in range(warmup):
-        fn()
-    times = np.empty(runs)
-    for i in range(runs):
-        start = time.perf_counter()
-        fn()
-        times[i] = (time.perf_counter() - start) * 1000.0
-    return times
-
-
-def summarize(backend: str, path: str, size: int, times: np.ndarray) -> Timing:
+def summarize(backend: str, path: str, size: int, times: np.ndarray, psnr_db: float | None = None) -> Timing:
     mean = float(times.mean())
     return Timing(backend, path, size, len(times), float(np.percentile(times, 50)),
-                  float(np.percentile(times, 95)), mean, 1000.0 / mean, PAPER_FPS.get(size))
+                  float(np.percentile(times, 95)), mean, 1000.0 / mean, PAPER_FPS.get(size), psnr_db)
 
 
 @contextlib.contextmanager
@@ -77,13 +67,14 @@ def runtime_calls(model_dir: Path, backend: str, size: int, precision: str) -> I
     "full": the one-graph export; "cached-style": the Stylizer's own path for a known style
     (encoder and decoder graphs, relu4_1 left on the device between them).
     """
-    from adainrt.contract import verified_graphs
+    from adainrt.contract import graph_precision, verified_graphs
     from adainrt.runtime import StyleStats, Stylizer, open_graph
 
     content, style = sample_inputs(size)
     alpha = np.array([1.0], dtype=np.float32)
+    full_graph = verified_graphs(model_dir, ("full",), graph_precision(precision))["full"]
     with Stylizer(model_dir, backend, precision=precision) as stylizer, \
-            open_graph(verified_graphs(model_dir, ("full",), precision)["full"], backend) as full:
+            open_graph(full_graph, backend, precision) as full:
         out = stylizer.style_graph.infer({"style": style})
         stats = StyleStats(out["style_mean"], out["style_std"])
         height_width = content.shape[-2:]
@@ -132,7 +123,7 @@ def backend_calls(model_dir: Path | None, backend: str, size: int, precision: st
 
 
 
-def run_precision(backend: str, requested: str) -> str:
+def run_precision(backend: str, requested: str | None) -> str:
     """The precision a backend runs for a request: the one asked for if it runs it, else its own."""
     if backend == TORCH:
         return "fp32"
@@ -140,6 +131,24 @@ def run_precision(backend: str, requested: str) -> str:
 
     chosen = get_backend(backend)
     return chosen.precision(requested if requested in chosen.precisions else None)[0]
+
+
+def bench_targets(backends: Sequence[str], precision: str | None = None) -> list[tuple[str, str]]:
+    """(backend, precision) pairs to time: with ``precision``, each backend in it where it runs it (else
+    in its own); without, each backend in every precision worth running here (its default, and
+    for openvino f32 beside bf16)."""
+    from adainrt.runtime import get_backend
+
+    targets = []
+    for backend in backends:
+        if precision is not None or backend == TORCH:
+            targets.append((backend, run_precision(backend, precision)))
+            continue
+        chosen = get_backend(backend)
+        default = chosen.precision()[0]
+        targets += [(backend, p) for p in dict.fromkeys([*chosen.bench_precisions, default])
+                    if p == default or p in chosen.precisions]
+    return targets
 
 
 def backend_label(backend: str, precision: str) -> str:
@@ -159,50 +168,80 @@ def select_backends(requested: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(requested))
 
 
-def needed_precisions(backends: Sequence[str], precision: str) -> tuple[str, ...]:
-    """The graph precisions a benchmark of these backends runs."""
-    return tuple(dict.fromkeys(run_precision(b, precision) for b in backends if b != TORCH)) or (precision,)
+def needed_precisions(targets: Sequence[tuple[str, str]]) -> tuple[str, ...]:
+    """The graph precisions a benchmark of these targets loads (fp32 always: the PSNR reference)."""
+    from adainrt.contract import graph_precision
+
+    return tuple(dict.fromkeys(["fp32", *(graph_precision(p) for b, p in targets if b != TORCH)]))
 
 
 def run_benchmark(
-    model_dir: Path,
-    sizes: list[int],
-    backends: list[str],
+    model_dir: Path | None,
+    sizes: Sequence[int],
+    targets: Sequence[tuple[str, str]],
     runs: int = 10,
     warmup: int = 2,
     encoder: str | None = None,
     decoder: str | None = None,
     progress: Callable[[str], None] = lambda _msg: None,
-    precision: str = "fp32",
 ) -> list[Timing]:
-    """Time each backend (registered or "torch") at each size; both paths each."""
+    """Time every (backend, precision) at each size, both paths, interleaved: round after round, each
+    target runs once in turn, so a change in the machine's load touches every row alike. Each row
+    carries the PSNR of its full-path output against FP32 onnxruntime CPU (None without graphs)."""
     results = []
     for size in sizes:
-        for backend in backends:
-            used = run_precision(backend, precision)
-            label = backend_label(backend, used)
-            with backend_calls(model_dir, backend, size, used, encoder, decoder) as calls:
-                for path, fn in calls.items():
-                    progress(f"{label} {path} {size}x{size}: {warmup} warm-up + {runs} timed runs")
-                    results.append(summarize(label, path, size, time_call(fn, runs, warmup)))
+        with contextlib.ExitStack() as stack:
+            calls = {}
+            for backend, precision in targets:
+                progress(f"loading {backend_label(backend, precision)} at {size}x{size}")
+                calls[(backend, precision)] = stack.enter_context(
+                    backend_calls(model_dir, backend, size, precision, encoder, decoder))
+            reference = _reference(model_dir, size, stack) if model_dir is not None else None
+            progress(f"{size}x{size}: {warmup} warm-up + {runs} timed rounds over {len(targets)} backends")
+            times = _interleaved(calls, runs, warmup)
+            for (backend, precision), paths in calls.items():
+                fidelity = None if reference is None else psnr(_as_array(paths["full"]()), reference)
+                for path in paths:
+                    results.append(summarize(backend_label(backend, precision), path, size,
+                                             times[(backend, precision, path)], fidelity))
     return results
 
 
+def _reference(model_dir: Path, size: int, stack: contextlib.ExitStack) -> np.ndarray:
+    return _as_array(stack.enter_context(backend_calls(model_dir, "ort-cpu", size, "fp32"))["full"]())
+
+
+def _as_array(output: object) -> np.ndarray:
+    return output.numpy() if hasattr(output, "numpy") else np.asarray(output)
+
+
+def _interleaved(calls: dict[tuple[str, str], Calls], runs: int, warmup: int) -> dict[tuple[str, str, str], np.ndarray]:
+    for paths in calls.values():
+        for fn in paths.values():
+            for _ in range(warmup):
+                fn()
+    times = {(b, p, path): np.empty(runs) for (b, p), paths in calls.items() for path in paths}
+    for i in range(runs):
+        for (backend, precision), paths in calls.items():
+            for path, fn in paths.items():
+                start = time.perf_counter()
+                fn()
+                times[(backend, precision, path)][i] = (time.perf_counter() - start) * 1000.0
+    return times
+
+
 def format_table(results: list[Timing]) -> str:
-    lines = [f"{'backend':<13} {'path':<13} {'size':>9} {'p50 ms':>9} {'p95 ms':>9} {'FPS':>8} {'paper FPS':>10}"]
+    lines = [f"{'backend':<15} {'path':<13} {'size':>9} {'p50 ms':>9} {'p95 ms':>9} {'FPS':>8} {'paper FPS':>10} "
+             f"{'PSNR dB':>9}"]
     for r in results:
-        paper = f"{r.paper_fps:.0f}" if r.paper_fps else "-"
-        lines.append(f"{r.backend:<13} {r.path:<13} {f'{r.size}x{r.size}':>9} {r.p50_ms:>9.1f} "
-                     f"{r.p95_ms:>9.1f} {r.fps:>8.2f} {paper:>10}")
+        paper = f"{r.paper_fps:.0f}" if r.paper_fps and r.path == "full" else "-"
+        db = "-" if r.psnr_db is None else ("identical" if not math.isfinite(r.psnr_db) else f"{r.psnr_db:.1f}")
+        lines.append(f"{r.backend:<15} {r.path:<13} {f'{r.size}x{r.size}':>9} {r.p50_ms:>9.1f} "
+                     f"{r.p95_ms:>9.1f} {r.fps:>8.2f} {paper:>10} {db:>9}")
     lines.append("paper: Huang & Belongie 2017, Pascal Titan X GPU, Torch7, full path incl. style encoding")
-    lines.append(f"machine: {platform.processor() or platform.machine()}, {_cpu_count()} CPU threads")
+    lines.append("PSNR: full-path output against FP32 onnxruntime CPU on the same inputs")
+    lines.append(f"machine: {describe_cpu()}")
     return "\n".join(lines)
-
-
-def _cpu_count() -> int:
-    import os
-
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 @dataclass
@@ -224,14 +263,15 @@ def psnr(output: np.ndarray, reference: np.ndarray) -> float:
 
 
 def compare_targets(backends: Sequence[str], precisions: Sequence[str]) -> list[tuple[str, str]]:
-    """(backend, precision) pairs to check: each runtime backend in each precision it runs and the
-    folder holds; torch in FP32."""
+    """(backend, precision) pairs to check: each runtime backend in each precision it runs whose
+    graphs the folder holds (``precisions``: graph precisions); torch in FP32."""
+    from adainrt.contract import graph_precision
     from adainrt.runtime import get_backend
 
     targets = []
     for backend in backends:
         runs = ("fp32",) if backend == TORCH else get_backend(backend).precisions
-        targets += [(backend, p) for p in precisions if p in runs]
+        targets += [(backend, p) for p in runs if graph_precision(p) in precisions]
     return targets
 
 
@@ -268,13 +308,13 @@ class BenchPlan:
     backends: list[str]
     runs: int
     warmup: int
-    precision: str
+    targets: list[tuple[str, str]]
     compare: bool
 
     @classmethod
     def make(cls, sizes: Sequence[int], backends: Sequence[str], runs: int = 10, warmup: int = 2,
-             precision: str = "fp32", compare: bool = False) -> BenchPlan:
-        from adainrt.contract import check_precision
+             precision: str | None = None, compare: bool = False) -> BenchPlan:
+        from adainrt.contract import check_execution_precision
         from adainrt.runtime.jobs import check_resize
 
         if runs < 1 or warmup < 0:
@@ -282,7 +322,10 @@ class BenchPlan:
         for size in sizes:
             if check_resize(size, "benchmark size") == 0:
                 raise InvalidArgument("benchmark size 0: give a square size such as 256 or 512")
-        return cls(tuple(sizes), select_backends(backends), runs, warmup, check_precision(precision), compare)
+        if precision is not None:
+            check_execution_precision(precision)
+        chosen = select_backends(backends)
+        return cls(tuple(sizes), chosen, runs, warmup, bench_targets(chosen, precision), compare)
 
     def model_dir(self, model_dir: Path | None, encoder: str | None, decoder: str | None,
                   progress: Callable[[str], None] = lambda _msg: None) -> Path | None:
@@ -292,7 +335,7 @@ class BenchPlan:
 
         if model_dir is None and all(b == TORCH for b in self.backends):
             return None
-        precisions = ("fp32", "fp16") if self.compare else needed_precisions(self.backends, self.precision)
+        precisions = ("fp32", "fp16") if self.compare else needed_precisions(self.targets)
         return ensure_model_dir(model_dir, encoder, decoder, ("full", "split"), precisions, progress)
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from adainrt.contract import check_precision
+from adainrt.contract import check_execution_precision
 from adainrt.errors import BackendUnavailable, ModelError
 
 #: What runners take and give: numpy arrays, or a backend's own device values (kept outputs).
@@ -83,9 +83,11 @@ class Backend:
     precisions: tuple[str, ...]
     preference: int
     probe: Callable[[], str | None]
-    open: Callable[[Path], Runner]
-    prepare: Callable[[Path], None] | None = None
+    open: Callable[[Path, str], Runner]
+    prepare: Callable[[Path, str], None] | None = None
     default_precision: Callable[[], tuple[str, str]] | None = None
+    #: Precisions `adainrt bench` times beside the default (those that are fast on this machine).
+    bench_precisions: tuple[str, ...] = ()
 
     def why_not(self) -> str | None:
         return self.probe()
@@ -93,9 +95,9 @@ class Backend:
     def precision(self, requested: str | None = None) -> tuple[str, str]:
         """(precision, why): the one asked for if this backend runs it, else its default here."""
         if requested is not None:
-            check_precision(requested)
+            check_execution_precision(requested)
             if requested not in self.precisions:
-                raise BackendUnavailable(f"backend {self.name} runs {', '.join(self.precisions)} graphs, "
+                raise BackendUnavailable(f"backend {self.name} runs {', '.join(self.precisions)}, "
                                          f"not {requested}")
             return requested, "requested"
         if self.default_precision is not None:
@@ -108,9 +110,14 @@ class BackendStatus:
     name: str
     available: bool
     reason: str
+    precision: str | None = None  # what it would compute in here (when available), and why
+    precision_reason: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "available": self.available, "reason": self.reason}
+        out = {"name": self.name, "available": self.available, "reason": self.reason}
+        if self.available:
+            out |= {"precision": self.precision, "precision_reason": self.precision_reason}
+        return out
 
 
 @dataclass(frozen=True)
@@ -171,7 +178,9 @@ def statuses() -> list[BackendStatus]:
     out = []
     for backend in registered():
         why_not = backend.why_not()
-        out.append(BackendStatus(backend.name, why_not is None, why_not or f"ready: {backend.summary}"))
+        precision, why = backend.precision() if why_not is None else (None, None)
+        out.append(BackendStatus(backend.name, why_not is None, why_not or f"ready: {backend.summary}",
+                                 precision, why))
     return out
 
 
@@ -198,10 +207,12 @@ def choose(requested: str = "auto") -> Choice:
     raise BackendUnavailable("no backend can run here: " + "; ".join(f"{k}: {v}" for k, v in passed_over.items()))
 
 
-def open_graph(path: str | Path, backend: str = "auto") -> Runner:
-    """One graph file on a backend, prepared first (engines built once, cached) if it needs that."""
+def open_graph(path: str | Path, backend: str = "auto", precision: str | None = None) -> Runner:
+    """One graph file on a backend computing in ``precision`` (its default when None), prepared
+    first (engines built once, cached) if the backend needs that."""
     chosen = choose(backend).backend
+    precision, _why = chosen.precision(precision)
     path = Path(path)
     if chosen.prepare is not None:
-        chosen.prepare(path)
-    return chosen.open(path)
+        chosen.prepare(path, precision)
+    return chosen.open(path, precision)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from adainrt.contract import graph_precision
 from adainrt.errors import AdainrtError, ImageError, OutputExists
 from adainrt.images import IMAGE_SUFFIXES, center_crop, list_images, load_image, resize_smaller_side, save_image
 from adainrt.runtime.backend import choose
@@ -65,7 +66,7 @@ def open_stylizer(
     """A Stylizer on the graphs of ``model_dir`` (or of the weights, exported once) in the precision
     the backend runs (its own default unless one is asked for)."""
     precision, _why = choose(backend).backend.precision(precision)
-    folder = ensure_model_dir(model_dir, encoder, decoder, ("split",), (precision,), progress)
+    folder = ensure_model_dir(model_dir, encoder, decoder, ("split",), (graph_precision(precision),), progress)
     return Stylizer(folder, backend, max_pixels=max_pixels, precision=precision)
 
 
@@ -247,13 +248,16 @@ def add_style(name: str, image: str | os.PathLike, options: StylizeOptions,
               model_dir: str | os.PathLike | None = None, encoder: str | os.PathLike | None = None,
               decoder: str | os.PathLike | None = None, bank: object | None = None,
               progress: Callable[[str], None] = lambda _msg: None) -> Path:
-    """Encode a style image once and store its statistics under ``name`` in the style bank."""
+    """Encode a style image once and store its statistics under ``name`` in the style bank.
+
+    Computed in FP32 where the backend can (they are reused for every image stylized with them)."""
     from adainrt.fileio import sha256_file
     from adainrt.runtime.style_bank import StyleBank
 
     bank = bank or StyleBank()
     bank.check_name(name, options.overwrite)
-    with open_stylizer(model_dir, encoder, decoder, progress=progress) as stylizer:
+    precision = "fp32" if "fp32" in choose("auto").backend.precisions else None
+    with open_stylizer(model_dir, encoder, decoder, precision=precision, progress=progress) as stylizer:
         stats = stylizer.style_stats(prepare_image(image, options.style_size, crop=False))
         encoder_hash = stylizer.metadata.get("encoder_hash")
     info = {"source": str(image), "source_sha256": sha256_file(image), "style_size": options.style_size,

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from adainrt.contract import FORMS, verified_graphs
+from adainrt.contract import FORMS, graph_precision, verified_graphs
 from adainrt.errors import AdainrtError, ImageError
 from adainrt.images import check_size, from_tensor, to_pil, to_tensor
 from adainrt.runtime.backend import Choice, Runner, choose
@@ -73,14 +73,14 @@ class Stylizer:
         self.model_dir = Path(model_dir)
         self.choice: Choice = choose(backend)
         self.precision, self.precision_reason = self.choice.backend.precision(precision)
-        paths = verified_graphs(self.model_dir, FORMS["split"], self.precision)
+        paths = verified_graphs(self.model_dir, FORMS["split"], graph_precision(self.precision))
         if self.choice.backend.prepare is not None:
             for path in paths.values():
-                self.choice.backend.prepare(path)
+                self.choice.backend.prepare(path, self.precision)
         self.runners: dict[str, Runner] = {}
         try:
             for graph, path in paths.items():
-                self.runners[graph] = self.choice.backend.open(path)
+                self.runners[graph] = self.choice.backend.open(path, self.precision)
         except BaseException:
             self.close()
             raise

@@ -18,7 +18,7 @@ def extra_backend():
 
     backend = registry.Backend(name="test-cpu", summary="a backend added by a test", device="cpu",
                                precisions=("fp32",), preference=0, probe=lambda: None,
-                               open=lambda path: OrtRunner(path, ["CPUExecutionProvider"]))
+                               open=lambda path, _precision: OrtRunner(path, ["CPUExecutionProvider"]))
     registry.register_backend(backend)
     yield backend
     registry._REGISTRY.pop("test-cpu")
@@ -46,14 +46,14 @@ def test_a_registered_backend_is_chosen_listed_and_runs(extra_backend, exported_
     assert np.abs(np.asarray(out, int) - np.asarray(expected, int)).max() <= 1
     report = CliRunner().invoke(main, ["info", "--json"]).output
     assert '"name": "test-cpu"' in report
-    with pytest.raises(BackendUnavailable, match="runs fp32 graphs, not fp16"):
+    with pytest.raises(BackendUnavailable, match="runs fp32, not fp16"):
         Stylizer(exported_dir, backend="test-cpu", precision="fp16")
 
 
 def test_an_unavailable_backend_says_why_and_auto_passes_it_over(exported_dir):
     unusable = registry.Backend(name="test-never", summary="never here", device="cpu", precisions=("fp32",),
                                 preference=-1, probe=lambda: "needs hardware this test machine lacks",
-                                open=lambda path: pytest.fail("opened an unusable backend"))
+                                open=lambda path, _precision: pytest.fail("opened an unusable backend"))
     registry.register_backend(unusable)
     try:
         assert choose("auto").name != "test-never" and "test-never" in choose("auto").reason
@@ -85,4 +85,4 @@ def test_tensorrt_opens_only_prepared_engines(exported_dir):
     assert backend.prepare is not None
     if backend.why_not() is not None:
         with pytest.raises(BackendUnavailable):
-            backend.open(exported_dir / "adain_full.onnx")
+            backend.open(exported_dir / "adain_full.onnx", "fp16")

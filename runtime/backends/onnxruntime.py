@@ -111,7 +111,7 @@ def _probe(backend: str) -> str | None:
 def _register(name: str, summary: str, device: str, preference: int) -> None:
     register_backend(Backend(
         name=name, summary=summary, device=device, precisions=("fp32", "fp16"), preference=preference,
-        probe=lambda: _probe(name), open=lambda path: OrtRunner(path, provider_chain(name)),
+        probe=lambda: _probe(name), open=lambda path, _precision: OrtRunner(path, provider_chain(name)),
     ))
 
 

@@ -142,11 +142,11 @@ class TensorRTRunner(RunnerBase):
         self.context = self.engine = self.runtime = None
 
 
-def _prepare(onnx_path: Path) -> None:
+def _prepare(onnx_path: Path, _precision: str = "fp16") -> None:
     cached_engine(onnx_path)  # built on first use (slow), found in the cache afterwards
 
 
-def _open(onnx_path: Path) -> TensorRTRunner:
+def _open(onnx_path: Path, _precision: str = "fp16") -> TensorRTRunner:
     engine = engine_path_for(onnx_path)
     if not engine.is_file():
         raise ModelError(f"no engine for {onnx_path} in the cache; prepare it first (the Stylizer and bench "

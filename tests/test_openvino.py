@@ -1,0 +1,84 @@
+"""The OpenVINO backend: parity with onnxruntime in f32 and bf16, the precision it picks, its model cache."""
+
+import numpy as np
+import pytest
+
+from adainrt import hardware
+from adainrt.fileio import cache_root
+from adainrt.runtime import Stylizer, get_backend, open_graph
+from adainrt.runtime.backends import openvino as ov_backend
+from tests.conftest import synthetic_image
+
+pytest.importorskip("openvino", reason="the openvino package is not installed")
+
+needs_bf16 = pytest.mark.skipif(hardware.native_bf16() is None,
+                                reason="this CPU has no native bf16 (avx512_bf16 or amx_bf16); OpenVINO would "
+                                       "emulate it slowly")
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    return 10 * np.log10(1.0 / max(float(np.mean((np.clip(a, 0, 1) - np.clip(b, 0, 1)) ** 2)), 1e-30))
+
+
+def test_f32_full_graph_matches_onnxruntime_within_the_contract(exported_dir):
+    from adainrt.contract import GRAPHS
+
+    rng = np.random.default_rng(3)
+    feeds = {"content": rng.random((1, 3, 77, 101), np.float32), "style": rng.random((1, 3, 64, 90), np.float32),
+             "alpha": np.array([0.7], np.float32)}
+    with open_graph(exported_dir / "adain_full.onnx", "openvino", "fp32") as runner, \
+            open_graph(exported_dir / "adain_full.onnx", "ort-cpu") as reference:
+        got, expected = runner.infer(feeds)["image"], reference.infer(feeds)["image"]
+        assert runner.metadata["adainrt_graph"] == "full"
+    assert got.shape == expected.shape == (1, 3, 77, 101)
+    output_range = float(expected.max() - expected.min())
+    assert np.abs(got - expected).max() <= GRAPHS["full"].tolerance.fp32_rel * 10 * output_range
+
+
+def test_stylizer_on_openvino_keeps_sizes_and_matches_onnxruntime(exported_dir):
+    content, style = synthetic_image(45, 61, seed=1), synthetic_image(64, 70, seed=2)
+    with Stylizer(exported_dir, backend="openvino", precision="fp32") as stylizer:
+        out = stylizer.stylize(np.asarray(content) / 255.0, style, alpha=0.8)
+        assert stylizer.metadata["encoder_hash"]
+    with Stylizer(exported_dir, backend="ort-cpu") as reference:
+        expected = reference.stylize(np.asarray(content) / 255.0, style, alpha=0.8)
+    assert out.shape == expected.shape == (45, 61, 3)
+    assert np.abs(out - expected).max() <= 1e-3
+
+
+def test_precision_follows_the_cpu(monkeypatch):
+    backend = get_backend("openvino")
+    monkeypatch.setattr(hardware, "cpu_flags", lambda: {"avx2", "avx512f", "avx512_bf16"})
+    assert ov_backend.default_precision()[0] == "bf16" and backend.precision()[0] == "bf16"
+    monkeypatch.setattr(hardware, "cpu_flags", lambda: {"avx2", "avx512f"})
+    precision, why = backend.precision()
+    assert precision == "fp32" and "no native bf16" in why
+    assert backend.precision("bf16") == ("bf16", "requested")
+    from adainrt.errors import BackendUnavailable
+
+    with pytest.raises(BackendUnavailable, match="openvino runs fp32, bf16, not fp16"):
+        backend.precision("fp16")
+
+
+def test_compiled_models_are_cached(exported_dir):
+    with open_graph(exported_dir / "adain_style.onnx", "openvino", "fp32"):
+        pass
+    assert any((cache_root() / "openvino").iterdir())
+
+
+@needs_bf16
+@pytest.mark.slow
+def test_bf16_holds_40_db_on_the_bundled_photo_and_decoder():
+    """The shipped decoder on a real photo and painting: bf16 against FP32 onnxruntime."""
+    from adainrt.contract import GRAPHS
+    from adainrt.export.cache import cached_model_dir
+    from adainrt.images import bundled_sample, load_image, resize_smaller_side
+
+    folder = cached_model_dir(None, None, ("split",))
+    photo = np.asarray(resize_smaller_side(load_image(bundled_sample("astronaut")), 256)) / 255.0
+    painting = resize_smaller_side(load_image(bundled_sample("strokes")), 256)
+    with Stylizer(folder, backend="openvino", precision="bf16") as stylizer:
+        got = stylizer.stylize(photo, painting)
+    with Stylizer(folder, backend="ort-cpu") as reference:
+        expected = reference.stylize(photo, painting)
+    assert psnr(got, expected) >= GRAPHS["full"].tolerance.psnr_db
