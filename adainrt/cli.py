@@ -152,8 +152,9 @@ def export(output: Path, form: str, encoder: Path | None, decoder: Path | None, 
 @click.option("--mask", "masks", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Spatial control: one grey-scale mask with two styles (white regions take the first), "
                    "or one mask per style. Each region gets AdaIN with its own content statistics.")
-@click.option("--preserve-color", type=click.Choice(["color", "luminance"]),
-              help="color: recolour the style to the content's colour mean and covariance before "
+@click.option("--preserve-color", type=click.Choice(["color", "luminance"]), is_flag=False, flag_value="color",
+              metavar="[color|luminance]",
+              help="Alone or color: recolour the style to the content's colour mean and covariance before "
                    "encoding (keeps the palette, style strokes stay). luminance: stylize the luminance "
                    "only and keep the content's chrominance exactly (strongest colour preservation, "
                    "style colours are lost entirely).")
@@ -287,6 +288,9 @@ def style_list(as_json: bool) -> None:
     if not entries:
         click.echo(f"no styles stored in {bank.folder}")
     for entry in entries:
+        if "broken" in entry:
+            click.echo(f"{entry['name']:<20} BROKEN: {entry['broken']}")
+            continue
         click.echo(f"{entry['name']:<20} {entry.get('source', '?')} (size {entry.get('style_size')}, "
                    f"encoder {entry.get('encoder_hash')}, {entry.get('created', '')})")
 

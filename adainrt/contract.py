@@ -272,3 +272,22 @@ def verified_graphs(model_dir: str | os.PathLike, graphs: tuple[str, ...], preci
                              f"`adainrt export --output {model_dir} --overwrite`")
         paths[graph] = path
     return paths
+
+
+def check_loaded_graph(path: str | os.PathLike, graph: str, input_names: list[str], output_names: list[str],
+                       metadata: dict[str, str], manifest: dict[str, Any]) -> None:
+    """A loaded graph is the contract's ``graph`` of the manifest's weights: its tensors as declared,
+    its adainrt metadata naming that graph and those hashes. Catches a foreign model put in place
+    with a manifest edited to match, before it yields a wrong image."""
+    contract = GRAPHS[graph]
+    if set(input_names) != set(contract.input_names) or set(output_names) != set(contract.output_names):
+        raise ModelError(f"{path}: takes {sorted(input_names)} and gives {sorted(output_names)}, but adainrt's "
+                         f"{graph} graph takes {list(contract.input_names)} and gives {list(contract.output_names)}; "
+                         "export the folder again with `adainrt export`")
+    recorded = {key: metadata.get(key) for key in ("adainrt_graph", "encoder_hash", "decoder_hash")}
+    expected = {"adainrt_graph": graph, "encoder_hash": manifest.get("encoder_hash"),
+                "decoder_hash": manifest.get("decoder_hash")}
+    if recorded != expected:
+        raise ModelError(f"{path}: its metadata says {recorded}, but the folder's {MANIFEST} expects {expected} "
+                         "(a graph without adainrt metadata, or from other weights); export the folder again with "
+                         "`adainrt export`")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -17,9 +18,11 @@ MAX_PIXELS = 100_000_000
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
-
 def load_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> Image.Image:
-    """Open an image file as RGB, upright (EXIF), refusing corrupt, tiny or huge inputs."""
+    """Open an image file as RGB, upright (EXIF), refusing corrupt, truncated, tiny or huge inputs.
+
+    16-bit and 32-bit integer and float images are scaled by their real range (not clipped).
+    """
     path = Path(path)
     if not path.is_file():
         raise ImageError(f"{path}: no such image file")
@@ -31,15 +34,76 @@ def load_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> Image.I
                     f"{path}: {width}x{height} is {width * height / 1e6:.0f} megapixels, above the "
                     f"limit of {max_pixels / 1e6:.0f}; downscale it first"
                 )
-            img = ImageOps.exif_transpose(img)
-            rgb = img.convert("RGB")
-            rgb.load()
+            if img.format == "PNG":
+                check_png_complete(path)
+            img.load()
+            rgb = _to_rgb(ImageOps.exif_transpose(img))
     except ImageError:
         raise
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise ImageError(f"{path}: not a readable image ({exc}); is the file complete?") from exc
     check_size(rgb.size, str(path))
     return rgb
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    """RGB 8-bit; high-bit-depth modes (I;16*, I, F) scaled by their range, which Pillow's own
+    conversion would clip to 0 or 255."""
+    if img.mode.startswith("I;16") or img.mode in ("I", "F"):
+        array = np.asarray(img).astype(np.float64)
+        if img.mode.startswith("I;16"):
+            top = 65535.0
+        elif img.mode == "I":
+            top = 65535.0 if array.max(initial=0) <= 65535 else float(array.max())
+        else:
+            top = 1.0 if array.max(initial=0) <= 1.0 else float(array.max())
+        grey = np.clip(array / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return Image.fromarray(grey, "L").convert("RGB")
+    rgb = img.convert("RGB")
+    rgb.load()
+    return rgb
+
+
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
+
+
+def _png_expected_bytes(width: int, height: int, depth: int, colour: int, interlace: int) -> int:
+    """Bytes of filtered scanlines a complete PNG decompresses to (Adam7 passes when interlaced)."""
+    bits = depth * _PNG_CHANNELS.get(colour, 4)
+    if not interlace:
+        passes = [(width, height)]
+    else:
+        grid = [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)]
+        passes = [(-(-(width - x) // dx), -(-(height - y) // dy)) for x, y, dx, dy in grid]
+    return sum(h * (1 + -(-(w * bits) // 8)) for w, h in passes if w > 0 and h > 0)
+
+
+def check_png_complete(path: str | os.PathLike) -> None:
+    """Refuse a PNG whose pixel data stops short: Pillow decodes the missing rows as black."""
+    with open(path, "rb") as f:
+        data = f.read()
+    position, header, inflate, produced = 8, None, zlib.decompressobj(), 0
+    while position + 8 <= len(data):
+        length = int.from_bytes(data[position:position + 4], "big")
+        kind = data[position + 4:position + 8]
+        body = data[position + 8:position + 8 + length]
+        position += 12 + length
+        if kind == b"IHDR" and len(body) >= 13:
+            header = (int.from_bytes(body[0:4], "big"), int.from_bytes(body[4:8], "big"), body[8], body[9], body[12])
+        elif kind == b"IDAT":
+            try:
+                while body:
+                    produced += len(inflate.decompress(body, 1 << 20))
+                    body = inflate.unconsumed_tail
+            except zlib.error as exc:
+                raise ImageError(f"{path}: corrupt PNG pixel data ({exc})") from exc
+        elif kind == b"IEND":
+            break
+    if header is not None:
+        expected = _png_expected_bytes(*header)
+        if produced < expected:
+            raise ImageError(f"{path}: truncated PNG: its header says {header[0]}x{header[1]} but the pixel data "
+                             f"stops at {100 * produced / max(expected, 1):.1f}%; is the file complete?")
 
 
 def check_size(size: tuple[int, int], what: str) -> None:
@@ -69,8 +133,13 @@ def to_pil(image: Image.Image | np.ndarray, what: str = "image") -> Image.Image:
     return pil
 
 
-def resize_smaller_side(image: Image.Image, size: int) -> Image.Image:
-    """Resize so the smaller side is ``size`` (aspect kept); 0 keeps the image as it is."""
+def resize_smaller_side(image: Image.Image, size: int, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Resize so the smaller side is ``size``; 0 keeps the image as it is.
+
+    As the reference implementations do (torchvision's ``Resize(size)`` in pytorch-AdaIN's
+    test.py): the long side is truncated, ``int(size * long / short)``, and the filter is
+    bilinear (antialiased, as PIL resizes). A result above ``max_pixels`` is refused.
+    """
     if size < 0:
         raise ImageError(f"size must be >= 0 (0 keeps the original size), got {size}")
     if size == 0:
@@ -78,16 +147,21 @@ def resize_smaller_side(image: Image.Image, size: int) -> Image.Image:
     if size < MIN_SIZE:
         raise ImageError(f"size {size} is below the minimum of {MIN_SIZE} pixels")
     width, height = image.size
-    scale = size / min(width, height)
-    new = (max(MIN_SIZE, round(width * scale)), max(MIN_SIZE, round(height * scale)))
-    return image if new == image.size else image.resize(new, Image.Resampling.BICUBIC)
+    long = int(size * max(width, height) / min(width, height))
+    new = (size, long) if width <= height else (long, size)
+    if new[0] * new[1] > max_pixels:
+        raise ImageError(f"resizing {width}x{height} so its smaller side is {size} gives {new[0]}x{new[1]}, "
+                         f"{new[0] * new[1] / 1e6:.0f} megapixels, above the limit of {max_pixels / 1e6:.0f}; "
+                         "choose a smaller size")
+    return image if new == image.size else image.resize(new, Image.Resampling.BILINEAR)
 
 
 def center_crop(image: Image.Image, size: int) -> Image.Image:
-    """Square centre crop of side ``size`` (the reference's -crop)."""
+    """Square centre crop of side ``size`` (the reference's -crop), offsets rounded as torchvision's
+    ``CenterCrop`` rounds them."""
     width, height = image.size
     size = min(size, width, height)
-    left, top = (width - size) // 2, (height - size) // 2
+    left, top = int(round((width - size) / 2.0)), int(round((height - size) / 2.0))
     return image.crop((left, top, left + size, top + size))
 
 

@@ -155,9 +155,13 @@ def _torch_load(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for corrupt pickles and zips
+        # torch's own message may advise weights_only=False, i.e. running the file's code: never relay that
+        text = str(exc)
+        detail = (text.splitlines() or ["empty or unreadable"])[0] if "weights_only" not in text \
+            else "it cannot be read as tensors alone"
         raise WeightsError(
-            f"{path}: not a readable PyTorch weight file ({type(exc).__name__}: {exc}). "
-            "Is the download complete? Expected a state dict saved with torch.save."
+            f"{path}: not a weights file adainrt can read safely ({type(exc).__name__}: {detail}). Expected a "
+            "state dict of tensors saved with torch.save; is the download complete?"
         ) from exc
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]

@@ -7,6 +7,7 @@ image (mean/covariance match) or transfers luminance only.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -29,17 +30,26 @@ class StyleStats:
     std: np.ndarray
 
 
+def check_weights(weights: Sequence[float]) -> list[float]:
+    """Style weights as given: finite, >= 0, not all 0 (NaN or inf would give a black or flat image)."""
+    weights = [float(w) for w in weights]
+    if not weights or any(not math.isfinite(w) or w < 0 for w in weights) or not any(weights):
+        raise ControlError(f"style weights must be finite numbers >= 0, not all 0, got {weights}")
+    return weights
+
+
 def normalize_weights(weights: Sequence[float] | None, count: int) -> list[float]:
-    """Interpolation weights scaled to sum 1 (equal when None), as the reference does."""
+    """Interpolation weights scaled to sum 1 (equal when None), as the reference does; scaled by
+    the largest first, so huge weights (1e308) cannot overflow the sum."""
     if weights is None:
         return [1.0 / count] * count
-    weights = [float(w) for w in weights]
+    weights = check_weights(weights)
     if len(weights) != count:
         raise ControlError(f"{len(weights)} style weights for {count} styles; give one weight per style")
-    if any(w < 0 for w in weights) or sum(weights) <= 0:
-        raise ControlError(f"style weights must be >= 0 and not all 0, got {weights}")
-    total = sum(weights)
-    return [w / total for w in weights]
+    largest = max(weights)
+    scaled = [w / largest for w in weights]
+    total = math.fsum(scaled)
+    return [w / total for w in scaled]
 
 
 def parse_weights(text: str) -> list[float]:

@@ -8,7 +8,6 @@ pipeline of the controls. No torch here, and no CLI flag names in the errors.
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -18,9 +17,10 @@ from PIL import Image
 
 from adainrt.contract import graph_precision
 from adainrt.errors import AdainrtError, ImageError, OutputExists
+from adainrt.fileio import check_folder_path
 from adainrt.images import IMAGE_SUFFIXES, center_crop, list_images, load_image, resize_smaller_side, save_image
 from adainrt.runtime.backend import choose
-from adainrt.runtime.controls import ControlError, StyleStats, interpolate
+from adainrt.runtime.controls import ControlError, StyleStats, check_weights, interpolate
 from adainrt.runtime.stylizer import (
     DEFAULT_MAX_PIXELS,
     PRESERVE_COLOR_MODES,
@@ -81,16 +81,6 @@ def check_resize(size: int, what: str) -> int:
     return size
 
 
-def check_weights(weights: Sequence[float] | None) -> tuple[float, ...] | None:
-    """Style weights: finite, >= 0, not all 0 (they are normalized to sum 1 later)."""
-    if weights is None:
-        return None
-    weights = tuple(float(w) for w in weights)
-    if not weights or any(not math.isfinite(w) or w < 0 for w in weights) or not any(weights):
-        raise ControlError(f"style weights must be finite numbers >= 0, not all 0, got {list(weights)}")
-    return weights
-
-
 @dataclass(frozen=True)
 class StylizeOptions:
     """Everything that shapes a stylization job, checked once here."""
@@ -108,7 +98,8 @@ class StylizeOptions:
 
     def __post_init__(self) -> None:
         check_alpha(self.alpha)
-        object.__setattr__(self, "style_weights", check_weights(self.style_weights))
+        if self.style_weights is not None:
+            object.__setattr__(self, "style_weights", tuple(check_weights(self.style_weights)))
         if self.preserve_color not in PRESERVE_COLOR_MODES:
             raise ControlError(f"colour preservation must be one of color, luminance, got {self.preserve_color!r}")
         check_resize(self.content_size, "content size")
@@ -162,6 +153,7 @@ def plan_outputs(content: Path, output: Path, style_names: Sequence[str], ext: s
     ``OUTPUT/NAME_stylized_STYLE.EXT`` per image; a file gives the output as named.
     """
     folder = content.is_dir() or output.is_dir() or str(output).endswith(("/", os.sep))
+    check_folder_path(output if folder else output.parent)
     if folder and output.is_file():
         raise AdainrtError(f"{output} is a file, but the output must be a folder here (the input is {content})")
     contents = list_images(content) if content.is_dir() else [content]

@@ -2,7 +2,9 @@
 
 Stylizing with a stored style skips the style encoder entirely. Each entry records the
 encoder it was computed with (statistics of one encoder mean nothing to another), the
-source image's SHA-256 and the style size used. Files: NAME.npz (arrays) + NAME.json.
+source image's SHA-256 and the style size used. One entry is one file, NAME.npz (the two
+arrays and the record as JSON), written atomically: two processes adding one name cannot
+mix their halves, and the second is told the name exists. Entries are checked on load.
 """
 
 from __future__ import annotations
@@ -12,20 +14,24 @@ import io
 import json
 import os
 import re
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from adainrt.contract import FEATURE_CHANNELS
 from adainrt.errors import AdainrtError, OutputExists
 from adainrt.fileio import atomic_write_bytes, cache_root
+from adainrt.images import IMAGE_SUFFIXES
 from adainrt.runtime.controls import StyleStats
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_SHAPE = (1, FEATURE_CHANNELS, 1, 1)
 
 
 class StyleBankError(AdainrtError):
-    """A style name is invalid, unknown, already taken, or made with another encoder."""
+    """A style name is invalid, unknown, already taken, broken, or made with another encoder."""
 
 
 @dataclass(frozen=True)
@@ -41,58 +47,99 @@ def default_bank_dir() -> Path:
     return Path(env) if env else cache_root() / "styles"
 
 
+def check_name(name: str) -> str:
+    """One unambiguous form: letters, digits, '_', '-', '.', at most 64, not ending like an image file
+    (a name such as foo.jpg could never be used: it reads as a file name)."""
+    if not _NAME.fullmatch(name) or name.lower().endswith(IMAGE_SUFFIXES):
+        raise StyleBankError(f"style name {name!r}: use letters, digits, '_', '-', '.' (max 64), starting with a "
+                             f"letter or digit, not ending in an image suffix ({', '.join(IMAGE_SUFFIXES)})")
+    return name
+
+
+def _validate(stats: StyleStats) -> StyleStats:
+    for what, array in (("means", stats.mean), ("stds", stats.std)):
+        if array.shape != _SHAPE:
+            raise ValueError(f"{what} have shape {array.shape}, not {_SHAPE}")
+        if not np.isfinite(array).all():
+            raise ValueError(f"{what} hold NaN or infinite values")
+    if (stats.std < 0).any():
+        raise ValueError("stds hold negative values")
+    return stats
+
+
 class StyleBank:
     def __init__(self, folder: str | os.PathLike | None = None):
         self.folder = Path(folder) if folder else default_bank_dir()
 
-    def _paths(self, name: str) -> tuple[Path, Path]:
-        if not _NAME.fullmatch(name):
-            raise StyleBankError(f"style name {name!r}: use letters, digits, '_', '-', '.' (max 64), "
-                                 "starting with a letter or digit")
-        return self.folder / f"{name}.npz", self.folder / f"{name}.json"
+    def path(self, name: str) -> Path:
+        return self.folder / f"{check_name(name)}.npz"
 
     def check_name(self, name: str, overwrite: bool = False) -> None:
         """A valid name, free unless replacing is allowed (checked before any encoding)."""
-        arrays, _meta = self._paths(name)
-        if arrays.exists() and not overwrite:
-            raise OutputExists(arrays, f"style {name!r} in {self.folder}")
+        if self.path(name).exists() and not overwrite:
+            raise OutputExists(self.path(name), f"style {name!r} in {self.folder}")
 
     def add(self, name: str, stats: StyleStats, info: dict, overwrite: bool = False) -> Path:
-        self.check_name(name, overwrite)
-        arrays, meta = self._paths(name)
-        buffer = io.BytesIO()
-        np.savez(buffer, mean=stats.mean.astype(np.float32), std=stats.std.astype(np.float32))
+        path = self.path(name)
+        _validate(StyleStats(np.asarray(stats.mean, np.float32), np.asarray(stats.std, np.float32)))
         record = {"name": name, "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                   **info}
-        atomic_write_bytes(arrays, buffer.getvalue())
-        atomic_write_bytes(meta, json.dumps(record, indent=1, sort_keys=True).encode())
-        return arrays
+        buffer = io.BytesIO()
+        np.savez(buffer, mean=stats.mean.astype(np.float32), std=stats.std.astype(np.float32),
+                 record=np.array(json.dumps(record, sort_keys=True)))
+        try:
+            atomic_write_bytes(path, buffer.getvalue(), overwrite=overwrite)
+        except OutputExists:
+            raise OutputExists(path, f"style {name!r} in {self.folder}") from None
+        path.with_suffix(".json").unlink(missing_ok=True)  # the record of an older adainrt's two-file entry
+        return path
+
+    def _read(self, name: str) -> StoredStyle:
+        path = self.path(name)
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                stats = _validate(StyleStats(np.asarray(data["mean"], np.float32), np.asarray(data["std"], np.float32)))
+                record = json.loads(str(data["record"])) if "record" in data else self._old_record(name)
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
+            raise StyleBankError(f"stored style {name!r} ({path}) is broken ({exc}); remove it with "
+                                 f"`adainrt style remove {name}` and add it again") from exc
+        if not isinstance(record, dict):
+            raise StyleBankError(f"stored style {name!r} ({path}) is broken (its record is not an object); remove "
+                                 f"it with `adainrt style remove {name}` and add it again")
+        return StoredStyle(name, stats, record)
+
+    def _old_record(self, name: str) -> dict:
+        sidecar = self.folder / f"{name}.json"
+        return json.loads(sidecar.read_text()) if sidecar.is_file() else {"name": name}
 
     def get(self, name: str, encoder_hash: str | None = None) -> StoredStyle:
-        arrays, meta = self._paths(name)
-        if not arrays.is_file():
+        if not self.path(name).is_file():
             known = ", ".join(self.names()) or "none"
             raise StyleBankError(f"no style named {name!r} in {self.folder} (stored: {known}); "
                                  f"add it with `adainrt style add {name} IMAGE`")
-        with np.load(arrays) as data:
-            stats = StyleStats(data["mean"], data["std"])
-        info = json.loads(meta.read_text()) if meta.is_file() else {}
-        stored_with = info.get("encoder_hash")
+        stored = self._read(name)
+        stored_with = stored.info.get("encoder_hash")
         if encoder_hash and stored_with and stored_with != encoder_hash:
             raise StyleBankError(f"style {name!r} was computed with encoder {stored_with}, but the model in "
                                  f"use has encoder {encoder_hash}; add it again for this model")
-        return StoredStyle(name, stats, info)
+        return stored
 
     def names(self) -> list[str]:
         return sorted(p.stem for p in self.folder.glob("*.npz")) if self.folder.is_dir() else []
 
     def entries(self) -> list[dict]:
-        return [json.loads((self.folder / f"{n}.json").read_text()) for n in self.names()
-                if (self.folder / f"{n}.json").is_file()]
+        """Every entry's record; a broken one is listed with ``broken`` saying why, the others still load."""
+        out = []
+        for name in self.names():
+            try:
+                out.append(self._read(name).info)
+            except StyleBankError as exc:
+                out.append({"name": name, "broken": str(exc)})
+        return out
 
     def remove(self, name: str) -> None:
-        arrays, meta = self._paths(name)
-        if not arrays.exists():
+        path = self.path(name)
+        if not path.exists():
             raise StyleBankError(f"no style named {name!r} in {self.folder}")
-        arrays.unlink()
-        meta.unlink(missing_ok=True)
+        path.unlink()
+        path.with_suffix(".json").unlink(missing_ok=True)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from adainrt.contract import FORMS, graph_precision, verified_graphs
+from adainrt.contract import FORMS, check_loaded_graph, graph_precision, read_manifest, verified_graphs
 from adainrt.errors import AdainrtError, ImageError
 from adainrt.images import check_size, from_tensor, to_pil, to_tensor
 from adainrt.runtime.backend import Choice, Runner, choose
@@ -77,10 +77,12 @@ class Stylizer:
         if self.choice.backend.prepare is not None:
             for path in paths.values():
                 self.choice.backend.prepare(path, self.precision)
+        manifest = read_manifest(self.model_dir)
         self.runners: dict[str, Runner] = {}
         try:
             for graph, path in paths.items():
-                self.runners[graph] = self.choice.backend.open(path, self.precision)
+                runner = self.runners[graph] = self.choice.backend.open(path, self.precision)
+                check_loaded_graph(path, graph, runner.input_names, runner.output_names, runner.metadata, manifest)
         except BaseException:
             self.close()
             raise

@@ -146,7 +146,7 @@ def test_truncated_pth_is_refused_with_the_file_name(port_files):
     folder, _, _ = port_files
     path = folder / "decoder.pth"
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-    with pytest.raises(WeightsError, match=r"decoder\.pth.*not a readable PyTorch weight file"):
+    with pytest.raises(WeightsError, match=r"decoder\.pth.*not a weights file adainrt can read safely"):
         import_weights(path, folder / "out.safetensors", encoder=folder / "vgg_normalised.pth")
 
 
@@ -155,7 +155,7 @@ def test_unknown_layout_and_pickled_code_are_refused(tmp_path):
     with pytest.raises(WeightsError, match="unrecognised layout"):
         import_weights(tmp_path / "other.pth", tmp_path / "o.safetensors")
     torch.save({"0.weight": torch.zeros(3, 3, 1, 1), "obj": Path("x")}, tmp_path / "code.pth")
-    with pytest.raises(WeightsError, match="not a readable PyTorch weight file"):
+    with pytest.raises(WeightsError, match="not a weights file adainrt can read safely"):
         import_weights(tmp_path / "code.pth", tmp_path / "c.safetensors")
 
 
