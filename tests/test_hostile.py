@@ -93,19 +93,26 @@ def test_a_stored_style_with_nan_is_refused(tmp_path):
         bank.add("nan2", StyleStats(bad, bad), {})
 
 
-def test_a_graph_without_adainrt_metadata_is_refused_even_with_a_matching_manifest(exported_dir, tmp_path):
+def tampered_copy(exported_dir, tmp_path, name: str, edit) -> object:
+    """A copy of the exported graphs with ``edit(proto)`` applied to one graph and its manifest entry
+    updated to match: what a hand-made folder could look like."""
     import onnx
 
     from adainrt.fileio import sha256_file
 
     folder = tmp_path / "graphs"
     shutil.copytree(exported_dir, folder)
-    proto = onnx.load(str(folder / "adain_decoder.onnx"))
-    del proto.metadata_props[:]
-    onnx.save(proto, str(folder / "adain_decoder.onnx"))
+    proto = onnx.load(str(folder / name))
+    edit(proto)
+    onnx.save(proto, str(folder / name))
     manifest = json.loads((folder / "manifest.json").read_text())
-    manifest["graphs"]["adain_decoder.onnx"]["sha256"] = sha256_file(folder / "adain_decoder.onnx")
+    manifest["graphs"][name]["sha256"] = sha256_file(folder / name)
     (folder / "manifest.json").write_text(json.dumps(manifest))
+    return folder
+
+
+def test_a_graph_without_adainrt_metadata_is_refused_even_with_a_matching_manifest(exported_dir, tmp_path):
+    folder = tampered_copy(exported_dir, tmp_path, "adain_decoder.onnx", lambda proto: proto.metadata_props.clear())
     with pytest.raises(ModelError, match="adain_decoder.onnx: its metadata says .*export the folder again"):
         Stylizer(folder, backend="ort-cpu")
 
@@ -189,18 +196,7 @@ def test_bad_numbers_and_paths_are_one_line_errors(files, exported_dir):
 
 
 def test_a_style_graph_with_one_output_is_refused(exported_dir, tmp_path):
-    import onnx
-
-    from adainrt.fileio import sha256_file
-
-    folder = tmp_path / "graphs"
-    shutil.copytree(exported_dir, folder)
-    proto = onnx.load(str(folder / "adain_style.onnx"))
-    proto.graph.output.pop()
-    onnx.save(proto, str(folder / "adain_style.onnx"))
-    manifest = json.loads((folder / "manifest.json").read_text())
-    manifest["graphs"]["adain_style.onnx"]["sha256"] = sha256_file(folder / "adain_style.onnx")
-    (folder / "manifest.json").write_text(json.dumps(manifest))
+    folder = tampered_copy(exported_dir, tmp_path, "adain_style.onnx", lambda proto: proto.graph.output.pop())
     with pytest.raises(ModelError, match="adain_style.onnx: takes .* and gives \\['style_mean'\\]"):
         Stylizer(folder, backend="ort-cpu")
 
