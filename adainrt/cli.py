@@ -610,9 +610,9 @@ def import_weights(source: Path, output: Path, encoder: Path | None, overwrite: 
 @click.argument("onnx_path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
               help="Engine file (default: the ONNX name with .engine). A sidecar ENGINE.json is written beside it.")
-@click.option("--min", "min_size", default="256", show_default=True, help="Smallest image size, N or HxW.")
+@click.option("--min", "min_size", default="32", show_default=True, help="Smallest image size, N or HxW.")
 @click.option("--opt", "opt_size", default="512", show_default=True, help="Size the kernels are tuned for.")
-@click.option("--max", "max_size", default="1024", show_default=True, help="Largest image size, N or HxW.")
+@click.option("--max", "max_size", default="2048", show_default=True, help="Largest image size, N or HxW.")
 @click.option("--max-batch", type=int, default=1, show_default=True, help="Largest content batch.")
 @click.option("--minShapes", "min_shapes", default="", help="trtexec syntax, overrides --min: content:1x3x256x256,...")
 @click.option("--optShapes", "opt_shapes", default="", help="trtexec syntax, overrides --opt.")
@@ -629,8 +629,9 @@ def build_engine(onnx_path: Path, output: Path | None, min_size: str, opt_size: 
 
     Use the FP16 graphs (`adainrt export --precision fp16`): TensorRT 10.12+ and 11 build them
     as strongly typed networks, FP16 convolutions with the AdaIN statistics in FP32. One
-    optimization profile covers H and W from --min to --max (default 256..1024, tuned for
-    512); the engine only accepts shapes inside it. Engines are valid only for the TensorRT
+    optimization profile covers H and W from --min to --max (default 32..2048, tuned for
+    512: every size the Stylizer sends, larger content being tiled); the engine only accepts
+    shapes inside it. Engines are valid only for the TensorRT
     version and GPU that built them: the sidecar JSON records both and loading checks them.
     """
     from adainrt.runtime.tensorrt_engine import build_engine as build

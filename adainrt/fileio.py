@@ -7,6 +7,7 @@ import glob
 import hashlib
 import os
 import re
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -92,6 +93,21 @@ def _process_alive(pid: int) -> bool:
 def atomic_write_bytes(target: str | os.PathLike, data: bytes, overwrite: bool = True) -> None:
     with atomic_path(target, overwrite=overwrite) as tmp:
         tmp.write_bytes(data)
+
+
+@contextlib.contextmanager
+def stdout_to_stderr() -> Iterator[None]:
+    """Send what native libraries print on standard output (file descriptor 1) to standard error
+    meanwhile: onnxruntime prints provider failures there, which would corrupt `--json` output."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:

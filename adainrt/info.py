@@ -62,8 +62,6 @@ def describe_decoder(path: str | os.PathLike) -> str:
 def collect() -> dict[str, Any]:
     """Everything `adainrt info` shows; "backends" lists every registered backend with whether it can
     run here and why (not)."""
-    import onnxruntime as ort
-
     from adainrt.runtime.backend import choose, statuses
 
     choice = choose("auto")
@@ -74,11 +72,11 @@ def collect() -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "numpy": _version("numpy") or "absent",
-        "onnxruntime": f"{ort.__version__} ({ort.get_device()})",
+        "onnxruntime": _onnxruntime(),
         "onnx": _version("onnx") or "absent (needed for export)",
         "torch": _version("torch") or "absent (needed for export, train, import-weights)",
         "tensorrt": tensorrt_version() or "absent",
-        "providers": ", ".join(ort.get_available_providers()),
+        "providers": _providers(),
         "backend (auto)": f"{choice.name} ({precision}: {why}): {choice.reason}",
         "backends": [status.as_dict() for status in statuses()],
         "gpu": gpu_name() or "none found (no nvidia-smi or no NVIDIA GPU)",
@@ -87,6 +85,22 @@ def collect() -> dict[str, Any]:
         "bundled decoder": describe_decoder(decoder) if decoder.is_file() else "none in this version (pass --decoder)",
         "cache": str(cache_root()),
     }
+
+
+def _onnxruntime() -> str:
+    dists = [d for d in ("onnxruntime", "onnxruntime-gpu") if _version(d)]
+    if not dists:
+        return "absent (pip install 'adainrt[cpu]', or 'adainrt[gpu]' with an NVIDIA GPU)"
+    warning = "; BOTH installed: they overwrite each other, keep one" if len(dists) > 1 else ""
+    return ", ".join(f"{d} {_version(d)}" for d in dists) + warning
+
+
+def _providers() -> str:
+    try:
+        import onnxruntime
+    except ImportError:
+        return "none (onnxruntime absent)"
+    return ", ".join(onnxruntime.get_available_providers())
 
 
 def format_report(report: dict[str, Any]) -> str:

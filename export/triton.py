@@ -3,8 +3,9 @@
 Triton wants ``REPO/<model>/config.pbtxt`` beside ``REPO/<model>/1/model.onnx``. The config
 is written from the graph contract (names, element types, shapes with -1 for symbolic
 dimensions); the tests check it against onnxruntime's view of each exported file.
-``max_batch_size: 0``: our graphs carry their batch dimension explicitly (content batches;
-one style per call).
+The encoder graph, whose only input carries the batch first, gets dynamic batching; the others
+take one style per call, so they keep ``max_batch_size: 0``. Every model asks for onnxruntime's
+TensorRT accelerator in FP16.
 """
 
 from __future__ import annotations
@@ -21,10 +22,29 @@ from adainrt.fileio import atomic_path, atomic_write_bytes
 TRITON_TYPES = {"float32": "TYPE_FP32", "float16": "TYPE_FP16", "int64": "TYPE_INT64", "int32": "TYPE_INT32"}
 
 
-def _tensor_entries(specs: tuple[TensorSpec, ...]) -> str:
+#: Graphs whose every input carries the batch first, so Triton may batch requests (max_batch_size > 0).
+#: The others take one style per call ([1, ...] statistics or style image) and run unbatched.
+BATCHABLE = ("encoder",)
+MAX_BATCH = 8
+#: onnxruntime in Triton hands the graph to TensorRT in FP16 (falling back to CUDA where it cannot).
+TENSORRT_ACCELERATOR = """optimization {
+  execution_accelerators {
+    gpu_execution_accelerator : [ {
+      name : "tensorrt"
+      parameters { key: "precision_mode" value: "FP16" }
+      parameters { key: "max_workspace_size_bytes" value: "4294967296" }
+      parameters { key: "trt_engine_cache_enable" value: "1" }
+    } ]
+  }
+}
+"""
+
+
+def _tensor_entries(specs: tuple[TensorSpec, ...], batched: bool) -> str:
     entries = []
     for spec in specs:
-        dims = ", ".join(str(d) if isinstance(d, int) else "-1" for d in spec.shape)
+        shape = spec.shape[1:] if batched else spec.shape
+        dims = ", ".join(str(d) if isinstance(d, int) else "-1" for d in shape)
         entries.append(f'  {{\n    name: "{spec.name}"\n    data_type: {TRITON_TYPES[spec.dtype]}\n'
                        f"    dims: [ {dims} ]\n  }}")
     return ",\n".join(entries)
@@ -44,10 +64,16 @@ def graph_of(onnx_path: str | os.PathLike) -> str:
 
 def triton_config(onnx_path: str | os.PathLike, name: str) -> str:
     """config.pbtxt (protobuf text format) for one exported graph served by onnxruntime in Triton,
-    its tensors as the graph contract declares them."""
-    contract = GRAPHS[graph_of(onnx_path)]
-    return (f'name: "{name}"\nplatform: "onnxruntime_onnx"\nmax_batch_size: 0\n'
-            f"input [\n{_tensor_entries(contract.inputs)}\n]\noutput [\n{_tensor_entries(contract.outputs)}\n]\n")
+    its tensors as the graph contract declares them, TensorRT FP16 as the GPU accelerator, and
+    dynamic batching for the graphs whose inputs all carry the batch."""
+    graph = graph_of(onnx_path)
+    contract = GRAPHS[graph]
+    batched = graph in BATCHABLE
+    head = f'name: "{name}"\nplatform: "onnxruntime_onnx"\nmax_batch_size: {MAX_BATCH if batched else 0}\n'
+    body = (f"input [\n{_tensor_entries(contract.inputs, batched)}\n]\n"
+            f"output [\n{_tensor_entries(contract.outputs, batched)}\n]\n")
+    batching = "dynamic_batching { }\n" if batched else ""
+    return head + body + batching + TENSORRT_ACCELERATOR
 
 
 def write_triton_repository(onnx_files: list[Path], repo: str | os.PathLike, overwrite: bool = False) -> list[Path]:

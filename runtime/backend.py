@@ -88,6 +88,8 @@ class Backend:
     default_precision: Callable[[], tuple[str, str]] | None = None
     #: Precisions `adainrt bench` times beside the default (those that are fast on this machine).
     bench_precisions: tuple[str, ...] = ()
+    #: Largest height or width one run takes (engines' profiles); the Stylizer tiles larger content.
+    max_side: int | None = None
 
     def why_not(self) -> str | None:
         return self.probe()

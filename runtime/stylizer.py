@@ -123,12 +123,14 @@ class Stylizer:
         return stats
 
     def _tile(self) -> int:
-        """Largest kept tile (multiple of 8) whose read region fits ``max_pixels``."""
-        side = int(self.max_pixels ** 0.5) - 2 * OVERLAP
+        """Largest kept tile (multiple of 8) whose read region fits ``max_pixels`` and the backend's
+        largest side."""
+        side = min(int(self.max_pixels ** 0.5), self.choice.backend.max_side or 1 << 30) - 2 * OVERLAP
         return max(64, side // 8 * 8)
 
     def _too_big(self, height: int, width: int) -> bool:
-        if height * width <= self.max_pixels:
+        max_side = self.choice.backend.max_side
+        if height * width <= self.max_pixels and (max_side is None or max(height, width) <= max_side):
             return False
         if not self.tiling:
             raise ImageError(

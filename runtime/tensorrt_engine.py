@@ -20,9 +20,13 @@ from adainrt import __version__
 from adainrt.contract import GRAPHS, concrete_shape
 from adainrt.errors import BackendUnavailable, ModelError, OutputExists
 from adainrt.fileio import atomic_path, atomic_write_bytes, cache_root, sha256_file
+from adainrt.spec import MIN_SIZE
 
-#: Default profile over H and W: 256..1024, tuned for 512 (the paper's sizes and beyond).
-DEFAULT_MIN, DEFAULT_OPT, DEFAULT_MAX = (256, 256), (512, 512), (1024, 1024)
+#: Default profile over H and W, tuned for 512: every size the runtime sends, from the method's
+#: minimum to the largest side a Stylizer on this backend runs in one pass (larger content is
+#: tiled to fit, styles above it are refused with a clear error).
+MAX_SIDE = 2048
+DEFAULT_MIN, DEFAULT_OPT, DEFAULT_MAX = (MIN_SIZE, MIN_SIZE), (512, 512), (MAX_SIDE, MAX_SIDE)
 #: Every graph input of the contract by name (the same name means the same tensor in every graph).
 _TENSORS = {t.name: t for contract in GRAPHS.values() for t in contract.inputs}
 
@@ -96,7 +100,7 @@ def default_profiles(
     return profiles
 
 
-def profiles_for(onnx_path: str | os.PathLike, min_size: str = "256", opt_size: str = "512", max_size: str = "1024",
+def profiles_for(onnx_path: str | os.PathLike, min_size: str = "32", opt_size: str = "512", max_size: str = "2048",
                  max_batch: int = 1, shapes: dict[str, str] | None = None) -> list[InputProfile]:
     """Profiles for an ONNX file's dynamic inputs from sizes written N or HxW, and trtexec-style
     shapes ({"min": "content:1x3x256x256,...", ...}) that override them."""
@@ -203,11 +207,19 @@ def _cudart():
 
 
 def _check(result):
-    """cuda-python returns (error, value...): raise on error, return the value(s)."""
+    """cuda-python returns (error, value...): raise on error (with CUDA's own message), return the value(s)."""
     err, *values = result if isinstance(result, tuple) else (result,)
     if int(err) != 0:
-        raise BackendUnavailable(f"CUDA error {err}")
+        raise BackendUnavailable(f"CUDA error {err}: {_cuda_message(err)}")
     return values[0] if len(values) == 1 else values
+
+
+def _cuda_message(err) -> str:
+    try:
+        _code, text = _cudart().cudaGetErrorString(err)
+        return text.decode() if isinstance(text, bytes) else str(text)
+    except Exception:  # the message is a courtesy; the code above is the fact
+        return "no message"
 
 
 def gpu_identity() -> tuple[str, str]:
@@ -249,7 +261,9 @@ def build_engine(
     if timing_cache is not None:
         data = Path(timing_cache).read_bytes() if Path(timing_cache).is_file() else b""
         cache = config.create_timing_cache(data)
-        config.set_timing_cache(cache, ignore_mismatch=False)
+        if not config.set_timing_cache(cache, ignore_mismatch=False):
+            raise ModelError(f"{timing_cache}: TensorRT refused this timing cache (another TensorRT or GPU); "
+                             "delete it or name another with --timing-cache")
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise ModelError(f"{onnx_path}: TensorRT could not build an engine (see the log above)")
@@ -288,8 +302,11 @@ def onnx_inputs(path: str | os.PathLike) -> list[str]:
 
 
 def default_timing_cache() -> Path:
-    """The timing cache shared by every build that names none (reused across builds)."""
-    return cache_root() / "tensorrt" / "timing.cache"
+    """The timing cache shared by every build that names none, one per TensorRT version and GPU
+    architecture (a cache of another is rejected or, worse, misleads the tactic choice)."""
+    trt = _tensorrt()
+    _name, capability = gpu_identity()
+    return cache_root() / "tensorrt" / f"timing-trt{trt.__version__}-sm{capability.replace('.', '')}.cache"
 
 
 def engine_path_for(onnx_path: str | os.PathLike, profiles: list[InputProfile] | None = None) -> Path:

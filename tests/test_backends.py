@@ -86,3 +86,36 @@ def test_tensorrt_opens_only_prepared_engines(exported_dir):
     if backend.why_not() is not None:
         with pytest.raises(BackendUnavailable):
             backend.open(exported_dir / "adain_full.onnx", "fp16")
+
+
+def test_content_beyond_a_backends_largest_side_is_tiled_to_fit(exported_dir):
+    """A backend whose engines take at most 256 px a side (as TensorRT profiles bound them) still
+    stylizes a 200x300 photo: in tiles that fit, agreeing with the untiled result."""
+    from adainrt.runtime.backends.onnxruntime import OrtRunner
+
+    seen = []
+
+    def open_bounded(path, _precision):
+        runner = OrtRunner(path, ["CPUExecutionProvider"])
+        infer = runner.infer
+
+        def checked(feeds, keep=()):
+            seen.extend(max(v.shape[-2:]) * (8 if k == "content_features" else 1) for k, v in feeds.items()
+                        if k in ("content", "content_features"))
+            return infer(feeds, keep)
+
+        runner.infer = checked
+        return runner
+
+    registry.register_backend(registry.Backend(name="test-256", summary="at most 256 px a side", device="cpu",
+                                               precisions=("fp32",), preference=100, probe=lambda: None,
+                                               open=open_bounded, max_side=256))
+    try:
+        content, style = synthetic_image(200, 300, seed=5), synthetic_image(64, 64, seed=6)
+        with Stylizer(exported_dir, backend="test-256") as bounded, Stylizer(exported_dir, backend="ort-cpu") as whole:
+            got = np.asarray(bounded.stylize(content, style), np.float32)
+            expected = np.asarray(whole.stylize(content, style), np.float32)
+    finally:
+        registry._REGISTRY.pop("test-256")
+    assert got.shape == expected.shape == (200, 300, 3)
+    assert max(seen) <= 256 and np.abs(got - expected).max() <= 2

@@ -94,20 +94,28 @@ def test_export_reports_its_own_verification(tmp_path, model):
 
 
 def test_triton_repository_matches_the_graphs(tmp_path, exported_dir):
-    import re
+    """Each config.pbtxt parses as Triton's ModelConfig, declares the tensors onnxruntime sees (the batch
+    dimension left out where Triton batches), and asks for TensorRT in FP16."""
+    from google.protobuf import text_format
 
     from adainrt.export.triton import write_triton_repository
 
+    model_config_pb2 = pytest.importorskip("tritonclient.grpc.model_config_pb2",
+                                           reason="tritonclient is not installed (pip install tritonclient[grpc])")
     files = sorted(exported_dir.glob("adain_*.onnx"))
     models = write_triton_repository(files, tmp_path / "repo")
     assert [m.name for m in models] == [f.stem for f in files]
     for model in models:
-        config = (model / "config.pbtxt").read_text()
-        assert f'name: "{model.name}"' in config and 'platform: "onnxruntime_onnx"' in config
+        config = text_format.Parse((model / "config.pbtxt").read_text(), model_config_pb2.ModelConfig())
+        assert config.name == model.name and config.platform == "onnxruntime_onnx"
+        accelerator = config.optimization.execution_accelerators.gpu_execution_accelerator[0]
+        assert accelerator.name == "tensorrt" and accelerator.parameters["precision_mode"] == "FP16"
+        batched = config.max_batch_size > 0
+        assert batched == (model.name == "adain_encoder") and config.HasField("dynamic_batching") == batched
         session = ort.InferenceSession(str(model / "1" / "model.onnx"), providers=["CPUExecutionProvider"])
-        declared = {name: [int(d) for d in dims.split(", ")] for name, dims in
-                    re.findall(r'name: "(\w+)"\n    data_type: TYPE_FP32\n    dims: \[ ([-\d, ]+) \]', config)}
+        declared = {t.name: list(t.dims) for t in [*config.input, *config.output]}
         for value in session.get_inputs() + session.get_outputs():
-            assert declared[value.name] == [d if isinstance(d, int) else -1 for d in value.shape], value.name
+            shape = [d if isinstance(d, int) else -1 for d in value.shape]
+            assert declared[value.name] == (shape[1:] if batched else shape), value.name
     with pytest.raises(OutputExists, match="model.onnx already exists"):
         write_triton_repository(files[:1], tmp_path / "repo")

@@ -57,14 +57,17 @@ def test_sizes_and_trtexec_shapes_parse():
         parse_size("big")
 
 
-def test_default_profiles_cover_256_to_1024_tuned_for_512():
+def test_default_profiles_cover_every_size_the_runtime_sends():
     full = {p.name: p for p in default_profiles(["content", "style", "alpha"])}
     assert set(full) == {"content", "style"}  # alpha is static
-    assert full["content"] == InputProfile("content", (1, 3, 256, 256), (1, 3, 512, 512), (1, 3, 1024, 1024))
+    assert full["content"] == InputProfile("content", (1, 3, 32, 32), (1, 3, 512, 512), (1, 3, 2048, 2048))
+    for shape in [(1, 3, 200, 300), (1, 3, 600, 1100), (1, 3, 1500, 1500), (1, 3, 2048, 2048)]:
+        assert full["content"].contains(shape)
+    assert full["style"].contains((1, 3, 512, 1100)) and full["style"].contains((1, 3, 128, 128))
     decoder = default_profiles(["content_features", "style_mean", "style_std", "alpha"], max_batch=4)
-    assert decoder == [InputProfile("content_features", (1, 512, 32, 32), (1, 512, 64, 64), (4, 512, 128, 128))]
-    custom = default_profiles(["content"], overrides={"max": {"content": (1, 3, 2048, 2048)}})
-    assert custom[0].max == (1, 3, 2048, 2048)
+    assert decoder == [InputProfile("content_features", (1, 512, 4, 4), (1, 512, 64, 64), (4, 512, 256, 256))]
+    custom = default_profiles(["content"], overrides={"max": {"content": (1, 3, 4096, 4096)}})
+    assert custom[0].max == (1, 3, 4096, 4096)
     with pytest.raises(ModelError, match="min <= opt <= max"):
         default_profiles(["content"], min_hw=(512, 512), opt_hw=(256, 256))
 
@@ -89,8 +92,8 @@ def test_sidecar_roundtrip_and_compatibility(tmp_path):
 
 def test_shapes_outside_the_profile_are_refused_clearly():
     check_shapes(sidecar(), {"content": (1, 3, 512, 640), "style": (1, 3, 256, 256)})
-    with pytest.raises(ModelError, match="content has shape 1x3x2048x512, outside .*1x3x256x256 .. 1x3x1024x1024"):
-        check_shapes(sidecar(), {"content": (1, 3, 2048, 512)})
+    with pytest.raises(ModelError, match="content has shape 1x3x4096x512, outside .*1x3x32x32 .. 1x3x2048x2048"):
+        check_shapes(sidecar(), {"content": (1, 3, 4096, 512)})
 
 
 def test_engine_cache_key_changes_with_what_invalidates_an_engine():
@@ -100,7 +103,7 @@ def test_engine_cache_key_changes_with_what_invalidates_an_engine():
     assert len({key, engine_cache_key("h2", "11.4.0", "9.0", profiles, "fp16"),
                 engine_cache_key("h", "11.5.0", "9.0", profiles, "fp16"),
                 engine_cache_key("h", "11.4.0", "8.9", profiles, "fp16"),
-                engine_cache_key("h", "11.4.0", "9.0", default_profiles(["content"], max_hw=(2048, 2048)), "fp16"),
+                engine_cache_key("h", "11.4.0", "9.0", default_profiles(["content"], max_hw=(1024, 1024)), "fp16"),
                 }) == 5
 
 

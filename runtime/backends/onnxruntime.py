@@ -1,21 +1,26 @@
 """onnxruntime's execution providers as backends: ort-trt, ort-cuda, ort-cpu (numpy + onnxruntime only).
 
-Each is one provider with the lower ones behind it as fallbacks, as onnxruntime takes them.
-Outputs kept on the device are OrtValues, handed to the next graph through IO binding: on
-the CUDA/TensorRT providers relu4_1 goes from the encoder to the decoder without two host
-round trips (8 MB each way at 512x512); on the CPU it is the same code path in host memory.
+onnxruntime is an extra: ``adainrt[cpu]`` (onnxruntime) or ``adainrt[gpu]`` (onnxruntime-gpu),
+never both, since the two wheels overwrite each other. A provider counts as usable only when a
+real session ends up running on it: onnxruntime-gpu lists the CUDA and TensorRT providers even
+without a GPU, then silently falls back to the CPU. Outputs kept on the device are OrtValues,
+handed to the next graph through IO binding: on the CUDA/TensorRT providers relu4_1 goes from
+the encoder to the decoder without two host round trips (8 MB each way at 512x512); on the CPU
+it is the same code path in host memory.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 from collections.abc import Collection, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import onnxruntime as ort
 
-from adainrt.errors import ModelError
-from adainrt.fileio import cache_root
+from adainrt.errors import BackendUnavailable, ModelError
+from adainrt.fileio import cache_root, stdout_to_stderr
 from adainrt.runtime.backend import Backend, RunnerBase, Value, register_backend
 
 #: Backend name -> onnxruntime provider, best first.
@@ -25,6 +30,15 @@ PROVIDERS = {
     "ort-cpu": "CPUExecutionProvider",
 }
 GPU_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider")
+
+
+def _ort() -> Any:
+    try:
+        import onnxruntime
+    except ImportError as exc:
+        raise BackendUnavailable("onnxruntime is not installed: pip install 'adainrt[cpu]' (or 'adainrt[gpu]' "
+                                 "with an NVIDIA GPU)") from exc
+    return onnxruntime
 
 
 def trt_cache_dir() -> str:
@@ -46,7 +60,7 @@ def _trt_options() -> dict[str, str]:
 def provider_chain(backend: str) -> list:
     """The providers argument for a backend: its provider, then the lower present ones."""
     names = list(PROVIDERS)
-    present = set(ort.get_available_providers())
+    present = set(_ort().get_available_providers())
     chain: list = []
     for name in names[names.index(backend):]:
         provider = PROVIDERS[name]
@@ -62,11 +76,8 @@ class OrtRunner(RunnerBase):
         self.path = Path(path)
         if not self.path.is_file():
             raise ModelError(f"{self.path}: no such ONNX file; create it with `adainrt export`")
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3
         try:
-            self.session = ort.InferenceSession(str(self.path), options, providers=providers)
+            self.session = _session(str(self.path), providers)
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
             raise ModelError(f"{self.path}: onnxruntime cannot load it ({exc})") from exc
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
@@ -78,6 +89,7 @@ class OrtRunner(RunnerBase):
 
     def infer(self, feeds: Mapping[str, Value], keep: Collection[str] = ()) -> dict[str, Value]:
         self._check_feeds(feeds)
+        ort = _ort()
         if not keep and not any(isinstance(v, ort.OrtValue) for v in feeds.values()):
             values = self.session.run(None, {name: feeds[name] for name in self.input_names})
             return dict(zip(self.output_names, values))
@@ -99,19 +111,64 @@ class OrtRunner(RunnerBase):
         self.session = None  # onnxruntime frees the session (and its device memory) with the object
 
 
+def _session(model: str | bytes, providers: list) -> Any:
+    """An InferenceSession; what onnxruntime prints on standard output (its "EP Error ... Falling
+    back" blocks) goes to standard error, so `--json` output stays JSON."""
+    ort = _ort()
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    with stdout_to_stderr():
+        return ort.InferenceSession(model, options, providers=providers)
+
+
+def _probe_model() -> bytes:
+    """A one-node graph (Identity on a float vector) to see which provider a session really gets."""
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "probe",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=10).SerializeToString()
+
+
+@functools.cache
 def _probe(backend: str) -> str | None:
+    """None when a session asked for this backend's provider runs on it, else why not."""
+    if importlib.util.find_spec("onnxruntime") is None:
+        return "onnxruntime is not installed (pip install 'adainrt[cpu]', or 'adainrt[gpu]' with an NVIDIA GPU)"
+    ort = _ort()
     provider = PROVIDERS[backend]
     present = ort.get_available_providers()
-    if provider in present:
+    if provider not in present:
+        return (f"needs onnxruntime's {provider}, which this onnxruntime does not have (present: "
+                f"{', '.join(present)}); install adainrt[gpu] (onnxruntime-gpu) on a machine with an NVIDIA GPU")
+    if backend == "ort-cpu":
         return None
-    return (f"needs onnxruntime's {provider}, which this onnxruntime does not have (present: "
-            f"{', '.join(present)}); install adainrt[gpu] (onnxruntime-gpu) on a machine with an NVIDIA GPU")
+    try:
+        got = _session(_probe_model(), provider_chain(backend)).get_providers()
+    except Exception as exc:  # a provider that fails hard instead of falling back
+        return f"onnxruntime's {provider} is installed but cannot start a session ({exc})"
+    if got[0] != provider:
+        return (f"onnxruntime lists {provider}, but a session falls back to {got[0]} (no usable NVIDIA GPU, "
+                "driver, CUDA or TensorRT libraries here; `nvidia-smi` should list the GPU)")
+    return None
+
+
+def _open(backend: str, path: Path) -> OrtRunner:
+    """A runner that really runs on the backend's provider (a session that fell back is refused, so a
+    CPU timing is never labelled ort-cuda)."""
+    runner = OrtRunner(path, provider_chain(backend))
+    if runner.providers[0] != PROVIDERS[backend]:
+        runner.close()
+        raise BackendUnavailable(f"backend {backend}: onnxruntime fell back to {runner.providers[0]} for {path}")
+    return runner
 
 
 def _register(name: str, summary: str, device: str, preference: int) -> None:
     register_backend(Backend(
         name=name, summary=summary, device=device, precisions=("fp32", "fp16"), preference=preference,
-        probe=lambda: _probe(name), open=lambda path, _precision: OrtRunner(path, provider_chain(name)),
+        probe=lambda: _probe(name), open=lambda path, _precision: _open(name, path),
     ))
 
 

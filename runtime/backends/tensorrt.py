@@ -9,6 +9,7 @@ frees them all in :meth:`TensorRTRunner.close`. Not yet run on a GPU by this pro
 from __future__ import annotations
 
 import ctypes
+import functools
 import importlib.util
 import os
 import shutil
@@ -17,9 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from adainrt.errors import ModelError
+from adainrt.errors import BackendUnavailable, ModelError
 from adainrt.runtime.backend import Backend, RunnerBase, Value, register_backend
 from adainrt.runtime.tensorrt_engine import (
+    MAX_SIDE,
     _check,
     _cudart,
     _tensorrt,
@@ -32,10 +34,15 @@ from adainrt.runtime.tensorrt_engine import (
 )
 
 
+@functools.cache
 def tensorrt_ready() -> str | None:
-    """None when native TensorRT can run here, else why not."""
+    """None when native TensorRT can run here, else why not (importing it: its libraries may fail to load)."""
     if importlib.util.find_spec("tensorrt") is None:
         return "the tensorrt package is not installed (pip install 'adainrt[gpu]')"
+    try:
+        _tensorrt()
+    except BackendUnavailable as exc:
+        return str(exc)
     if importlib.util.find_spec("cuda") is None:
         return "cuda-python is not installed (pip install 'adainrt[gpu]')"
     if shutil.which("nvidia-smi") is None:
@@ -63,6 +70,9 @@ class TensorRTRunner(RunnerBase):
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         self.input_names = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
         self.output_names = [n for n in names if n not in self.input_names]
+        wrong = [n for n in names if self.engine.get_tensor_dtype(n) != trt.DataType.FLOAT]
+        if wrong:  # the buffers below are float32; our graphs keep FP32 I/O in every precision
+            raise ModelError(f"{engine_path}: tensors {wrong} are not float32; build the engine from adainrt's graphs")
         self.use_cuda_graph = use_cuda_graph
         self._buffers: dict[str, tuple[int, int, np.ndarray, int]] = {}  # name -> (device, bytes, host view, host)
         self._graph_shapes: dict | None = None
@@ -95,22 +105,27 @@ class TensorRTRunner(RunnerBase):
         h2d = self.cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
         d2h = self.cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
         for name in self.input_names:
-            self.context.set_input_shape(name, shapes[name])
+            if not self.context.set_input_shape(name, shapes[name]):
+                raise ModelError(f"{self.path}: TensorRT refused shape {shapes[name]} for {name}")
             device, host = self._buffer(name, shapes[name])
             host[...] = feeds[name]
             _check(self.cudart.cudaMemcpyAsync(device, host.ctypes.data, host.nbytes, h2d, self.stream))
-            self.context.set_tensor_address(name, device)
+            self._address(name, device)
         results = {}
         for name in self.output_names:
             shape = tuple(self.context.get_tensor_shape(name))
             device, host = self._buffer(name, shape)
-            self.context.set_tensor_address(name, device)
+            self._address(name, device)
             results[name] = (device, host)
         self._execute(shapes)
         for device, host in results.values():
             _check(self.cudart.cudaMemcpyAsync(host.ctypes.data, device, host.nbytes, d2h, self.stream))
         _check(self.cudart.cudaStreamSynchronize(self.stream))
         return {name: host.copy() for name, (_, host) in results.items()}
+
+    def _address(self, name: str, device: int) -> None:
+        if not self.context.set_tensor_address(name, device):
+            raise ModelError(f"{self.path}: TensorRT refused the buffer of {name}")
 
     def _execute(self, shapes: dict) -> None:
         if not self.use_cuda_graph:
@@ -157,4 +172,5 @@ def _open(onnx_path: Path, _precision: str = "fp16") -> TensorRTRunner:
 register_backend(Backend(
     name="tensorrt", summary="native TensorRT engines of the FP16 graphs (strongly typed), built once and cached",
     device="cuda", precisions=("fp16",), preference=10, probe=tensorrt_ready, open=_open, prepare=_prepare,
+    max_side=MAX_SIDE,
 ))
