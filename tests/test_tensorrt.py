@@ -174,3 +174,19 @@ def test_ort_cuda_keeps_features_on_the_gpu_and_matches_the_cpu(exported_dir):
     assert isinstance(kept, ort.OrtValue) and kept.device_name().lower() == "cuda"
     diff = np.abs(cuda.stylize(content, style).astype(int) - cpu.stylize(content, style).astype(int))
     assert diff.max() <= 2
+
+
+def test_ort_trt_provider_gets_the_native_profile_and_keyed_caches(exported_dir):
+    """onnxruntime's TensorRT provider builds for the same 32..2048 range as the native engines (a new
+    size does not rebuild), runs the graph's own types (no FP16 flag) and caches per GPU and TensorRT."""
+    from adainrt.runtime.backends.onnxruntime import trt_cache_dir, trt_options
+
+    decoder = trt_options(exported_dir / "adain_decoder.onnx")
+    assert decoder["trt_profile_min_shapes"] == "content_features:1x512x4x4"
+    assert decoder["trt_profile_opt_shapes"] == "content_features:1x512x64x64"
+    assert decoder["trt_profile_max_shapes"] == "content_features:1x512x256x256"
+    full = trt_options(exported_dir / "adain_full.onnx")
+    assert full["trt_profile_max_shapes"] == "content:1x3x2048x2048,style:1x3x2048x2048"
+    assert full["trt_fp16_enable"] == "False"
+    assert full["trt_engine_cache_path"] == full["trt_timing_cache_path"] == str(trt_cache_dir())
+    assert "-trt" in trt_cache_dir().name

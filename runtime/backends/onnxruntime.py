@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import re
 from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ import numpy as np
 from adainrt.errors import BackendUnavailable, ModelError
 from adainrt.fileio import cache_root, stdout_to_stderr
 from adainrt.runtime.backend import Backend, RunnerBase, Value, register_backend
+from adainrt.runtime.tensorrt_engine import MAX_SIDE
 
 #: Backend name -> onnxruntime provider, best first.
 PROVIDERS = {
@@ -41,31 +43,43 @@ def _ort() -> Any:
     return onnxruntime
 
 
-def trt_cache_dir() -> str:
-    """Where the TensorRT EP keeps its engine and timing caches."""
-    return str(cache_root() / "ort-trt")
+def trt_cache_dir() -> Path:
+    """Where the TensorRT EP keeps its engine and timing caches: one folder per GPU and TensorRT
+    version, since neither cache is valid for another."""
+    from adainrt.info import gpu_name, tensorrt_version
+
+    key = f"{gpu_name() or 'no-gpu'}-trt{tensorrt_version() or 'unknown'}"
+    return cache_root() / "ort-trt" / re.sub(r"[^A-Za-z0-9_.-]+", "_", key)
 
 
-def _trt_options() -> dict[str, str]:
-    path = trt_cache_dir()
-    return {
-        "trt_fp16_enable": "True",
-        "trt_engine_cache_enable": "True",
-        "trt_engine_cache_path": path,
-        "trt_timing_cache_enable": "True",
-        "trt_timing_cache_path": path,
-    }
+def trt_options(path: Path | None) -> dict[str, str]:
+    """The TensorRT EP's options for one graph: explicit profile shapes (the native engines' profile,
+    so a new image size does not rebuild the engine), caches, and no FP16 flag: the FP16 graphs carry
+    their own types, AdaIN statistics in FP32 (the flag would let TensorRT take FP16 for sums of
+    squares that reach 3.4e5)."""
+    folder = str(trt_cache_dir())
+    options = {"trt_fp16_enable": "False", "trt_engine_cache_enable": "True", "trt_engine_cache_path": folder,
+               "trt_timing_cache_enable": "True", "trt_timing_cache_path": folder}
+    if path is not None:
+        from adainrt.runtime.tensorrt_engine import default_profiles, onnx_inputs
+
+        profiles = default_profiles(onnx_inputs(path))
+        for key in ("min", "opt", "max"):
+            options[f"trt_profile_{key}_shapes"] = ",".join(
+                f"{p.name}:{'x'.join(map(str, getattr(p, key)))}" for p in profiles)
+    return options
 
 
-def provider_chain(backend: str) -> list:
-    """The providers argument for a backend: its provider, then the lower present ones."""
+def provider_chain(backend: str, path: Path | None = None) -> list:
+    """The providers argument for a backend (for the graph at ``path``): its provider, then the lower
+    present ones."""
     names = list(PROVIDERS)
     present = set(_ort().get_available_providers())
     chain: list = []
     for name in names[names.index(backend):]:
         provider = PROVIDERS[name]
         if provider in present:
-            chain.append((provider, _trt_options()) if name == "ort-trt" else provider)
+            chain.append((provider, trt_options(path)) if name == "ort-trt" else provider)
     return chain
 
 
@@ -158,20 +172,22 @@ def _probe(backend: str) -> str | None:
 def _open(backend: str, path: Path) -> OrtRunner:
     """A runner that really runs on the backend's provider (a session that fell back is refused, so a
     CPU timing is never labelled ort-cuda)."""
-    runner = OrtRunner(path, provider_chain(backend))
+    runner = OrtRunner(path, provider_chain(backend, path))
     if runner.providers[0] != PROVIDERS[backend]:
         runner.close()
         raise BackendUnavailable(f"backend {backend}: onnxruntime fell back to {runner.providers[0]} for {path}")
     return runner
 
 
-def _register(name: str, summary: str, device: str, preference: int) -> None:
+def _register(name: str, summary: str, device: str, preference: int, precisions: tuple[str, ...],
+              max_side: int | None = None) -> None:
     register_backend(Backend(
-        name=name, summary=summary, device=device, precisions=("fp32", "fp16"), preference=preference,
-        probe=lambda: _probe(name), open=lambda path, _precision: _open(name, path),
+        name=name, summary=summary, device=device, precisions=precisions, preference=preference,
+        probe=lambda: _probe(name), open=lambda path, _precision: _open(name, path), max_side=max_side,
     ))
 
 
-_register("ort-trt", "onnxruntime's TensorRT execution provider (FP16, engine cache)", "cuda", 20)
-_register("ort-cuda", "onnxruntime's CUDA execution provider", "cuda", 30)
-_register("ort-cpu", "onnxruntime's CPU execution provider", "cpu", 90)
+_register("ort-trt", "onnxruntime's TensorRT execution provider (the FP16 graphs, engine cache, explicit profile)",
+          "cuda", 20, ("fp16", "fp32"), max_side=MAX_SIDE)
+_register("ort-cuda", "onnxruntime's CUDA execution provider", "cuda", 30, ("fp32", "fp16"))
+_register("ort-cpu", "onnxruntime's CPU execution provider", "cpu", 90, ("fp32", "fp16"))
