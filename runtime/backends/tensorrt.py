@@ -3,7 +3,9 @@
 Preparing a graph builds its engine once into the cache (strongly typed, one profile; see
 :mod:`adainrt.runtime.tensorrt_engine`); opening only deserializes it, never builds. The
 runner owns one execution context, device buffers, a CUDA stream and pinned host memory, and
-frees them all in :meth:`TensorRTRunner.close`. Not yet run on a GPU by this project.
+frees them all in :meth:`TensorRTRunner.close`; outputs kept for the next engine stay on the GPU.
+Not yet run on a GPU by this project: ``tests/trt_emulation.py`` emulates exactly the tensorrt
+and cuda-python calls made here to test this logic on a CPU (not GPU verification).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import importlib.util
 import os
 import shutil
 from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -50,11 +53,22 @@ def tensorrt_ready() -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class DeviceTensor:
+    """An output left in a runner's device buffer (``keep``): another runner of this backend takes it
+    as an input without a copy. Valid until its owner's next ``infer`` or ``close``."""
+
+    ptr: int
+    shape: tuple[int, ...]
+
+
 class TensorRTRunner(RunnerBase):
     """Runs one engine: one execution context, device buffers, a CUDA stream, pinned host memory,
-    ``execute_async_v3``; optional CUDA graph capture when the shapes stay fixed (video)."""
+    ``execute_async_v3``. With ``use_cuda_graph``, a call whose shapes and buffers repeat the
+    previous call's is captured once as a CUDA graph and replayed after (video, bench); a call
+    that differs runs directly, so sizes that keep changing never pay for a capture."""
 
-    def __init__(self, engine_path: str | os.PathLike, use_cuda_graph: bool = False):
+    def __init__(self, engine_path: str | os.PathLike, use_cuda_graph: bool = True):
         trt = _tensorrt()
         self.cudart = _cudart()
         self.path = Path(engine_path)
@@ -75,8 +89,9 @@ class TensorRTRunner(RunnerBase):
             raise ModelError(f"{engine_path}: tensors {wrong} are not float32; build the engine from adainrt's graphs")
         self.use_cuda_graph = use_cuda_graph
         self._buffers: dict[str, tuple[int, int, np.ndarray, int]] = {}  # name -> (device, bytes, host view, host)
-        self._graph_shapes: dict | None = None
-        self._graph_exec = None
+        self._last_key: tuple | None = None  # shapes and addresses of the previous call
+        self._graph_key: tuple | None = None
+        self._graph = self._graph_exec = None
 
     def _free(self, held: tuple[int, int, np.ndarray, int]) -> None:
         _check(self.cudart.cudaFree(held[0]))
@@ -96,51 +111,77 @@ class TensorRTRunner(RunnerBase):
         return held[0], held[2][: int(np.prod(shape))].reshape(shape)
 
     def infer(self, feeds: Mapping[str, Value], keep: Collection[str] = ()) -> dict[str, Value]:
-        """FP32 numpy in, FP32 numpy out (our graphs keep FP32 I/O in both precisions). Outputs are
-        copied to the host whatever ``keep`` says: device hand-over between engines is not built yet."""
-        del keep
+        """FP32 numpy (or another engine's :class:`DeviceTensor`) in; FP32 numpy out, or a DeviceTensor
+        for the outputs named in ``keep``, which then never leave the GPU."""
         self._check_feeds(feeds)
         shapes = {name: tuple(feeds[name].shape) for name in self.input_names}
         check_shapes(self.sidecar, shapes)
         h2d = self.cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
         d2h = self.cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
+        addresses = {}
         for name in self.input_names:
             if not self.context.set_input_shape(name, shapes[name]):
                 raise ModelError(f"{self.path}: TensorRT refused shape {shapes[name]} for {name}")
-            device, host = self._buffer(name, shapes[name])
-            host[...] = feeds[name]
-            _check(self.cudart.cudaMemcpyAsync(device, host.ctypes.data, host.nbytes, h2d, self.stream))
-            self._address(name, device)
-        results = {}
+            value = feeds[name]
+            if isinstance(value, DeviceTensor):
+                addresses[name] = value.ptr
+            else:
+                addresses[name], host = self._buffer(name, shapes[name])
+                host[...] = value
+                _check(self.cudart.cudaMemcpyAsync(addresses[name], host.ctypes.data, host.nbytes, h2d, self.stream))
+        outputs = {}
         for name in self.output_names:
             shape = tuple(self.context.get_tensor_shape(name))
-            device, host = self._buffer(name, shape)
-            self._address(name, device)
-            results[name] = (device, host)
-        self._execute(shapes)
-        for device, host in results.values():
-            _check(self.cudart.cudaMemcpyAsync(host.ctypes.data, device, host.nbytes, d2h, self.stream))
+            addresses[name], host = self._buffer(name, shape)
+            outputs[name] = (shape, host)
+        for name, address in addresses.items():
+            self._address(name, address)
+        self._execute((tuple(sorted(shapes.items())), tuple(sorted(addresses.items()))))
+        for name, (_shape, host) in outputs.items():
+            if name not in keep:
+                _check(self.cudart.cudaMemcpyAsync(host.ctypes.data, addresses[name], host.nbytes, d2h, self.stream))
         _check(self.cudart.cudaStreamSynchronize(self.stream))
-        return {name: host.copy() for name, (_, host) in results.items()}
+        return {name: DeviceTensor(addresses[name], shape) if name in keep else host.copy()
+                for name, (shape, host) in outputs.items()}
 
     def _address(self, name: str, device: int) -> None:
         if not self.context.set_tensor_address(name, device):
             raise ModelError(f"{self.path}: TensorRT refused the buffer of {name}")
 
-    def _execute(self, shapes: dict) -> None:
-        if not self.use_cuda_graph:
-            if not self.context.execute_async_v3(self.stream):
-                raise ModelError("TensorRT execution failed")
+    def _enqueue(self) -> None:
+        if not self.context.execute_async_v3(self.stream):
+            raise ModelError(f"{self.path}: TensorRT execution failed")
+
+    def _execute(self, key: tuple) -> None:
+        """Run once: replay the captured graph when this call repeats it; else run directly and, when
+        it repeats the previous call (sizes have settled), capture it for the calls after."""
+        if self.use_cuda_graph and key == self._graph_key:
+            _check(self.cudart.cudaGraphLaunch(self._graph_exec, self.stream))
             return
-        if self._graph_shapes != shapes:  # (re)capture for these shapes
-            self.context.execute_async_v3(self.stream)  # first run outside capture, as TensorRT advises
-            mode = self.cudart.cudaStreamCaptureMode.cudaStreamCaptureModeGlobal
-            _check(self.cudart.cudaStreamBeginCapture(self.stream, mode))
-            self.context.execute_async_v3(self.stream)
-            graph = _check(self.cudart.cudaStreamEndCapture(self.stream))
-            self._graph_exec = _check(self.cudart.cudaGraphInstantiate(graph, 0))
-            self._graph_shapes = shapes
-        _check(self.cudart.cudaGraphLaunch(self._graph_exec, self.stream))
+        self._enqueue()  # this call's result; also the enqueue TensorRT wants before a capture
+        repeated, self._last_key = key == self._last_key, key
+        if self.use_cuda_graph and repeated:
+            self._capture(key)
+
+    def _capture(self, key: tuple) -> None:
+        self._drop_graph()
+        mode = self.cudart.cudaStreamCaptureMode.cudaStreamCaptureModeGlobal
+        _check(self.cudart.cudaStreamBeginCapture(self.stream, mode))
+        captured = self.context.execute_async_v3(self.stream)
+        graph = _check(self.cudart.cudaStreamEndCapture(self.stream))  # end the capture whatever happened
+        if not captured:
+            _check(self.cudart.cudaGraphDestroy(graph))
+            raise ModelError(f"{self.path}: TensorRT could not be captured as a CUDA graph")
+        self._graph = graph
+        self._graph_exec = _check(self.cudart.cudaGraphInstantiate(graph, 0))
+        self._graph_key = key
+
+    def _drop_graph(self) -> None:
+        if self._graph_exec is not None:
+            _check(self.cudart.cudaGraphExecDestroy(self._graph_exec))
+        if self._graph is not None:
+            _check(self.cudart.cudaGraphDestroy(self._graph))
+        self._graph = self._graph_exec = self._graph_key = None
 
     def close(self) -> None:
         """Free the buffers, pinned memory, CUDA graph and stream; drop the context and engine."""
@@ -150,9 +191,7 @@ class TensorRTRunner(RunnerBase):
         for held in self._buffers.values():
             self._free(held)
         self._buffers.clear()
-        if self._graph_exec is not None:
-            _check(self.cudart.cudaGraphExecDestroy(self._graph_exec))
-            self._graph_exec = None
+        self._drop_graph()
         _check(self.cudart.cudaStreamDestroy(self.stream))
         self.context = self.engine = self.runtime = None
 
