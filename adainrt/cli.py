@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -179,11 +180,16 @@ def export(output: Path, form: str, encoder: Path | None, decoder: Path | None, 
 @click.option("--ext", type=click.Choice(["png", "jpg"]), default="png", show_default=True,
               help="Image format of outputs written into a folder.")
 @click.option("--overwrite", is_flag=True, help="Replace outputs that already exist.")
+@click.option("--server", metavar="URL",
+              help="Send the work to an `adainrt serve` at URL instead of running it here (images and folders; "
+                   "each --style a stored style's name on the server, or one image file sent along).")
+@click.option("--api-key", envvar="ADAINRT_API_KEY", help="The server's API key (or $ADAINRT_API_KEY).")
 @_clean_errors
 def stylize(content: Path, styles: tuple[str, ...], output: Path, alpha: float, style_weights: str | None,
             masks: tuple[Path, ...], preserve_color: str | None, content_size: int, style_size: int, crop: bool,
             temporal_smoothing: float, max_pixels: int, backend: str, model_dir: Path | None,
-            encoder: Path | None, decoder: Path | None, precision: str | None, ext: str, overwrite: bool) -> None:
+            encoder: Path | None, decoder: Path | None, precision: str | None, ext: str, overwrite: bool,
+            server: str | None, api_key: str | None) -> None:
     """Stylize CONTENT (an image, a folder of images, or a video) with one or more styles.
 
     \b
@@ -204,6 +210,12 @@ def stylize(content: Path, styles: tuple[str, ...], output: Path, alpha: float, 
         temporal_smoothing=temporal_smoothing, max_pixels=max_pixels, ext=ext, overwrite=overwrite)
     video = jobs.is_video_input(content)
     plan = None if video else jobs.plan_outputs(content, output, styles, ext, overwrite)
+    if server is not None:
+        if plan is None or masks:
+            raise AdainrtError("--server sends images and folders (no video, no masks)")
+        report = jobs.stylize_on_server(server, plan, styles, options, api_key)
+        click.echo(f"wrote {len(report.written)} image(s) via {server}")
+        return
     if plan is not None:
         jobs.check_image_job(options)
     mask_images = [jobs.load_mask(m) for m in masks]
@@ -555,6 +567,70 @@ def demo(ctx: click.Context, output: Path, with_bench: bool, backend: str, overw
                output=output / "astronaut_stylized_strokes.png", backend=backend, overwrite=overwrite)
     if with_bench:
         ctx.invoke(bench, sizes=(256, 512), runs=5, warmup=1)
+
+
+# ---------------------------------------------------------------------------------- serve
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: every interface).")
+@click.option("--port", type=int, default=8000, show_default=True)
+@click.option("--model", "model_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder of graphs from `adainrt export`. Default: the bundled weights, exported once.")
+@backend_option
+@click.option("--replicas", type=int, default=1, show_default=True, help="Replicas (each loads the graphs once).")
+@click.option("--min-replicas", type=int, help="Autoscale from this many replicas ...")
+@click.option("--max-replicas", type=int, help="... to this many, by load.")
+@click.option("--cpus-per-replica", type=float, default=1.0, show_default=True)
+@click.option("--gpus-per-replica", type=float, default=0.0, show_default=True)
+@click.option("--address", help="Join this Ray cluster (e.g. ray://head:10001 or auto). Default: a local Ray.")
+@click.option("--api-key", envvar="ADAINRT_API_KEY",
+              help="Require 'Authorization: Bearer KEY' (or set $ADAINRT_API_KEY). Default: no key.")
+@click.option("--max-pixels", type=int, default=2048 * 2048, show_default=True,
+              help="Content above this many pixels is tiled.")
+@click.option("--max-body-mb", type=float, default=50.0, show_default=True, help="Larger request bodies get 413.")
+@_clean_errors
+def serve(host: str, port: int, model_dir: Path | None, backend: str, replicas: int, min_replicas: int | None,
+          max_replicas: int | None, cpus_per_replica: float, gpus_per_replica: float, address: str | None,
+          api_key: str | None, max_pixels: int, max_body_mb: float) -> None:
+    """Serve stylization over HTTP on Ray Serve (pip install 'adainrt[serve]').
+
+    \b
+      adainrt serve --port 8000 --replicas 2
+      curl -X POST --data-binary @painting.jpg localhost:8000/v1/styles/starry
+      curl -X POST --data-binary @photo.jpg 'localhost:8000/v1/stylize?style=starry&alpha=0.8' -o out.png
+    \b
+    Routes: GET /healthz, GET /v1/styles, POST /v1/styles/NAME (image body),
+    POST /v1/stylize?style=NAME[,NAME2]&alpha=A&size=S[&style_weights=..&preserve_color=color]
+    (image body, or multipart 'content' and 'style' parts). Errors are JSON {"error": ...}:
+    400 bad input, 401 key, 404 unknown style, 413 too big. Ctrl-C stops it.
+    """
+    from adainrt.runtime import jobs
+    from adainrt.server import ServeSettings, check_settings, deployment
+
+    try:
+        import ray
+        from ray import serve as ray_serve
+    except ImportError as exc:
+        raise AdainrtError("serving needs Ray Serve: pip install 'adainrt[serve]'") from exc
+    folder = jobs.ensure_model_dir(model_dir, progress=_say).resolve()
+    settings = ServeSettings(str(folder), backend, max_pixels, int(max_body_mb * (1 << 20)), api_key or None)
+    check_settings(settings)
+    ray.init(address=address, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    try:
+        ray_serve.start(http_options={"host": host, "port": port})
+        ray_serve.run(deployment(settings, replicas, min_replicas, max_replicas, cpus_per_replica, gpus_per_replica),
+                      name="adainrt", route_prefix="/")
+        click.echo(f"adainrt serve: ready on http://{host}:{port} (model {folder}, backend {backend}, "
+                   f"{'autoscaling' if min_replicas or max_replicas else f'{replicas} replica(s)'}); Ctrl-C stops",
+                   err=True)
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        _say("stopping")
+    finally:
+        ray_serve.shutdown()
+        ray.shutdown()
 
 
 # ---------------------------------------------------------------------------------- info

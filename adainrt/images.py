@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import os
+import re
 import zlib
 from pathlib import Path
 
@@ -26,23 +28,29 @@ def load_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> Image.I
     path = Path(path)
     if not path.is_file():
         raise ImageError(f"{path}: no such image file")
+    return decode_image(path.read_bytes(), str(path), max_pixels)
+
+
+def decode_image(data: bytes, what: str = "image", max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """The bytes of an image file (as an HTTP body brings them) as RGB, with :func:`load_image`'s checks."""
     try:
-        with Image.open(path) as img:
+        with Image.open(io.BytesIO(data)) as img:
             width, height = img.size
             if width * height > max_pixels:
                 raise ImageError(
-                    f"{path}: {width}x{height} is {width * height / 1e6:.0f} megapixels, above the "
+                    f"{what}: {width}x{height} is {width * height / 1e6:.0f} megapixels, above the "
                     f"limit of {max_pixels / 1e6:.0f}; downscale it first"
                 )
             if img.format == "PNG":
-                check_png_complete(path)
+                check_png_complete(data, what)
             img.load()
             rgb = _to_rgb(ImageOps.exif_transpose(img))
     except ImageError:
         raise
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise ImageError(f"{path}: not a readable image ({exc}); is the file complete?") from exc
-    check_size(rgb.size, str(path))
+        reason = re.sub(r" ?<_io\.BytesIO object at 0x[0-9a-f]+>", "", str(exc))  # Pillow names its stream
+        raise ImageError(f"{what}: not a readable image ({reason}); is the file complete?") from exc
+    check_size(rgb.size, what)
     return rgb
 
 
@@ -78,10 +86,8 @@ def _png_expected_bytes(width: int, height: int, depth: int, colour: int, interl
     return sum(h * (1 + -(-(w * bits) // 8)) for w, h in passes if w > 0 and h > 0)
 
 
-def check_png_complete(path: str | os.PathLike) -> None:
+def check_png_complete(data: bytes, what: str = "image") -> None:
     """Refuse a PNG whose pixel data stops short: Pillow decodes the missing rows as black."""
-    with open(path, "rb") as f:
-        data = f.read()
     position, header, inflate, produced = 8, None, zlib.decompressobj(), 0
     while position + 8 <= len(data):
         length = int.from_bytes(data[position:position + 4], "big")
@@ -96,13 +102,13 @@ def check_png_complete(path: str | os.PathLike) -> None:
                     produced += len(inflate.decompress(body, 1 << 20))
                     body = inflate.unconsumed_tail
             except zlib.error as exc:
-                raise ImageError(f"{path}: corrupt PNG pixel data ({exc})") from exc
+                raise ImageError(f"{what}: corrupt PNG pixel data ({exc})") from exc
         elif kind == b"IEND":
             break
     if header is not None:
         expected = _png_expected_bytes(*header)
         if produced < expected:
-            raise ImageError(f"{path}: truncated PNG: its header says {header[0]}x{header[1]} but the pixel data "
+            raise ImageError(f"{what}: truncated PNG: its header says {header[0]}x{header[1]} but the pixel data "
                              f"stops at {100 * produced / max(expected, 1):.1f}%; is the file complete?")
 
 

@@ -255,3 +255,21 @@ def add_style(name: str, image: str | os.PathLike, options: StylizeOptions,
     info = {"source": str(image), "source_sha256": sha256_file(image), "style_size": options.style_size,
             "encoder_hash": encoder_hash}
     return bank.add(name, stats, info, overwrite=options.overwrite)
+
+
+def stylize_on_server(server: str, plan: OutputPlan, styles: Sequence[str], options: StylizeOptions,
+                      api_key: str | None = None) -> JobReport:
+    """Each planned image sent to an `adainrt serve`; the answers written as the local job writes them."""
+    from adainrt.client import stylize_remote
+    from adainrt.fileio import atomic_write_bytes
+
+    if len(styles) != 1 and any(Path(s).is_file() for s in styles):
+        raise ControlError("a server takes one style image, or the names of styles stored on it")
+    style: str | bytes = Path(styles[0]).read_bytes() if Path(styles[0]).is_file() else ",".join(styles)
+    report = JobReport()
+    for src, dst in plan.pairs:
+        data = stylize_remote(server, Path(src).read_bytes(), style, options.alpha, options.content_size, api_key,
+                              jpeg=dst.suffix.lower() in (".jpg", ".jpeg"))
+        atomic_write_bytes(dst, data, overwrite=options.overwrite)
+        report.written.append(dst)
+    return report

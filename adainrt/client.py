@@ -1,0 +1,52 @@
+"""A small client of `adainrt serve` (standard library only): what `adainrt stylize --server` uses."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+
+from adainrt.errors import AdainrtError
+
+
+class ServerError(AdainrtError):
+    """The server answered with an error (its message and status), or could not be reached."""
+
+
+def _request(url: str, body: bytes, headers: dict[str, str], timeout: float) -> bytes:
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.read()
+    except urllib.error.HTTPError as exc:
+        try:
+            message = json.loads(exc.read()).get("error", exc.reason)
+        except ValueError:
+            message = exc.reason
+        raise ServerError(f"{url}: {exc.code} {message}") from exc
+    except (urllib.error.URLError, OSError) as exc:
+        raise ServerError(f"{url}: cannot reach the server ({exc})") from exc
+
+
+def stylize_remote(server: str, content: bytes, style: str | bytes, alpha: float = 1.0, size: int = 512,
+                   api_key: str | None = None, jpeg: bool = False, timeout: float = 300.0) -> bytes:
+    """The stylized image's bytes (PNG, or JPEG) from a server: ``style`` is a stored style's name
+    (or several, comma-separated) or a style image's bytes (sent as multipart)."""
+    query = {"alpha": alpha, "size": size}
+    headers = {"Accept": "image/jpeg" if jpeg else "image/png"}
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    if isinstance(style, str):
+        query["style"] = style
+        body = content
+        headers["Content-Type"] = "application/octet-stream"
+    else:
+        boundary = uuid.uuid4().hex
+        body = b"".join(f"--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{name}\"\r\n"
+                        f"Content-Type: application/octet-stream\r\n\r\n".encode() + data + b"\r\n"
+                        for name, data in (("content", content), ("style", style))) + f"--{boundary}--\r\n".encode()
+        headers["Content-Type"] = f"multipart/form-data; boundary={boundary}"
+    url = f"{server.rstrip('/')}/v1/stylize?{urllib.parse.urlencode(query)}"
+    return _request(url, body, headers, timeout)

@@ -1,0 +1,198 @@
+"""`adainrt serve`: stylization over HTTP on Ray Serve, from one machine to a Ray cluster.
+
+Each replica holds one :class:`~adainrt.runtime.Stylizer` (graphs loaded once) and reads the
+style bank; a bank style's statistics are loaded once per replica. Requests are plain HTTP:
+image bytes in, PNG (or JPEG) out, errors as ``{"error": "..."}`` with the status that fits.
+A bad request never takes a replica down: every failure becomes a response.
+"""
+
+from __future__ import annotations
+
+import email.parser
+import email.policy
+import hmac
+import io
+import json
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from adainrt.errors import AdainrtError, ImageError, ModelError, OutputExists
+
+#: The replica that answered, for clients and tests that look at load spreading.
+REPLICA_HEADER = "X-Adainrt-Replica"
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    model_dir: str
+    backend: str = "auto"
+    max_pixels: int = 2048 * 2048
+    max_body_bytes: int = 50 << 20
+    api_key: str | None = None
+    bank_dir: str | None = None
+
+
+class HttpError(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+def status_of(exc: Exception) -> int:
+    """The HTTP status of a library error: the client's fault (4xx) or the server's (500)."""
+    from adainrt.runtime.style_bank import StyleBankError
+
+    if isinstance(exc, HttpError):
+        return exc.status
+    if isinstance(exc, OutputExists):
+        return 409
+    if isinstance(exc, StyleBankError) and "no style named" in str(exc):
+        return 404
+    if isinstance(exc, ModelError):
+        return 500
+    return 400 if isinstance(exc, AdainrtError | ValueError) else 500
+
+
+def multipart_parts(body: bytes, content_type: str) -> dict[str, bytes]:
+    """The named parts of a multipart/form-data body (the standard library's MIME parser)."""
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        f"Content-Type: {content_type}\r\n\r\n".encode() + body)
+    if not message.is_multipart():
+        raise HttpError(400, "expected a multipart/form-data body with 'content' and 'style' parts")
+    parts = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if name:
+            parts[name] = part.get_payload(decode=True) or b""
+    return parts
+
+
+class StylizeApp:
+    """The HTTP API over one Stylizer; framework-free (``handle`` takes method, path, query, headers,
+    body), so Ray Serve's deployment below is a thin shell around it."""
+
+    def __init__(self, settings: ServeSettings):
+        from adainrt.runtime import Stylizer
+        from adainrt.runtime.style_bank import StyleBank
+
+        self.settings = settings
+        self.stylizer = Stylizer(settings.model_dir, settings.backend, max_pixels=settings.max_pixels)
+        self.bank = StyleBank(settings.bank_dir)
+        self.bank_stats: dict[str, tuple[float, Any]] = {}  # name -> (file mtime, statistics)
+
+    def handle(self, method: str, path: str, query: dict[str, str], headers: dict[str, str], body: bytes
+               ) -> tuple[int, str, bytes]:
+        """(status, content type, body) for one request; never raises."""
+        try:
+            return self._route(method, path, query, {k.lower(): v for k, v in headers.items()}, body)
+        except Exception as exc:  # every failure is a response: a bad request must not take the replica down
+            return status_of(exc), "application/json", json.dumps({"error": str(exc)}).encode()
+
+    def _route(self, method: str, path: str, query: dict[str, str], headers: dict[str, str], body: bytes
+               ) -> tuple[int, str, bytes]:
+        if path == "/healthz" and method == "GET":
+            return 200, "application/json", json.dumps({"status": "ok", "backend": self.stylizer.backend}).encode()
+        self._authorize(headers)
+        if len(body) > self.settings.max_body_bytes:
+            raise HttpError(413, f"body of {len(body)} bytes is above the limit of {self.settings.max_body_bytes}")
+        if path == "/v1/styles" and method == "GET":
+            return 200, "application/json", json.dumps(self.bank.names()).encode()
+        if path.startswith("/v1/styles/") and method == "POST":
+            return self._add_style(path.removeprefix("/v1/styles/"), query, body)
+        if path == "/v1/stylize" and method == "POST":
+            return self._stylize(query, headers, body)
+        raise HttpError(404 if method in ("GET", "POST") else 405, f"no route {method} {path}")
+
+    def _authorize(self, headers: dict[str, str]) -> None:
+        key = self.settings.api_key
+        if key and not hmac.compare_digest(headers.get("authorization", ""), f"Bearer {key}"):
+            raise HttpError(401, "missing or wrong API key: send 'Authorization: Bearer KEY'")
+
+    def _add_style(self, name: str, query: dict[str, str], body: bytes) -> tuple[int, str, bytes]:
+        from adainrt.images import decode_image, resize_smaller_side
+
+        self.bank.check_name(name)
+        size = int(query.get("size", 512))  # as `adainrt style add --style-size`
+        stats = self.stylizer.style_stats(resize_smaller_side(decode_image(body, f"style {name}"), size))
+        self.bank.add(name, stats, {"source": "http", "encoder_hash": self.stylizer.metadata.get("encoder_hash")})
+        return 201, "application/json", json.dumps({"stored": name}).encode()
+
+    def _bank_style(self, name: str) -> Any:
+        path = self.bank.path(name)
+        mtime = path.stat().st_mtime if path.exists() else None
+        cached = self.bank_stats.get(name)
+        if cached is None or cached[0] != mtime:
+            stats = self.bank.get(name, self.stylizer.metadata.get("encoder_hash")).stats
+            self.bank_stats[name] = cached = (mtime, stats)
+        return cached[1]
+
+    def _stylize(self, query: dict[str, str], headers: dict[str, str], body: bytes) -> tuple[int, str, bytes]:
+        from adainrt.images import decode_image, resize_smaller_side
+        from adainrt.runtime.controls import parse_weights
+        from adainrt.runtime.jobs import StylizeOptions
+
+        options = StylizeOptions(alpha=float(query.get("alpha", 1.0)), content_size=int(query.get("size", 512)),
+                                 style_weights=parse_weights(query["style_weights"]) if "style_weights" in query
+                                 else None, preserve_color=query.get("preserve_color") or None)
+        content_type = headers.get("content-type", "")
+        if content_type.startswith("multipart/form-data"):
+            parts = multipart_parts(body, content_type)
+            if "content" not in parts or "style" not in parts:
+                raise HttpError(400, "a multipart request needs a 'content' and a 'style' part")
+            content = decode_image(parts["content"], "content")
+            styles = [resize_smaller_side(decode_image(parts["style"], "style"), options.style_size)]
+        else:
+            names = [n for n in query.get("style", "").split(",") if n]
+            if not names:
+                raise HttpError(400, "name a stored style (?style=NAME) or send multipart content and style parts")
+            content = decode_image(body, "content")
+            styles = [self._bank_style(name) for name in names]
+        content = resize_smaller_side(content, options.content_size)
+        image = self.stylizer.stylize(content, styles, options.alpha, preserve_color=options.preserve_color,
+                                      style_weights=list(options.style_weights) if options.style_weights else None)
+        jpeg = "image/jpeg" in headers.get("accept", "")
+        buffer = io.BytesIO()
+        image.save(buffer, format="JPEG" if jpeg else "PNG", **({"quality": 95} if jpeg else {}))
+        return 200, "image/jpeg" if jpeg else "image/png", buffer.getvalue()
+
+
+def deployment(settings: ServeSettings, replicas: int = 1, min_replicas: int | None = None,
+               max_replicas: int | None = None, cpus: float = 1.0, gpus: float = 0.0) -> Any:
+    """The Ray Serve application: replicas (fixed, or autoscaled between min and max) of the app."""
+    from ray import serve
+    from starlette.requests import Request
+    from starlette.responses import Response
+
+    @serve.deployment(name="adainrt", ray_actor_options={"num_cpus": cpus, "num_gpus": gpus})
+    class StylizeDeployment:
+        def __init__(self, settings: ServeSettings):
+            self.app = StylizeApp(settings)
+            self.replica = f"{os.uname().nodename}:{os.getpid()}"
+
+        async def __call__(self, request: Request) -> Response:
+            length = int(request.headers.get("content-length") or 0)
+            if length > settings.max_body_bytes:  # refused before the body is read
+                status, kind, body = 413, "application/json", json.dumps(
+                    {"error": f"body of {length} bytes is above the limit of {settings.max_body_bytes}"}).encode()
+            else:
+                body_bytes = await request.body()
+                status, kind, body = self.app.handle(request.method, request.url.path, dict(request.query_params),
+                                                     dict(request.headers), body_bytes)
+            return Response(body, status_code=status, media_type=kind, headers={REPLICA_HEADER: self.replica})
+
+    if min_replicas is not None or max_replicas is not None:
+        scaling = {"min_replicas": min_replicas or 1, "max_replicas": max(max_replicas or 1, min_replicas or 1)}
+        return StylizeDeployment.options(autoscaling_config=scaling).bind(settings)
+    return StylizeDeployment.options(num_replicas=replicas).bind(settings)
+
+
+def check_settings(settings: ServeSettings) -> None:
+    """Refuse a model folder that cannot serve before Ray starts (a clear error, not a dead replica)."""
+    from adainrt.contract import FORMS, graph_precision, verified_graphs
+    from adainrt.runtime import choose
+
+    precision, _why = choose(settings.backend).backend.precision()
+    verified_graphs(settings.model_dir, FORMS["split"], graph_precision(precision))
+    if settings.max_body_bytes < 1 or settings.max_pixels < 1:
+        raise ImageError("the body and pixel limits must be positive")

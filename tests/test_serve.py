@@ -1,0 +1,170 @@
+"""`adainrt serve`: a real server on 127.0.0.1 (a local Ray, two replicas), called over HTTP."""
+
+import concurrent.futures
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from adainrt.client import ServerError, stylize_remote
+from adainrt.server import REPLICA_HEADER
+from tests.conftest import synthetic_image
+
+pytest.importorskip("ray.serve", reason="Ray Serve is not installed (pip install 'adainrt[serve]')")
+pytestmark = pytest.mark.slow
+KEY = "test-key"
+
+
+def png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def call(url: str, body: bytes | None = None, key: str | None = KEY, method: str | None = None,
+         headers: dict | None = None) -> tuple[int, object, bytes]:
+    request = urllib.request.Request(url, data=body, method=method or ("POST" if body is not None else "GET"),
+                                     headers={**({"Authorization": f"Bearer {key}"} if key else {}), **(headers or {})})
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return response.status, response.headers, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers, exc.read()
+
+
+@pytest.fixture(scope="module")
+def server(exported_dir, tmp_path_factory):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    bank = tmp_path_factory.mktemp("served-styles")
+    env = {**os.environ, "ADAINRT_STYLES": str(bank), "RAY_DEDUP_LOGS": "0"}
+    process = subprocess.Popen([sys.executable, "-m", "adainrt.cli", "serve", "--port", str(port), "--model",
+                                str(exported_dir), "--backend", "ort-cpu", "--replicas", "2", "--api-key", KEY,
+                                "--max-body-mb", "1"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        try:
+            if call(f"{url}/healthz", key=None)[0] == 200:
+                break
+        except OSError:
+            pass
+        if process.poll() is not None:
+            pytest.fail(f"adainrt serve exited: {process.stdout.read()}")
+        time.sleep(1)
+    else:
+        process.kill()
+        pytest.fail("adainrt serve did not become healthy in 240 s")
+    yield url
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=90)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+@pytest.fixture(scope="module")
+def reference(exported_dir):
+    from adainrt.runtime import Stylizer
+
+    with Stylizer(exported_dir, backend="ort-cpu") as stylizer:
+        yield stylizer
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
+
+
+def test_styles_are_stored_and_listed(server):
+    style = png(synthetic_image(64, 64, seed=21))
+    assert call(f"{server}/v1/styles/paint?size=0", style)[0] == 201
+    status, _, body = call(f"{server}/v1/styles/paint?size=0", style)
+    assert status == 409 and "already exists" in json.loads(body)["error"]
+    assert "paint" in json.loads(call(f"{server}/v1/styles")[2])
+
+
+def test_concurrent_requests_match_the_in_process_stylizer_and_spread_over_replicas(server, reference):
+    style_image = synthetic_image(64, 64, seed=22)
+    assert call(f"{server}/v1/styles/conc?size=0", png(style_image))[0] in (201, 409)
+    contents = [synthetic_image(48 + 8 * (k % 3), 64, seed=30 + k) for k in range(12)]
+
+    def one(k: int):
+        if k % 2:
+            data = stylize_remote(server, png(contents[k]), "conc", alpha=0.7, size=0, api_key=KEY)
+        else:
+            data = stylize_remote(server, png(contents[k]), png(style_image), alpha=0.7, size=0, api_key=KEY)
+        return k, np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        results = dict(pool.map(one, range(len(contents))))
+    from adainrt.images import resize_smaller_side
+
+    stored = reference.style_stats(style_image)  # added with size=0: as it is
+    one_off = reference.style_stats(resize_smaller_side(style_image, 512))  # a sent style: the default 512
+    for k, got in results.items():
+        expected = np.asarray(reference.stylize(contents[k], stored if k % 2 else one_off, 0.7))
+        assert got.shape == expected.shape and psnr(got, expected) >= 40.0, k
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        replicas = set(pool.map(lambda _k: call(f"{server}/healthz", key=None)[1].get(REPLICA_HEADER), range(32)))
+    assert len(replicas - {None}) == 2
+
+
+def test_bad_requests_get_their_status_and_the_server_stays_healthy(server):
+    content = png(synthetic_image(48, 48, seed=40))
+    cases = {
+        401: call(f"{server}/v1/stylize?style=conc", content, key="wrong"),
+        400: call(f"{server}/v1/stylize?style=conc", b"not an image"),
+        404: call(f"{server}/v1/stylize?style=nothing-here", content),
+        413: call(f"{server}/v1/stylize?style=conc", b"\0" * (2 << 20)),
+    }
+    for status, (got, headers, body) in cases.items():
+        assert got == status and "error" in json.loads(body), (status, body)
+        assert headers.get("Content-Type", "").startswith("application/json")
+    assert call(f"{server}/v1/stylize?style=conc&alpha=3", content)[0] == 400
+    assert call(f"{server}/healthz", key=None)[0] == 200
+    with pytest.raises(ServerError, match="401"):
+        stylize_remote(server, content, "conc", api_key="wrong")
+
+
+def test_bounded_load_with_malformed_requests(server):
+    """200 requests at concurrency 16, every tenth malformed: every request answered, no good one fails."""
+    good = png(synthetic_image(40, 40, seed=50))
+
+    def one(k: int) -> tuple[bool, int]:
+        body = b"\x89PNG broken" if k % 10 == 0 else good
+        return k % 10 != 0, call(f"{server}/v1/stylize?style=conc&size=0", body)[0]
+
+    started = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        outcomes = list(pool.map(one, range(200)))
+    assert time.monotonic() - started < 600
+    assert all(status == 200 for ok, status in outcomes if ok)
+    assert all(status == 400 for ok, status in outcomes if not ok)
+    assert call(f"{server}/healthz", key=None)[0] == 200
+
+
+def test_cli_stylize_with_server_writes_the_served_image(server, tmp_path, reference, images_dir):
+    from adainrt.cli import main
+
+    out = tmp_path / "served.png"
+    result = CliRunner().invoke(main, ["stylize", str(images_dir / "content_a.png"), "-s", "conc", "-o", str(out),
+                                       "--server", server, "--api-key", KEY, "--content-size", "0"])
+    assert result.exit_code == 0, result.output
+    assert Image.open(out).size == Image.open(images_dir / "content_a.png").size
+    result = CliRunner().invoke(main, ["stylize", str(images_dir / "content_a.png"), "-s", "conc", "-o", str(out),
+                                       "--server", server, "--api-key", KEY])
+    assert result.exit_code == 1 and "already exists" in result.output
