@@ -633,6 +633,52 @@ def serve(host: str, port: int, model_dir: Path | None, backend: str, replicas: 
         ray.shutdown()
 
 
+@main.command("bench-serve")
+@click.argument("url")
+@click.option("--concurrency", "levels", type=int, multiple=True, default=[1, 4, 16], show_default=True,
+              help="Requests in flight at once; repeat for several levels.")
+@click.option("--requests", type=int, default=50, show_default=True, help="Requests per level.")
+@click.option("--size", type=int, default=256, show_default=True, help="Square content size sent.")
+@click.option("--style", default="bench", show_default=True,
+              help="Stored style to use; added from the bundled sample style when the server lacks it.")
+@click.option("--api-key", envvar="ADAINRT_API_KEY", help="The server's key (or $ADAINRT_API_KEY).")
+@click.option("--model", "model_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Also time the in-process Stylizer on these graphs (the cost of serving).")
+@click.option("--time-limit", type=float, default=300.0, show_default=True, help="Seconds per level at most.")
+@click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
+@_clean_errors
+def bench_serve(url: str, levels: tuple[int, ...], requests: int, size: int, style: str, api_key: str | None,
+                model_dir: Path | None, time_limit: float, as_json: bool) -> None:
+    """Load-test an `adainrt serve` on this machine: throughput and p50/p95/p99 latency per concurrency.
+
+    \b
+      adainrt serve --port 8000 --replicas 2 &
+      adainrt bench-serve http://127.0.0.1:8000 --concurrency 1 --concurrency 4 --concurrency 16 --requests 100
+    Loopback addresses only; each level is bounded in requests and time.
+    """
+    from adainrt.benchmarks import serve_load
+    from adainrt.client import add_style
+    from adainrt.images import bundled_sample
+
+    serve_load.check_loopback(url)
+    if requests < 1 or any(level < 1 for level in levels):
+        raise AdainrtError("requests and concurrency levels must be at least 1")
+    style_image = bundled_sample("strokes").read_bytes()
+    add_style(url, style, style_image, api_key)
+    content = serve_load.sample_request(size)
+    results = []
+    for level in levels:
+        _say(f"concurrency {level}: {requests} requests")
+        results.append(serve_load.run_level(url, style, content, level, requests, size, api_key, time_limit))
+    in_process = (serve_load.in_process_throughput(str(model_dir), content, style_image, size, 10)
+                  if model_dir is not None else None)
+    if as_json:
+        click.echo(json.dumps({"levels": [r.as_dict() for r in results], "in_process_images_per_s": in_process},
+                              indent=2))
+    else:
+        click.echo(serve_load.format_results(results, in_process))
+
+
 # ---------------------------------------------------------------------------------- info
 
 

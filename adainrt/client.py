@@ -50,3 +50,16 @@ def stylize_remote(server: str, content: bytes, style: str | bytes, alpha: float
         headers["Content-Type"] = f"multipart/form-data; boundary={boundary}"
     url = f"{server.rstrip('/')}/v1/stylize?{urllib.parse.urlencode(query)}"
     return _request(url, body, headers, timeout)
+
+
+def add_style(server: str, name: str, image: bytes, api_key: str | None = None, timeout: float = 300.0,
+              exist_ok: bool = True) -> None:
+    """Store a style image's statistics on the server under ``name`` (already there: fine with ``exist_ok``)."""
+    headers = {"Content-Type": "application/octet-stream"}
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    try:
+        _request(f"{server.rstrip('/')}/v1/styles/{urllib.parse.quote(name)}", image, headers, timeout)
+    except ServerError as exc:
+        if not (exist_ok and ": 409 " in str(exc)):
+            raise

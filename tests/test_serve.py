@@ -168,3 +168,17 @@ def test_cli_stylize_with_server_writes_the_served_image(server, tmp_path, refer
     result = CliRunner().invoke(main, ["stylize", str(images_dir / "content_a.png"), "-s", "conc", "-o", str(out),
                                        "--server", server, "--api-key", KEY])
     assert result.exit_code == 1 and "already exists" in result.output
+
+
+def test_bench_serve_measures_levels_and_refuses_other_hosts(server):
+    from adainrt.cli import main
+
+    result = CliRunner().invoke(main, ["bench-serve", server, "--concurrency", "1", "--concurrency", "3",
+                                       "--requests", "6", "--size", "64", "--api-key", KEY, "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output[result.output.index("{"):])
+    assert [level["concurrency"] for level in report["levels"]] == [1, 3]
+    assert all(level["errors"] == 0 and level["throughput"] > 0 and level["p99_ms"] >= level["p50_ms"]
+               for level in report["levels"])
+    refused = CliRunner().invoke(main, ["bench-serve", "http://192.0.2.1:8000"])
+    assert refused.exit_code == 1 and "only targets loopback" in refused.output
