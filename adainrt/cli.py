@@ -33,6 +33,9 @@ def _clean_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             raise click.ClickException(f"{exc}; {exc.cli_hint}" if exc.cli_hint else str(exc)) from exc
         except FileExistsError as exc:
             raise click.ClickException(str(exc)) from exc
+        except OSError as exc:  # a read-only or full disk, an unreadable folder: the file and the reason
+            where = f"{exc.filename}: " if exc.filename else ""
+            raise click.ClickException(f"{where}{exc.strerror or exc}") from exc
 
     return wrapper
 
@@ -587,12 +590,16 @@ def demo(ctx: click.Context, output: Path, with_bench: bool, backend: str, overw
 @click.option("--api-key", envvar="ADAINRT_API_KEY",
               help="Require 'Authorization: Bearer KEY' (or set $ADAINRT_API_KEY). Default: no key.")
 @click.option("--max-pixels", type=int, default=2048 * 2048, show_default=True,
-              help="Content above this many pixels is tiled.")
+              help="Refuse (413) content or style images above this many pixels after resizing: what one "
+                   "request may make a replica hold.")
 @click.option("--max-body-mb", type=float, default=50.0, show_default=True, help="Larger request bodies get 413.")
+@click.option("--bank-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="The style bank the replicas share (default $ADAINRT_STYLES or the cache's styles/). On a "
+                   "cluster, this and --model must be on storage every node sees.")
 @_clean_errors
 def serve(host: str, port: int, model_dir: Path | None, backend: str, replicas: int, min_replicas: int | None,
           max_replicas: int | None, cpus_per_replica: float, gpus_per_replica: float, address: str | None,
-          api_key: str | None, max_pixels: int, max_body_mb: float) -> None:
+          api_key: str | None, max_pixels: int, max_body_mb: float, bank_dir: Path | None) -> None:
     """Serve stylization over HTTP on Ray Serve (pip install 'adainrt[serve]').
 
     \b
@@ -613,10 +620,14 @@ def serve(host: str, port: int, model_dir: Path | None, backend: str, replicas: 
         from ray import serve as ray_serve
     except ImportError as exc:
         raise AdainrtError("serving needs Ray Serve: pip install 'adainrt[serve]'") from exc
-    folder = jobs.ensure_model_dir(model_dir, progress=_say).resolve()
-    settings = ServeSettings(str(folder), backend, max_pixels, int(max_body_mb * (1 << 20)), api_key or None)
+    folder, _precision = jobs.model_dir_for(model_dir, backend=backend, progress=_say)
+    settings = ServeSettings(str(folder.resolve()), backend, max_pixels, int(max_body_mb * (1 << 20)), api_key or None,
+                             str(bank_dir.resolve()) if bank_dir else None)
     check_settings(settings)
-    ray.init(address=address, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    try:
+        ray.init(address=address, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise AdainrtError(f"cannot start or join Ray{f' at {address}' if address else ''}: {exc}") from exc
     try:
         ray_serve.start(http_options={"host": host, "port": port})
         ray_serve.run(deployment(settings, replicas, min_replicas, max_replicas, cpus_per_replica, gpus_per_replica),
@@ -684,6 +695,7 @@ def bench_serve(url: str, levels: tuple[int, ...], requests: int, size: int, sty
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@_clean_errors
 def info(as_json: bool) -> None:
     """Versions, execution providers, the backend auto picks and why, GPU, weights.
 

@@ -7,6 +7,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
+from collections.abc import Sequence
 
 from adainrt.errors import AdainrtError
 
@@ -31,10 +32,15 @@ def _request(url: str, body: bytes, headers: dict[str, str], timeout: float) -> 
 
 
 def stylize_remote(server: str, content: bytes, style: str | bytes, alpha: float = 1.0, size: int = 512,
-                   api_key: str | None = None, jpeg: bool = False, timeout: float = 300.0) -> bytes:
+                   api_key: str | None = None, jpeg: bool = False, timeout: float = 300.0,
+                   style_weights: Sequence[float] | None = None, preserve_color: str | None = None) -> bytes:
     """The stylized image's bytes (PNG, or JPEG) from a server: ``style`` is a stored style's name
     (or several, comma-separated) or a style image's bytes (sent as multipart)."""
-    query = {"alpha": alpha, "size": size}
+    query: dict[str, object] = {"alpha": alpha, "size": size}
+    if style_weights:
+        query["style_weights"] = ",".join(str(w) for w in style_weights)
+    if preserve_color:
+        query["preserve_color"] = preserve_color
     headers = {"Accept": "image/jpeg" if jpeg else "image/png"}
     if api_key:
         headers["Authorization"] = f"Bearer {api_key}"

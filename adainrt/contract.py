@@ -117,6 +117,9 @@ _ALPHA = TensorSpec("alpha", (1,))
 _FEATURES = TensorSpec("content_features", ("batch", FEATURE_CHANNELS, "feature_height", "feature_width"))
 _MEAN = TensorSpec("style_mean", (1, FEATURE_CHANNELS, 1, 1))
 _STD = TensorSpec("style_std", (1, FEATURE_CHANNELS, 1, 1))
+#: The decoder takes one style per item of its batch: requests with different styles share a run.
+_BATCH_MEAN = TensorSpec("style_mean", ("batch", FEATURE_CHANNELS, 1, 1))
+_BATCH_STD = TensorSpec("style_std", ("batch", FEATURE_CHANNELS, 1, 1))
 
 GRAPHS: dict[str, GraphContract] = {
     "full": GraphContract(
@@ -134,10 +137,10 @@ GRAPHS: dict[str, GraphContract] = {
         "per-channel mean and std (unbiased, eps 1e-5) of relu4_1 of style, shape 1x512x1x1",
     ),
     "decoder": GraphContract(
-        "decoder", "adain_decoder", (_FEATURES, _MEAN, _STD, _ALPHA),
+        "decoder", "adain_decoder", (_FEATURES, _BATCH_MEAN, _BATCH_STD, _ALPHA),
         (TensorSpec("image", ("batch", 3, "padded_height", "padded_width")),),
         "image of 8x the feature size (padded_height = 8 * feature_height): crop to "
-        "[:content_height, :content_width]",
+        "[:content_height, :content_width]; style_mean and style_std per batch item",
     ),
 }
 

@@ -7,12 +7,26 @@ import glob
 import hashlib
 import os
 import re
+import socket
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from adainrt.errors import AdainrtError, OutputExists
+
+
+def _read_umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
+#: Read once at import: changing the umask to read it races other threads.
+_UMASK = _read_umask()
+#: This host, in our temporary files' names: whether their process still runs can only be checked here.
+_HOST = re.sub(r"[^A-Za-z0-9-]", "", socket.gethostname())[:32] or "host"
 
 
 @contextlib.contextmanager
@@ -31,14 +45,12 @@ def atomic_path(target: str | os.PathLike, overwrite: bool = True) -> Iterator[P
     check_folder_path(target.parent)
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(target)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{_HOST}-{os.getpid()}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp makes 0600; give the usual permissions
+        os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual permissions
         _commit(tmp_path, target, overwrite)
     finally:
         tmp_path.unlink(missing_ok=True)
@@ -68,16 +80,28 @@ def _commit(tmp: Path, target: Path, overwrite: bool) -> None:
         os.replace(tmp, target)
 
 
-def remove_stale_temporaries(target: Path) -> list[Path]:
-    """Delete ``.NAME.PID.XXXX.*`` files beside ``target`` whose writing process no longer runs."""
-    pattern = re.compile(rf"^\.{re.escape(target.name)}\.(\d+)\.[^.]+\.[A-Za-z0-9]+$")
+def remove_stale_temporaries(target: Path, min_age_s: float = 3600.0) -> list[Path]:
+    """Delete our ``.NAME.HOST-PID.XXXX.*`` files beside ``target`` that a dead run left: written on this
+    host by a process that no longer runs, or, from another host (a shared folder, where its process
+    cannot be checked), untouched for ``min_age_s``."""
+    pattern = re.compile(rf"^\.{re.escape(target.name)}\.([A-Za-z0-9-]*)-(\d+)\.[^.]+\.[A-Za-z0-9]+$")
     removed = []
     for candidate in target.parent.glob(f".{glob.escape(target.name)}.*"):
         match = pattern.match(candidate.name)
-        if match and not _process_alive(int(match.group(1))):
+        if not match:
+            continue
+        here = match.group(1) == _HOST
+        if (here and not _process_alive(int(match.group(2)))) or (not here and _age(candidate) >= min_age_s):
             candidate.unlink(missing_ok=True)
             removed.append(candidate)
     return removed
+
+
+def _age(path: Path) -> float:
+    try:
+        return time.time() - path.stat().st_mtime
+    except OSError:
+        return 0.0
 
 
 def _process_alive(pid: int) -> bool:
@@ -108,6 +132,24 @@ def stdout_to_stderr() -> Iterator[None]:
         sys.stdout.flush()
         os.dup2(saved, 1)
         os.close(saved)
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | os.PathLike, name: str = ".adainrt.lock") -> Iterator[None]:
+    """An exclusive lock on a folder between processes (POSIX flock; a no-op where there is none), for
+    read-modify-write of a shared file such as a manifest."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no flock; writes stay atomic, only concurrent updates may race
+        yield
+        return
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    with open(Path(folder) / name, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:

@@ -17,7 +17,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from adainrt.errors import AdainrtError, ImageError, ModelError, OutputExists
+from adainrt.errors import AdainrtError, BackendUnavailable, ImageError, ModelError, OutputExists
 
 #: The replica that answered, for clients and tests that look at load spreading.
 REPLICA_HEADER = "X-Adainrt-Replica"
@@ -49,6 +49,8 @@ def status_of(exc: Exception) -> int:
         return 409
     if isinstance(exc, StyleBankError) and "no style named" in str(exc):
         return 404
+    if isinstance(exc, BackendUnavailable):
+        return 503
     if isinstance(exc, ModelError):
         return 500
     return 400 if isinstance(exc, AdainrtError | ValueError) else 500
@@ -102,11 +104,13 @@ class StylizeApp:
             return self._add_style(path.removeprefix("/v1/styles/"), query, body)
         if path == "/v1/stylize" and method == "POST":
             return self._stylize(query, headers, body)
-        raise HttpError(404 if method in ("GET", "POST") else 405, f"no route {method} {path}")
+        known = {"/healthz", "/v1/styles", "/v1/stylize"}
+        raise HttpError(405 if path in known or path.startswith("/v1/styles/") else 404, f"no route {method} {path}")
 
     def _authorize(self, headers: dict[str, str]) -> None:
         key = self.settings.api_key
-        if key and not hmac.compare_digest(headers.get("authorization", ""), f"Bearer {key}"):
+        given = headers.get("authorization", "").encode("utf-8", "replace")
+        if key and not hmac.compare_digest(given, f"Bearer {key}".encode()):
             raise HttpError(401, "missing or wrong API key: send 'Authorization: Bearer KEY'")
 
     def _add_style(self, name: str, query: dict[str, str], body: bytes) -> tuple[int, str, bytes]:
@@ -114,9 +118,18 @@ class StylizeApp:
 
         self.bank.check_name(name)
         size = int(query.get("size", 512))  # as `adainrt style add --style-size`
-        stats = self.stylizer.style_stats(resize_smaller_side(decode_image(body, f"style {name}"), size))
+        image = self._within_limit(resize_smaller_side(decode_image(body, f"style {name}"), size), f"style {name}")
+        stats = self.stylizer.style_stats(image)
         self.bank.add(name, stats, {"source": "http", "encoder_hash": self.stylizer.metadata.get("encoder_hash")})
         return 201, "application/json", json.dumps({"stored": name}).encode()
+
+    def _within_limit(self, image: Any, what: str) -> Any:
+        """A hard cap on what one request may make a replica hold: a tiny flat PNG can decode to 100 MP."""
+        width, height = image.size
+        if width * height > self.settings.max_pixels:
+            raise HttpError(413, f"{what} is {width}x{height} after resizing, above this server's limit of "
+                                 f"{self.settings.max_pixels} pixels; send it smaller or ask for a smaller size")
+        return image
 
     def _bank_style(self, name: str) -> Any:
         path = self.bank.path(name)
@@ -129,7 +142,7 @@ class StylizeApp:
 
     def _stylize(self, query: dict[str, str], headers: dict[str, str], body: bytes) -> tuple[int, str, bytes]:
         from adainrt.images import decode_image, resize_smaller_side
-        from adainrt.runtime.controls import parse_weights
+        from adainrt.runtime.controls import StyleStats, parse_weights
         from adainrt.runtime.jobs import StylizeOptions
 
         options = StylizeOptions(alpha=float(query.get("alpha", 1.0)), content_size=int(query.get("size", 512)),
@@ -148,7 +161,10 @@ class StylizeApp:
                 raise HttpError(400, "name a stored style (?style=NAME) or send multipart content and style parts")
             content = decode_image(body, "content")
             styles = [self._bank_style(name) for name in names]
-        content = resize_smaller_side(content, options.content_size)
+        content = self._within_limit(resize_smaller_side(content, options.content_size), "content")
+        for style in styles:
+            if not isinstance(style, StyleStats):
+                self._within_limit(style, "style")
         image = self.stylizer.stylize(content, styles, options.alpha, preserve_color=options.preserve_color,
                                       style_weights=list(options.style_weights) if options.style_weights else None)
         jpeg = "image/jpeg" in headers.get("accept", "")

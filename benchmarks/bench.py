@@ -208,7 +208,14 @@ def run_benchmark(
 
 
 def _reference(model_dir: Path, size: int, stack: contextlib.ExitStack) -> np.ndarray:
-    return _as_array(stack.enter_context(backend_calls(model_dir, "ort-cpu", size, "fp32"))["full"]())
+    return _as_array(stack.enter_context(backend_calls(model_dir, reference_backend(), size, "fp32"))["full"]())
+
+
+def reference_backend() -> str:
+    """What outputs are compared against: FP32 onnxruntime CPU, or OpenVINO f32 where onnxruntime is absent."""
+    from adainrt.runtime import available
+
+    return "ort-cpu" if "ort-cpu" in available() else "openvino"
 
 
 def _as_array(output: object) -> np.ndarray:
@@ -239,7 +246,7 @@ def format_table(results: list[Timing]) -> str:
         lines.append(f"{r.backend:<15} {r.path:<13} {f'{r.size}x{r.size}':>9} {r.p50_ms:>9.1f} "
                      f"{r.p95_ms:>9.1f} {r.fps:>8.2f} {paper:>10} {db:>9}")
     lines.append("paper: Huang & Belongie 2017, Pascal Titan X GPU, Torch7, full path incl. style encoding")
-    lines.append("PSNR: full-path output against FP32 onnxruntime CPU on the same inputs")
+    lines.append(f"PSNR: full-path output against {reference_backend()} in FP32 on the same inputs")
     lines.append(f"machine: {describe_cpu()}")
     return "\n".join(lines)
 
@@ -280,7 +287,7 @@ def compare_backends(
     decoder: str | None = None,
 ) -> list[Fidelity]:
     """Each (backend, precision)'s full-graph output against FP32 onnxruntime CPU, as Polygraphy does."""
-    with backend_calls(model_dir, "ort-cpu", size, "fp32") as calls:
+    with backend_calls(model_dir, reference_backend(), size, "fp32") as calls:
         reference = np.asarray(calls["full"]())
     rows = []
     for backend, precision in targets:

@@ -40,7 +40,7 @@ from adainrt.contract import (
     new_manifest,
 )
 from adainrt.errors import ModelError, OutputExists
-from adainrt.fileio import atomic_path, atomic_write_bytes, sha256_file
+from adainrt.fileio import atomic_path, atomic_write_bytes, folder_lock, sha256_file
 from adainrt.network import AdaINModel
 from adainrt.spec import MIN_SIZE, SIZE_MULTIPLE
 
@@ -235,16 +235,17 @@ def _check_tolerance(path: Path, graph: str, precision: str, errors: dict[str, f
 def _record(output_dir: Path, provenance: dict[str, str], precision: str, paths: dict[str, Path]) -> None:
     """Add the graphs to the folder's manifest (a new one when the weights differ from those recorded)."""
     manifest_path = output_dir / MANIFEST
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except (OSError, ValueError):
-        manifest = {}
-    same_weights = all(manifest.get(k) == provenance.get(k, "") for k in ("encoder_hash", "decoder_hash"))
-    if not (isinstance(manifest, dict) and isinstance(manifest.get("graphs"), dict) and same_weights):
-        manifest = new_manifest(provenance, __version__)
-    for graph, path in paths.items():
-        manifest["graphs"][path.name] = graph_entry(graph, precision, sha256_file(path))
-    atomic_write_bytes(manifest_path, json.dumps(manifest, indent=1).encode())
+    with folder_lock(output_dir):  # two exports into one folder (say fp32 and fp16) keep each other's entries
+        try:
+            manifest = json.loads(manifest_path.read_text())
+        except (OSError, ValueError):
+            manifest = {}
+        same_weights = all(manifest.get(k) == provenance.get(k, "") for k in ("encoder_hash", "decoder_hash"))
+        if not (isinstance(manifest, dict) and isinstance(manifest.get("graphs"), dict) and same_weights):
+            manifest = new_manifest(provenance, __version__)
+        for graph, path in paths.items():
+            manifest["graphs"][path.name] = graph_entry(graph, precision, sha256_file(path))
+        atomic_write_bytes(manifest_path, json.dumps(manifest, indent=1).encode())
 
 
 def verify_against_torch(

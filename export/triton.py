@@ -26,17 +26,18 @@ TRITON_TYPES = {"float32": "TYPE_FP32", "float16": "TYPE_FP16", "int64": "TYPE_I
 #: The others take one style per call ([1, ...] statistics or style image) and run unbatched.
 BATCHABLE = ("encoder",)
 MAX_BATCH = 8
-#: onnxruntime in Triton hands the graph to TensorRT in FP16 (falling back to CUDA where it cannot).
-TENSORRT_ACCELERATOR = """optimization {
-  execution_accelerators {
-    gpu_execution_accelerator : [ {
+#: onnxruntime in Triton hands the graph to TensorRT (falling back to CUDA where it cannot): in FP16
+#: for the FP16 graphs only; an FP32 graph stays FP32 (its AdaIN sums of squares exceed FP16's range).
+TENSORRT_ACCELERATOR = """optimization {{
+  execution_accelerators {{
+    gpu_execution_accelerator : [ {{
       name : "tensorrt"
-      parameters { key: "precision_mode" value: "FP16" }
-      parameters { key: "max_workspace_size_bytes" value: "4294967296" }
-      parameters { key: "trt_engine_cache_enable" value: "1" }
-    } ]
-  }
-}
+      parameters {{ key: "precision_mode" value: "{precision}" }}
+      parameters {{ key: "max_workspace_size_bytes" value: "4294967296" }}
+      parameters {{ key: "trt_engine_cache_enable" value: "1" }}
+    }} ]
+  }}
+}}
 """
 
 
@@ -73,7 +74,8 @@ def triton_config(onnx_path: str | os.PathLike, name: str) -> str:
     body = (f"input [\n{_tensor_entries(contract.inputs, batched)}\n]\n"
             f"output [\n{_tensor_entries(contract.outputs, batched)}\n]\n")
     batching = "dynamic_batching { }\n" if batched else ""
-    return head + body + batching + TENSORRT_ACCELERATOR
+    fp16 = Path(onnx_path).stem.endswith("_fp16")
+    return head + body + batching + TENSORRT_ACCELERATOR.format(precision="FP16" if fp16 else "FP32")
 
 
 def write_triton_repository(onnx_files: list[Path], repo: str | os.PathLike, overwrite: bool = False) -> list[Path]:

@@ -190,9 +190,10 @@ def available() -> list[str]:
     return [s.name for s in statuses() if s.available]
 
 
-def choose(requested: str = "auto") -> Choice:
+def choose(requested: str = "auto", precision: str | None = None) -> Choice:
     """The backend asked for (a clear error when it cannot run here), or for ``auto`` the
-    usable one auto prefers, with the reasons the better ones were passed over."""
+    usable one auto prefers that runs ``precision`` (when given), with the reasons the better
+    ones were passed over."""
     if requested != "auto":
         backend = get_backend(requested)
         why_not = backend.why_not()
@@ -202,6 +203,8 @@ def choose(requested: str = "auto") -> Choice:
     passed_over = {}
     for backend in registered():
         why_not = backend.why_not()
+        if why_not is None and precision is not None and precision not in backend.precisions:
+            why_not = f"runs {', '.join(backend.precisions)}, not {precision}"
         if why_not is None:
             skipped = f" ({', '.join(passed_over)} cannot run here: see `adainrt info`)" if passed_over else ""
             return Choice(backend, backend.summary + skipped)

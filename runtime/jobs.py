@@ -65,9 +65,18 @@ def open_stylizer(
 ) -> Stylizer:
     """A Stylizer on the graphs of ``model_dir`` (or of the weights, exported once) in the precision
     the backend runs (its own default unless one is asked for)."""
-    precision, _why = choose(backend).backend.precision(precision)
-    folder = ensure_model_dir(model_dir, encoder, decoder, ("split",), (graph_precision(precision),), progress)
+    folder, precision = model_dir_for(model_dir, encoder, decoder, backend, precision, progress)
     return Stylizer(folder, backend, max_pixels=max_pixels, precision=precision)
+
+
+def model_dir_for(model_dir: str | os.PathLike | None, encoder: str | os.PathLike | None = None,
+                  decoder: str | os.PathLike | None = None, backend: str = "auto", precision: str | None = None,
+                  progress: Callable[[str], None] = lambda _msg: None) -> tuple[Path, str]:
+    """(folder, precision): the split graphs in the precision the backend runs (its own unless asked),
+    exported once into the cache when no folder is given."""
+    precision, _why = choose(backend, precision).backend.precision(precision)
+    return ensure_model_dir(model_dir, encoder, decoder, ("split",), (graph_precision(precision),), progress), \
+        precision
 
 
 def load_mask(path: str | os.PathLike) -> Image.Image:
@@ -265,11 +274,15 @@ def stylize_on_server(server: str, plan: OutputPlan, styles: Sequence[str], opti
 
     if len(styles) != 1 and any(Path(s).is_file() for s in styles):
         raise ControlError("a server takes one style image, or the names of styles stored on it")
+    if options.crop or options.style_size != StylizeOptions.style_size:
+        raise ControlError("cropping and the style size are not sent to a server: resize or crop the images first, "
+                           "or add the style to the server at the size wanted")
     style: str | bytes = Path(styles[0]).read_bytes() if Path(styles[0]).is_file() else ",".join(styles)
     report = JobReport()
     for src, dst in plan.pairs:
         data = stylize_remote(server, Path(src).read_bytes(), style, options.alpha, options.content_size, api_key,
-                              jpeg=dst.suffix.lower() in (".jpg", ".jpeg"))
+                              jpeg=dst.suffix.lower() in (".jpg", ".jpeg"), style_weights=options.style_weights,
+                              preserve_color=options.preserve_color)
         atomic_write_bytes(dst, data, overwrite=options.overwrite)
         report.written.append(dst)
     return report

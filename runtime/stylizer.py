@@ -71,7 +71,7 @@ class Stylizer:
         if max_pixels < 1:
             raise InvalidArgument(f"max_pixels must be a positive number of pixels, got {max_pixels}")
         self.model_dir = Path(model_dir)
-        self.choice: Choice = choose(backend)
+        self.choice: Choice = choose(backend, precision)
         self.precision, self.precision_reason = self.choice.backend.precision(precision)
         paths = verified_graphs(self.model_dir, FORMS["split"], graph_precision(self.precision))
         if self.choice.backend.prepare is not None:
@@ -98,9 +98,16 @@ class Stylizer:
         return self.choice.name
 
     def close(self) -> None:
-        """Free every runner (device memory, sessions); the stylizer cannot run afterwards."""
+        """Free every runner (device memory, sessions); the stylizer cannot run afterwards. Every
+        runner is closed even when one fails to."""
+        failures = []
         for runner in self.runners.values():
-            runner.close()
+            try:
+                runner.close()
+            except Exception as exc:  # keep freeing the others
+                failures.append(exc)
+        if failures:
+            raise failures[0]
 
     def __enter__(self) -> Stylizer:
         return self
@@ -276,8 +283,14 @@ class ContentSmoother:
 
 
 def decoder_feeds(features: Any, stats: StyleStats, alpha: float) -> dict:
-    """The decoder graph's inputs."""
-    return {"content_features": features, "style_mean": stats.mean, "style_std": stats.std,
+    """The decoder graph's inputs: one style's statistics repeated for each item of a content batch
+    (the graph takes statistics per item, so a batch may also mix styles)."""
+    shape = features.shape() if callable(features.shape) else features.shape  # an OrtValue's is a method
+    batch = shape[0]
+    mean, std = stats.mean, stats.std
+    if mean.shape[0] != batch:
+        mean, std = np.repeat(mean, batch, axis=0), np.repeat(std, batch, axis=0)
+    return {"content_features": features, "style_mean": mean, "style_std": std,
             "alpha": np.array([alpha], dtype=np.float32)}
 
 

@@ -205,15 +205,21 @@ def test_a_style_graph_with_one_output_is_refused(exported_dir, tmp_path):
 
 
 def test_stale_temporaries_of_dead_runs_are_removed_and_live_ones_kept(tmp_path):
+    from adainrt.fileio import _HOST
+
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     dead_pid = int(dead.stdout)
-    stale = tmp_path / f".out.png.{dead_pid}.x1y2.tmp"
-    stale_video = tmp_path / f".out.png.{dead_pid}.x1y2.mp4"
-    live = tmp_path / f".out.png.{os.getpid()}.a1b2.tmp"
+    stale = tmp_path / f".out.png.{_HOST}-{dead_pid}.x1y2.tmp"
+    stale_video = tmp_path / f".out.png.{_HOST}-{dead_pid}.x1y2.mp4"
+    live = tmp_path / f".out.png.{_HOST}-{os.getpid()}.a1b2.tmp"
     foreign = tmp_path / ".out.png.notours"
-    for path in (stale, stale_video, live, foreign):
+    other_host_young = tmp_path / f".out.png.otherhost-{dead_pid}.y0u9.tmp"
+    other_host_old = tmp_path / f".out.png.otherhost-{dead_pid}.o1d0.tmp"
+    for path in (stale, stale_video, live, foreign, other_host_young, other_host_old):
         path.write_text("left over")
+    os.utime(other_host_old, (1e9, 1e9))  # untouched for years
     atomic_write_bytes(tmp_path / "out.png", b"new")
+    assert other_host_young.exists() and not other_host_old.exists()  # another host's writer may still run
     assert not stale.exists() and not stale_video.exists() and live.exists() and foreign.exists()
     with pytest.raises(RuntimeError), atomic_path(tmp_path / "b") as tmp:
         tmp.write_text("half")

@@ -132,6 +132,7 @@ def evaluation_stylizer(encoder_meta: dict[str, Any], encoder: str | os.PathLike
     stylizer = open_stylizer(model_dir, encoder, decoder, backend, precision, progress=progress)
     graph_encoder = stylizer.metadata.get("encoder_hash")
     if graph_encoder != encoder_meta["weights_hash"]:
+        stylizer.close()
         raise AdainrtError(f"the graphs were exported with encoder {graph_encoder}, but the losses would be "
                            f"measured with {encoder_meta['weights_hash']}: give that encoder's weights")
 
@@ -142,6 +143,7 @@ def evaluation_stylizer(encoder_meta: dict[str, Any], encoder: str | os.PathLike
         out = stylizer.stylize(hwc(content), hwc(style))
         return torch.from_numpy(np.ascontiguousarray(out.transpose(2, 0, 1)))[None]
 
+    run.close = stylizer.close  # evaluate_folders frees the runners when scoring is done
     return run, stylizer.metadata.get("decoder_hash"), stylizer.precision
 
 
@@ -168,7 +170,10 @@ def evaluate_folders(content_dir: str | os.PathLike, style_dir: str | os.PathLik
     index_c, index_s = pair_indices(len(content_folder.images), len(style_folder.images), all_pairs)
     contents = torch.from_numpy(content_folder.center_crops(size))[index_c]
     styles = torch.from_numpy(style_folder.center_crops(size))[index_s]
-    scores, outputs = score_pairs(enc, stylize, contents, styles)
+    try:
+        scores, outputs = score_pairs(enc, stylize, contents, styles)
+    finally:
+        getattr(stylize, "close", lambda: None)()
     by_style = {name: scores.subset(torch.nonzero(index_s == k).flatten().tolist())
                 for k, name in enumerate(style_folder.names) if (index_s == k).any()}
     if sheet is not None:

@@ -104,6 +104,12 @@ class OrtRunner(RunnerBase):
     def infer(self, feeds: Mapping[str, Value], keep: Collection[str] = ()) -> dict[str, Value]:
         self._check_feeds(feeds)
         ort = _ort()
+        try:
+            return self._infer(ort, feeds, keep)
+        except Exception as exc:  # onnxruntime's Fail/RuntimeException: out of memory, a shape beyond a profile
+            raise ModelError(f"{self.path}: onnxruntime failed to run it ({exc})") from exc
+
+    def _infer(self, ort: Any, feeds: Mapping[str, Value], keep: Collection[str]) -> dict[str, Value]:
         if not keep and not any(isinstance(v, ort.OrtValue) for v in feeds.values()):
             values = self.session.run(None, {name: feeds[name] for name in self.input_names})
             return dict(zip(self.output_names, values))

@@ -70,7 +70,10 @@ class OpenVINORunner(RunnerBase):
         the request, so a later call cannot change them)."""
         del keep
         self._check_feeds(feeds)
-        self.request.infer({name: np.ascontiguousarray(feeds[name]) for name in self.input_names})
+        try:
+            self.request.infer({name: np.ascontiguousarray(feeds[name]) for name in self.input_names})
+        except RuntimeError as exc:  # OpenVINO's failures (memory, shapes) as a one-line error
+            raise ModelError(f"{self.path}: OpenVINO failed to run it ({str(exc).splitlines()[0]})") from exc
         return {name: self.request.get_tensor(name).data.copy() for name in self.output_names}
 
     def close(self) -> None:

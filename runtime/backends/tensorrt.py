@@ -79,14 +79,14 @@ class TensorRTRunner(RunnerBase):
         self.engine = self.runtime.deserialize_cuda_engine(self.path.read_bytes())
         if self.engine is None:
             raise ModelError(f"{engine_path}: TensorRT could not deserialize it; rebuild the engine")
-        self.context = self.engine.create_execution_context()
-        self.stream = _check(self.cudart.cudaStreamCreate())
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         self.input_names = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
         self.output_names = [n for n in names if n not in self.input_names]
         wrong = [n for n in names if self.engine.get_tensor_dtype(n) != trt.DataType.FLOAT]
         if wrong:  # the buffers below are float32; our graphs keep FP32 I/O in every precision
             raise ModelError(f"{engine_path}: tensors {wrong} are not float32; build the engine from adainrt's graphs")
+        self.context = self.engine.create_execution_context()
+        self.stream = _check(self.cudart.cudaStreamCreate())  # the last thing allocated: nothing leaks above
         self.use_cuda_graph = use_cuda_graph
         self._buffers: dict[str, tuple[int, int, np.ndarray, int]] = {}  # name -> (device, bytes, host view, host)
         self._last_key: tuple | None = None  # shapes and addresses of the previous call
