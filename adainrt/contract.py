@@ -254,16 +254,17 @@ def manifest_graphs(manifest: dict[str, Any], graphs: tuple[str, ...], precision
     return files
 
 
-def verified_graphs(model_dir: str | os.PathLike, graphs: tuple[str, ...], precision: str) -> dict[str, Path]:
+def verified_graphs(model_dir: str | os.PathLike, graphs: tuple[str, ...], precision: str,
+                    manifest: dict[str, Any] | None = None) -> dict[str, Path]:
     """{graph: path} of a model folder's graphs, each checked against its manifest entry (SHA-256).
 
     A graph changed or replaced after export (an interrupted re-export, a hand-copied file from
-    another model) fails here, before any runtime loads it.
+    another model) fails here, before any runtime loads it. ``manifest``: one the caller already read.
     """
     from adainrt.fileio import sha256_file
 
     model_dir = Path(model_dir)
-    manifest = read_manifest(model_dir)
+    manifest = manifest if manifest is not None else read_manifest(model_dir)
     paths = {}
     for graph, name in manifest_graphs(manifest, graphs, precision).items():
         path = model_dir / name

@@ -139,6 +139,13 @@ def to_pil(image: Image.Image | np.ndarray, what: str = "image") -> Image.Image:
     return pil
 
 
+def check_resize(size: int, what: str = "size") -> int:
+    """A smaller-side size: 0 (keep the original) or at least the method's minimum."""
+    if size != 0 and size < MIN_SIZE:
+        raise ImageError(f"{what} {size} is below the minimum of {MIN_SIZE} (0 keeps the original size)")
+    return size
+
+
 def resize_smaller_side(image: Image.Image, size: int, max_pixels: int = MAX_PIXELS) -> Image.Image:
     """Resize so the smaller side is ``size``; 0 keeps the image as it is.
 
@@ -146,12 +153,8 @@ def resize_smaller_side(image: Image.Image, size: int, max_pixels: int = MAX_PIX
     test.py): the long side is truncated, ``int(size * long / short)``, and the filter is
     bilinear (antialiased, as PIL resizes). A result above ``max_pixels`` is refused.
     """
-    if size < 0:
-        raise ImageError(f"size must be >= 0 (0 keeps the original size), got {size}")
-    if size == 0:
+    if check_resize(size) == 0:
         return image
-    if size < MIN_SIZE:
-        raise ImageError(f"size {size} is below the minimum of {MIN_SIZE} pixels")
     width, height = image.size
     long = int(size * max(width, height) / min(width, height))
     new = (size, long) if width <= height else (long, size)

@@ -40,7 +40,7 @@ class Timing:
     mean_ms: float
     fps: float
     paper_fps: float | None
-    psnr_db: float | None = None  # full-path output vs FP32 onnxruntime CPU; None: identical or not measured
+    psnr_db: float | None = None  # full-path output vs the FP32 reference_backend(); None: identical or not measured
 
     def as_dict(self) -> dict:
         psnr_db = self.psnr_db if self.psnr_db is not None and math.isfinite(self.psnr_db) else None
@@ -187,7 +187,7 @@ def run_benchmark(
 ) -> list[Timing]:
     """Time every (backend, precision) at each size, both paths, interleaved: round after round, each
     target runs once in turn, so a change in the machine's load touches every row alike. Each row
-    carries the PSNR of its full-path output against FP32 onnxruntime CPU (None without graphs)."""
+    carries the PSNR of its full-path output against :func:`reference_output` (None without graphs)."""
     results = []
     for size in sizes:
         with contextlib.ExitStack() as stack:
@@ -196,7 +196,7 @@ def run_benchmark(
                 progress(f"loading {backend_label(backend, precision)} at {size}x{size}")
                 calls[(backend, precision)] = stack.enter_context(
                     backend_calls(model_dir, backend, size, precision, encoder, decoder))
-            reference = _reference(model_dir, size, stack) if model_dir is not None else None
+            reference = reference_output(model_dir, size) if model_dir is not None else None
             progress(f"{size}x{size}: {warmup} warm-up + {runs} timed rounds over {len(targets)} backends")
             times = _interleaved(calls, runs, warmup)
             for (backend, precision), paths in calls.items():
@@ -207,8 +207,10 @@ def run_benchmark(
     return results
 
 
-def _reference(model_dir: Path, size: int, stack: contextlib.ExitStack) -> np.ndarray:
-    return _as_array(stack.enter_context(backend_calls(model_dir, reference_backend(), size, "fp32"))["full"]())
+def reference_output(model_dir: Path, size: int) -> np.ndarray:
+    """The FP32 reference's full-path output on the sample inputs (its runners freed before timing)."""
+    with backend_calls(model_dir, reference_backend(), size, "fp32") as calls:
+        return _as_array(calls["full"]())
 
 
 def reference_backend() -> str:
@@ -286,21 +288,19 @@ def compare_backends(
     model_dir: Path, size: int, targets: list[tuple[str, str]], encoder: str | None = None,
     decoder: str | None = None,
 ) -> list[Fidelity]:
-    """Each (backend, precision)'s full-graph output against FP32 onnxruntime CPU, as Polygraphy does."""
-    with backend_calls(model_dir, reference_backend(), size, "fp32") as calls:
-        reference = np.asarray(calls["full"]())
+    """Each (backend, precision)'s full-graph output against :func:`reference_output`, as Polygraphy does."""
+    reference = reference_output(model_dir, size)
     rows = []
     for backend, precision in targets:
         with backend_calls(model_dir, backend, size, precision, encoder, decoder) as calls:
-            output = calls["full"]()
-        output = output.numpy() if backend == TORCH else np.asarray(output)
+            output = _as_array(calls["full"]())
         rows.append(Fidelity(backend_label(backend, precision), size, psnr(output, reference),
                              float(np.abs(output - reference).max())))
     return rows
 
 
 def format_fidelity(rows: list[Fidelity]) -> str:
-    lines = [f"{'backend':<13} {'size':>9} {'PSNR dB':>9} {'max abs':>10}   (vs FP32 onnxruntime CPU)"]
+    lines = [f"{'backend':<13} {'size':>9} {'PSNR dB':>9} {'max abs':>10}   (vs {reference_backend()} FP32)"]
     for r in rows:
         db = f"{r.psnr_db:.1f}" if math.isfinite(r.psnr_db) else "identical"
         lines.append(f"{r.backend:<13} {f'{r.size}x{r.size}':>9} {db:>9} {r.max_abs_error:>10.2e}")
@@ -322,7 +322,7 @@ class BenchPlan:
     def make(cls, sizes: Sequence[int], backends: Sequence[str], runs: int = 10, warmup: int = 2,
              precision: str | None = None, compare: bool = False) -> BenchPlan:
         from adainrt.contract import check_execution_precision
-        from adainrt.runtime.jobs import check_resize
+        from adainrt.images import check_resize
 
         if runs < 1 or warmup < 0:
             raise InvalidArgument(f"timed runs must be >= 1 and warm-up runs >= 0, got {runs} and {warmup}")

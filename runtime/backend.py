@@ -94,6 +94,12 @@ class Backend:
     def why_not(self) -> str | None:
         return self.probe()
 
+    def load(self, path: Path, precision: str) -> Runner:
+        """Prepare the graph if this backend builds engines (once, cached), then open it."""
+        if self.prepare is not None:
+            self.prepare(path, precision)
+        return self.open(path, precision)
+
     def precision(self, requested: str | None = None) -> tuple[str, str]:
         """(precision, why): the one asked for if this backend runs it, else its default here."""
         if requested is not None:
@@ -215,9 +221,5 @@ def choose(requested: str = "auto", precision: str | None = None) -> Choice:
 def open_graph(path: str | Path, backend: str = "auto", precision: str | None = None) -> Runner:
     """One graph file on a backend computing in ``precision`` (its default when None), prepared
     first (engines built once, cached) if the backend needs that."""
-    chosen = choose(backend).backend
-    precision, _why = chosen.precision(precision)
-    path = Path(path)
-    if chosen.prepare is not None:
-        chosen.prepare(path, precision)
-    return chosen.open(path, precision)
+    chosen = choose(backend, precision).backend
+    return chosen.load(Path(path), chosen.precision(precision)[0])

@@ -18,7 +18,15 @@ from PIL import Image
 from adainrt.contract import graph_precision
 from adainrt.errors import AdainrtError, ImageError, OutputExists
 from adainrt.fileio import check_folder_path
-from adainrt.images import IMAGE_SUFFIXES, center_crop, list_images, load_image, resize_smaller_side, save_image
+from adainrt.images import (
+    IMAGE_SUFFIXES,
+    center_crop,
+    check_resize,
+    list_images,
+    load_image,
+    resize_smaller_side,
+    save_image,
+)
 from adainrt.runtime.backend import choose
 from adainrt.runtime.controls import ControlError, StyleStats, check_weights, interpolate
 from adainrt.runtime.stylizer import (
@@ -29,7 +37,6 @@ from adainrt.runtime.stylizer import (
     Stylizer,
     check_alpha,
 )
-from adainrt.spec import MIN_SIZE
 
 OUTPUT_FORMATS = ("png", "jpg")
 
@@ -81,13 +88,6 @@ def model_dir_for(model_dir: str | os.PathLike | None, encoder: str | os.PathLik
 
 def load_mask(path: str | os.PathLike) -> Image.Image:
     return load_image(path).convert("L")
-
-
-def check_resize(size: int, what: str) -> int:
-    """A smaller-side size: 0 (keep the original) or at least the method's minimum."""
-    if size != 0 and size < MIN_SIZE:
-        raise InvalidArgument(f"{what} {size} is below the minimum of {MIN_SIZE} (0 keeps the original size)")
-    return size
 
 
 @dataclass(frozen=True)

@@ -73,15 +73,12 @@ class Stylizer:
         self.model_dir = Path(model_dir)
         self.choice: Choice = choose(backend, precision)
         self.precision, self.precision_reason = self.choice.backend.precision(precision)
-        paths = verified_graphs(self.model_dir, FORMS["split"], graph_precision(self.precision))
-        if self.choice.backend.prepare is not None:
-            for path in paths.values():
-                self.choice.backend.prepare(path, self.precision)
         manifest = read_manifest(self.model_dir)
+        paths = verified_graphs(self.model_dir, FORMS["split"], graph_precision(self.precision), manifest)
         self.runners: dict[str, Runner] = {}
         try:
             for graph, path in paths.items():
-                runner = self.runners[graph] = self.choice.backend.open(path, self.precision)
+                runner = self.runners[graph] = self.choice.backend.load(path, self.precision)
                 check_loaded_graph(path, graph, runner.input_names, runner.output_names, runner.metadata, manifest)
         except BaseException:
             self.close()

@@ -154,8 +154,7 @@ def evaluate_folders(content_dir: str | os.PathLike, style_dir: str | os.PathLik
                      overwrite: bool = False, progress: Callable[[str], None] = lambda _msg: None) -> Evaluation:
     """Score a decoder on centre crops of two folders' images (pairs as :func:`pair_indices`), per style
     too; optionally write a contact sheet (content | style | output per row)."""
-    from adainrt.images import from_tensor, save_image
-    from adainrt.runtime.jobs import check_resize
+    from adainrt.images import check_resize, from_tensor, save_image
     from adainrt.train.data import ImageFolder
     from adainrt.weights import load_encoder
 
