@@ -187,12 +187,25 @@ def export(output: Path, form: str, encoder: Path | None, decoder: Path | None, 
               help="Send the work to an `adainrt serve` at URL instead of running it here (images and folders; "
                    "each --style a stored style's name on the server, or one image file sent along).")
 @click.option("--api-key", envvar="ADAINRT_API_KEY", help="The server's API key (or $ADAINRT_API_KEY).")
+@click.option("--skip-existing", is_flag=True,
+              help="Leave outputs that already exist alone and do the rest: rerunning a folder job resumes it.")
+@click.option("--ray", "ray_address", is_flag=False, flag_value="local", metavar="[ADDRESS]",
+              help="Spread a folder over Ray workers (Ray Data; pip install 'adainrt[serve]'): alone, a local Ray "
+                   "on this machine; with ADDRESS (or auto), that cluster, whose nodes must all see --model and "
+                   "OUTPUT. Implies --skip-existing, so a rerun resumes.")
+@click.option("--workers", type=click.IntRange(1, 1024), default=2, show_default=True,
+              help="With --ray: workers, each loading the graphs once.")
+@click.option("--cpus-per-worker", type=click.FloatRange(0, 256), default=1.0, show_default=True,
+              help="With --ray: CPUs Ray reserves per worker.")
+@click.option("--gpus-per-worker", type=click.FloatRange(0, 64), default=0.0, show_default=True,
+              help="With --ray: GPUs (or a fraction) Ray reserves per worker.")
 @_clean_errors
 def stylize(content: Path, styles: tuple[str, ...], output: Path, alpha: float, style_weights: str | None,
             masks: tuple[Path, ...], preserve_color: str | None, content_size: int, style_size: int, crop: bool,
             temporal_smoothing: float, max_pixels: int, backend: str, model_dir: Path | None,
             encoder: Path | None, decoder: Path | None, precision: str | None, ext: str, overwrite: bool,
-            server: str | None, api_key: str | None) -> None:
+            server: str | None, api_key: str | None, skip_existing: bool, ray_address: str | None, workers: int,
+            cpus_per_worker: float, gpus_per_worker: float) -> None:
     """Stylize CONTENT (an image, a folder of images, or a video) with one or more styles.
 
     \b
@@ -203,6 +216,7 @@ def stylize(content: Path, styles: tuple[str, ...], output: Path, alpha: float, 
       adainrt stylize photo.jpg -s a.jpg -s b.jpg --mask sky.png -o split.png
       adainrt stylize photo.jpg -s starry.jpg --preserve-color color -o keep_colours.png
       adainrt stylize clip.mp4 -s starry.jpg -o clip_starry.mp4 --temporal-smoothing 0.8
+      adainrt stylize photos/ -s starry.jpg -o out/ --ray --workers 2     # Ray Data, resumable
     """
     from adainrt.runtime import jobs
     from adainrt.runtime.controls import parse_weights
@@ -212,7 +226,16 @@ def stylize(content: Path, styles: tuple[str, ...], output: Path, alpha: float, 
         preserve_color=preserve_color, content_size=content_size, style_size=style_size, crop=crop,
         temporal_smoothing=temporal_smoothing, max_pixels=max_pixels, ext=ext, overwrite=overwrite)
     video = jobs.is_video_input(content)
-    plan = None if video else jobs.plan_outputs(content, output, styles, ext, overwrite)
+    plan = None if video else jobs.plan_outputs(content, output, styles, ext, overwrite,
+                                                skip_existing=skip_existing or ray_address is not None)
+    if plan is not None and plan.done:
+        _say(f"{len(plan.done)} output(s) already written, left alone; {len(plan.pairs)} to do")
+    if ray_address is not None:
+        if plan is None or server is not None:
+            raise AdainrtError("--ray spreads a folder of images (not a video, not with --server)")
+        _stylize_on_ray(plan, output, styles, options, masks, model_dir, encoder, decoder, backend, precision,
+                        None if ray_address == "local" else ray_address, workers, cpus_per_worker, gpus_per_worker)
+        return
     if server is not None:
         if plan is None or masks:
             raise AdainrtError("--server sends images and folders (no video, no masks)")
@@ -223,7 +246,7 @@ def stylize(content: Path, styles: tuple[str, ...], output: Path, alpha: float, 
         jobs.check_image_job(options)
     mask_images = [jobs.load_mask(m) for m in masks]
     with jobs.open_stylizer(model_dir, encoder, decoder, backend, precision, max_pixels, progress=_say) as stylizer:
-        style_inputs = jobs.resolve_styles(styles, stylizer, options)
+        style_inputs = jobs.resolve_styles(styles, stylizer.metadata.get("encoder_hash"), options)
         if plan is None:
             _stylize_video(stylizer, content, output, style_inputs, options, mask_images)
             return
@@ -231,12 +254,34 @@ def stylize(content: Path, styles: tuple[str, ...], output: Path, alpha: float, 
                                show_pos=True) as bar:
             report = jobs.stylize_images(stylizer, plan, style_inputs, options, mask_images,
                                          progress=lambda _src: bar.update(1))
+    _image_job_summary(report, plan, output)
+
+
+def _image_job_summary(report, plan, output: Path) -> None:
     for failure in report.skipped:
         _say(f"skipped: {failure}")
     done = len(report.written)
     click.echo(f"wrote {done} image{'s' if done != 1 else ''} to {output}" if plan.folder else f"wrote {output}")
     if report.skipped:
         raise click.ClickException(f"{len(report.skipped)} of {len(plan.pairs)} inputs could not be stylized")
+
+
+def _stylize_on_ray(plan, output: Path, styles: tuple[str, ...], options, masks: tuple[Path, ...],
+                    model_dir: Path | None, encoder: Path | None, decoder: Path | None, backend: str,
+                    precision: str | None, address: str | None, workers: int, cpus: float, gpus: float) -> None:
+    from adainrt.contract import read_manifest
+    from adainrt.runtime import jobs
+    from adainrt.runtime.ray_jobs import stylize_on_ray
+
+    jobs.check_image_job(options)
+    folder, precision = jobs.model_dir_for(model_dir, encoder, decoder, backend, precision, progress=_say)
+    style_inputs = jobs.resolve_styles(styles, read_manifest(folder).get("encoder_hash"), options)
+    mask_images = [jobs.load_mask(m) for m in masks]
+    _say(f"starting {workers} Ray worker(s){f' on {address}' if address else ' on a local Ray'}")
+    with click.progressbar(length=len(plan.pairs), label="stylizing (ray)", file=sys.stderr, show_pos=True) as bar:
+        report = stylize_on_ray(plan, folder, backend, precision, style_inputs, options, mask_images, address,
+                                workers, cpus, gpus, progress=lambda _src: bar.update(1))
+    _image_job_summary(report, plan, output)
 
 
 def _stylize_video(stylizer, content: Path, output: Path, styles: list, options, masks: list) -> None:
@@ -596,10 +641,16 @@ def demo(ctx: click.Context, output: Path, with_bench: bool, backend: str, overw
 @click.option("--bank-dir", type=click.Path(file_okay=False, path_type=Path),
               help="The style bank the replicas share (default $ADAINRT_STYLES or the cache's styles/). On a "
                    "cluster, this and --model must be on storage every node sees.")
+@click.option("--max-batch", type=click.IntRange(1, 64), default=8, show_default=True,
+              help="Most stylize requests a replica runs together (one encoder and one decoder run per content "
+                   "size, each request with its own style and alpha). 1 turns batching off.")
+@click.option("--batch-wait-ms", type=click.FloatRange(0, 1000), default=10.0, show_default=True,
+              help="How long the first request of a batch waits for others to join it.")
 @_clean_errors
 def serve(host: str, port: int, model_dir: Path | None, backend: str, replicas: int, min_replicas: int | None,
           max_replicas: int | None, cpus_per_replica: float, gpus_per_replica: float, address: str | None,
-          api_key: str | None, max_pixels: int, max_body_mb: float, bank_dir: Path | None) -> None:
+          api_key: str | None, max_pixels: int, max_body_mb: float, bank_dir: Path | None, max_batch: int,
+          batch_wait_ms: float) -> None:
     """Serve stylization over HTTP on Ray Serve (pip install 'adainrt[serve]').
 
     \b
@@ -611,6 +662,8 @@ def serve(host: str, port: int, model_dir: Path | None, backend: str, replicas: 
     POST /v1/stylize?style=NAME[,NAME2]&alpha=A&size=S[&style_weights=..&preserve_color=color]
     (image body, or multipart 'content' and 'style' parts). Errors are JSON {"error": ...}:
     400 bad input, 401 key, 404 unknown style, 413 too big. Ctrl-C stops it.
+    Requests arriving together are batched (--max-batch), whatever their styles; the
+    X-Adainrt-Batch response header says how many shared the run.
     """
     from adainrt.runtime import jobs
     from adainrt.server import ServeSettings, check_settings, deployment
@@ -622,7 +675,7 @@ def serve(host: str, port: int, model_dir: Path | None, backend: str, replicas: 
         raise AdainrtError("serving needs Ray Serve: pip install 'adainrt[serve]'") from exc
     folder, _precision = jobs.model_dir_for(model_dir, backend=backend, progress=_say)
     settings = ServeSettings(str(folder.resolve()), backend, max_pixels, int(max_body_mb * (1 << 20)), api_key or None,
-                             str(bank_dir.resolve()) if bank_dir else None)
+                             str(bank_dir.resolve()) if bank_dir else None, max_batch, batch_wait_ms / 1000.0)
     check_settings(settings)
     try:
         ray.init(address=address, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
@@ -657,9 +710,12 @@ def serve(host: str, port: int, model_dir: Path | None, backend: str, replicas: 
               help="Also time the in-process Stylizer on these graphs (the cost of serving).")
 @click.option("--time-limit", type=float, default=300.0, show_default=True, help="Seconds per level at most.")
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also draw throughput and latency against concurrency into this PNG.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --plot file.")
 @_clean_errors
 def bench_serve(url: str, levels: tuple[int, ...], requests: int, size: int, style: str, api_key: str | None,
-                model_dir: Path | None, time_limit: float, as_json: bool) -> None:
+                model_dir: Path | None, time_limit: float, as_json: bool, plot: Path | None, overwrite: bool) -> None:
     """Load-test an `adainrt serve` on this machine: throughput and p50/p95/p99 latency per concurrency.
 
     \b
@@ -674,6 +730,8 @@ def bench_serve(url: str, levels: tuple[int, ...], requests: int, size: int, sty
     serve_load.check_loopback(url)
     if requests < 1 or any(level < 1 for level in levels):
         raise AdainrtError("requests and concurrency levels must be at least 1")
+    if plot is not None and plot.exists() and not overwrite:
+        raise OutputExists(plot)  # before minutes of load
     style_image = bundled_sample("strokes").read_bytes()
     add_style(url, style, style_image, api_key)
     content = serve_load.sample_request(size)
@@ -688,6 +746,11 @@ def bench_serve(url: str, levels: tuple[int, ...], requests: int, size: int, sty
                               indent=2))
     else:
         click.echo(serve_load.format_results(results, in_process))
+    if plot is not None:
+        from adainrt.benchmarks.plot import plot_serve
+
+        plot_serve(results, plot, in_process, overwrite=overwrite)
+        _say(f"wrote {plot}")
 
 
 # ---------------------------------------------------------------------------------- info

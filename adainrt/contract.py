@@ -117,9 +117,11 @@ _ALPHA = TensorSpec("alpha", (1,))
 _FEATURES = TensorSpec("content_features", ("batch", FEATURE_CHANNELS, "feature_height", "feature_width"))
 _MEAN = TensorSpec("style_mean", (1, FEATURE_CHANNELS, 1, 1))
 _STD = TensorSpec("style_std", (1, FEATURE_CHANNELS, 1, 1))
-#: The decoder takes one style per item of its batch: requests with different styles share a run.
+#: The decoder takes one style and one alpha per item of its batch: requests with different styles
+#: and strengths share a run (a server's batches, Triton's dynamic batching).
 _BATCH_MEAN = TensorSpec("style_mean", ("batch", FEATURE_CHANNELS, 1, 1))
 _BATCH_STD = TensorSpec("style_std", ("batch", FEATURE_CHANNELS, 1, 1))
+_BATCH_ALPHA = TensorSpec("alpha", ("batch",))
 
 GRAPHS: dict[str, GraphContract] = {
     "full": GraphContract(
@@ -137,10 +139,10 @@ GRAPHS: dict[str, GraphContract] = {
         "per-channel mean and std (unbiased, eps 1e-5) of relu4_1 of style, shape 1x512x1x1",
     ),
     "decoder": GraphContract(
-        "decoder", "adain_decoder", (_FEATURES, _BATCH_MEAN, _BATCH_STD, _ALPHA),
+        "decoder", "adain_decoder", (_FEATURES, _BATCH_MEAN, _BATCH_STD, _BATCH_ALPHA),
         (TensorSpec("image", ("batch", 3, "padded_height", "padded_width")),),
         "image of 8x the feature size (padded_height = 8 * feature_height): crop to "
-        "[:content_height, :content_width]; style_mean and style_std per batch item",
+        "[:content_height, :content_width]; style_mean, style_std and alpha per batch item",
     ),
 }
 
@@ -274,8 +276,23 @@ def verified_graphs(model_dir: str | os.PathLike, graphs: tuple[str, ...], preci
             raise ModelError(f"{path} is not the graph its {MANIFEST} describes (its SHA-256 differs: changed "
                              "after export, or an export was interrupted); export the folder again with "
                              f"`adainrt export --output {model_dir} --overwrite`")
+        _check_recorded_tensors(path, graph, manifest["graphs"][name])
         paths[graph] = path
     return paths
+
+
+def _check_recorded_tensors(path: Path, graph: str, entry: dict[str, Any]) -> None:
+    """The tensors the manifest records for a graph are this adainrt's contract (an export by an
+    older adainrt, e.g. a decoder taking one alpha per batch, is refused before it runs)."""
+    def layout(specs: Any) -> list[tuple[Any, list[Any]]]:
+        return [(t.get("name"), list(t.get("shape", []))) for t in specs if isinstance(t, dict)] \
+            if isinstance(specs, list) else []
+
+    contract = GRAPHS[graph]
+    expected = [(t.name, list(t.shape)) for t in (*contract.inputs, *contract.outputs)]
+    if layout(entry.get("inputs")) + layout(entry.get("outputs")) != expected:
+        raise ModelError(f"{path}: exported by another adainrt version (its tensors differ from this version's "
+                         f"{graph} graph); export the folder again with `adainrt export --overwrite`")
 
 
 def check_loaded_graph(path: str | os.PathLike, graph: str, input_names: list[str], output_names: list[str],

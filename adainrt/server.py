@@ -4,16 +4,24 @@ Each replica holds one :class:`~adainrt.runtime.Stylizer` (graphs loaded once) a
 style bank; a bank style's statistics are loaded once per replica. Requests are plain HTTP:
 image bytes in, PNG (or JPEG) out, errors as ``{"error": "..."}`` with the status that fits.
 A bad request never takes a replica down: every failure becomes a response.
+
+Stylize requests are batched across clients (Ray Serve's ``@serve.batch``): the requests that
+arrive together run as one encoder and one decoder run per content size, each with its own style
+and alpha (the decoder takes them per item); the inference runs off the event loop, so the next
+batch gathers while one runs.
 """
 
 from __future__ import annotations
 
+import asyncio
 import email.parser
 import email.policy
 import hmac
 import io
 import json
 import os
+import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +29,8 @@ from adainrt.errors import AdainrtError, BackendUnavailable, ImageError, ModelEr
 
 #: The replica that answered, for clients and tests that look at load spreading.
 REPLICA_HEADER = "X-Adainrt-Replica"
+#: How many stylize requests shared the run that answered this one.
+BATCH_HEADER = "X-Adainrt-Batch"
 
 
 @dataclass(frozen=True)
@@ -31,6 +41,38 @@ class ServeSettings:
     max_body_bytes: int = 50 << 20
     api_key: str | None = None
     bank_dir: str | None = None
+    #: Most stylize requests run together, and how long the first waits for others (seconds).
+    max_batch: int = 8
+    batch_wait_s: float = 0.01
+
+
+@dataclass
+class Reply:
+    """One HTTP response: status, content type, body; ``batch``: requests in its stylize run."""
+
+    status: int
+    content_type: str
+    body: bytes
+    batch: int | None = None
+
+    @classmethod
+    def json(cls, status: int, value: Any) -> Reply:
+        return cls(status, "application/json", json.dumps(value).encode())
+
+    @classmethod
+    def error(cls, exc: Exception) -> Reply:
+        return cls.json(status_of(exc), {"error": str(exc)})
+
+
+@dataclass(frozen=True)
+class Call:
+    """One HTTP request as the app sees it (any framework's request maps to this)."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: bytes
 
 
 class HttpError(Exception):
@@ -82,28 +124,58 @@ class StylizeApp:
         self.stylizer = Stylizer(settings.model_dir, settings.backend, max_pixels=settings.max_pixels)
         self.bank = StyleBank(settings.bank_dir)
         self.bank_stats: dict[str, tuple[float, Any]] = {}  # name -> (file mtime, statistics)
+        self._lock = threading.Lock()  # one thread at a time in the Stylizer (runners, style cache)
 
     def handle(self, method: str, path: str, query: dict[str, str], headers: dict[str, str], body: bytes
                ) -> tuple[int, str, bytes]:
         """(status, content type, body) for one request; never raises."""
+        reply = self.handle_many([Call(method, path, query, headers, body)])[0]
+        return reply.status, reply.content_type, reply.body
+
+    def handle_many(self, calls: Sequence[Call]) -> list[Reply]:
+        """One reply per call, in order; never raises. The stylize calls among them run as one
+        batch (:meth:`Stylizer.stylize_many`); a bad call fails alone. Thread-safe: decoding and
+        checking run in parallel, the Stylizer one batch at a time."""
+        replies: list[Reply | None] = []
+        pending: list[tuple[int, Any, bool]] = []  # (index, StylizeRequest, jpeg)
+        for index, call in enumerate(calls):
+            try:
+                routed = self._route(call.method, call.path, call.query,
+                                     {k.lower(): v for k, v in call.headers.items()}, call.body)
+            except Exception as exc:  # every failure is a response: a bad request must not take the replica down
+                routed = Reply.error(exc)
+            if not isinstance(routed, Reply):
+                pending.append((index, *routed))
+            replies.append(routed if isinstance(routed, Reply) else None)
+        for index, reply in self._run_batch(pending):
+            replies[index] = reply
+        return replies  # type: ignore[return-value]  # every slot is filled
+
+    def _run_batch(self, pending: list[tuple[int, Any, bool]]) -> list[tuple[int, Reply]]:
+        if not pending:
+            return []
         try:
-            return self._route(method, path, query, {k.lower(): v for k, v in headers.items()}, body)
-        except Exception as exc:  # every failure is a response: a bad request must not take the replica down
-            return status_of(exc), "application/json", json.dumps({"error": str(exc)}).encode()
+            with self._lock:
+                images = self.stylizer.stylize_many([request for _i, request, _jpeg in pending])
+        except Exception as exc:
+            return [(index, Reply.error(exc)) for index, _r, _j in pending]
+        return [(index, encoded(image, jpeg, len(pending)))
+                for (index, _request, jpeg), image in zip(pending, images, strict=True)]
 
     def _route(self, method: str, path: str, query: dict[str, str], headers: dict[str, str], body: bytes
-               ) -> tuple[int, str, bytes]:
+               ) -> Reply | tuple[Any, bool]:
+        """A reply, or for a stylize call the checked request to run in the batch (and whether JPEG)."""
         if path == "/healthz" and method == "GET":
-            return 200, "application/json", json.dumps({"status": "ok", "backend": self.stylizer.backend}).encode()
+            return Reply.json(200, {"status": "ok", "backend": self.stylizer.backend})
         self._authorize(headers)
         if len(body) > self.settings.max_body_bytes:
             raise HttpError(413, f"body of {len(body)} bytes is above the limit of {self.settings.max_body_bytes}")
         if path == "/v1/styles" and method == "GET":
-            return 200, "application/json", json.dumps(self.bank.names()).encode()
+            return Reply.json(200, self.bank.names())
         if path.startswith("/v1/styles/") and method == "POST":
             return self._add_style(path.removeprefix("/v1/styles/"), query, body)
         if path == "/v1/stylize" and method == "POST":
-            return self._stylize(query, headers, body)
+            return self._stylize_request(query, headers, body), "image/jpeg" in headers.get("accept", "")
         known = {"/healthz", "/v1/styles", "/v1/stylize"}
         raise HttpError(405 if path in known or path.startswith("/v1/styles/") else 404, f"no route {method} {path}")
 
@@ -113,15 +185,16 @@ class StylizeApp:
         if key and not hmac.compare_digest(given, f"Bearer {key}".encode()):
             raise HttpError(401, "missing or wrong API key: send 'Authorization: Bearer KEY'")
 
-    def _add_style(self, name: str, query: dict[str, str], body: bytes) -> tuple[int, str, bytes]:
+    def _add_style(self, name: str, query: dict[str, str], body: bytes) -> Reply:
         from adainrt.images import decode_image, resize_smaller_side
 
         self.bank.check_name(name)
         size = int(query.get("size", 512))  # as `adainrt style add --style-size`
         image = self._within_limit(resize_smaller_side(decode_image(body, f"style {name}"), size), f"style {name}")
-        stats = self.stylizer.style_stats(image)
+        with self._lock:
+            stats = self.stylizer.style_stats(image)
         self.bank.add(name, stats, {"source": "http", "encoder_hash": self.stylizer.metadata.get("encoder_hash")})
-        return 201, "application/json", json.dumps({"stored": name}).encode()
+        return Reply.json(201, {"stored": name})
 
     def _within_limit(self, image: Any, what: str) -> Any:
         """A hard cap on what one request may make a replica hold: a tiny flat PNG can decode to 100 MP."""
@@ -140,8 +213,11 @@ class StylizeApp:
             self.bank_stats[name] = cached = (mtime, stats)
         return cached[1]
 
-    def _stylize(self, query: dict[str, str], headers: dict[str, str], body: bytes) -> tuple[int, str, bytes]:
+    def _stylize_request(self, query: dict[str, str], headers: dict[str, str], body: bytes) -> Any:
+        """The StylizeRequest of a stylize call, every input decoded and checked (bad ones fail here,
+        alone, before the batch runs)."""
         from adainrt.images import decode_image, resize_smaller_side
+        from adainrt.runtime import StylizeRequest
         from adainrt.runtime.controls import StyleStats, parse_weights
         from adainrt.runtime.jobs import StylizeOptions
 
@@ -165,12 +241,15 @@ class StylizeApp:
         for style in styles:
             if not isinstance(style, StyleStats):
                 self._within_limit(style, "style")
-        image = self.stylizer.stylize(content, styles, options.alpha, preserve_color=options.preserve_color,
-                                      style_weights=list(options.style_weights) if options.style_weights else None)
-        jpeg = "image/jpeg" in headers.get("accept", "")
-        buffer = io.BytesIO()
-        image.save(buffer, format="JPEG" if jpeg else "PNG", **({"quality": 95} if jpeg else {}))
-        return 200, "image/jpeg" if jpeg else "image/png", buffer.getvalue()
+        return StylizeRequest(content, styles, options.alpha, preserve_color=options.preserve_color,
+                              style_weights=list(options.style_weights) if options.style_weights else None)
+
+
+def encoded(image: Any, jpeg: bool, batch: int) -> Reply:
+    """A stylized PIL image as a PNG (or JPEG) reply."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG" if jpeg else "PNG", **({"quality": 95} if jpeg else {}))
+    return Reply(200, "image/jpeg" if jpeg else "image/png", buffer.getvalue(), batch=batch)
 
 
 def deployment(settings: ServeSettings, replicas: int = 1, min_replicas: int | None = None,
@@ -180,22 +259,35 @@ def deployment(settings: ServeSettings, replicas: int = 1, min_replicas: int | N
     from starlette.requests import Request
     from starlette.responses import Response
 
-    @serve.deployment(name="adainrt", ray_actor_options={"num_cpus": cpus, "num_gpus": gpus})
+    @serve.deployment(name="adainrt", ray_actor_options={"num_cpus": cpus, "num_gpus": gpus},
+                      max_ongoing_requests=max(16, 2 * settings.max_batch))  # room for the next batch to gather
     class StylizeDeployment:
         def __init__(self, settings: ServeSettings):
             self.app = StylizeApp(settings)
             self.replica = f"{os.uname().nodename}:{os.getpid()}"
+            self.stylize_batch.set_max_batch_size(settings.max_batch)
+            self.stylize_batch.set_batch_wait_timeout_s(settings.batch_wait_s)
+
+        @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.01)
+        async def stylize_batch(self, calls: list[Call]) -> list[Reply]:
+            """Stylize calls that arrived together, run as one batch off the event loop."""
+            return await asyncio.get_running_loop().run_in_executor(None, self.app.handle_many, calls)
 
         async def __call__(self, request: Request) -> Response:
             length = int(request.headers.get("content-length") or 0)
             if length > settings.max_body_bytes:  # refused before the body is read
-                status, kind, body = 413, "application/json", json.dumps(
-                    {"error": f"body of {length} bytes is above the limit of {settings.max_body_bytes}"}).encode()
+                reply = Reply.json(413, {"error": f"body of {length} bytes is above the limit of "
+                                                  f"{settings.max_body_bytes}"})
             else:
-                body_bytes = await request.body()
-                status, kind, body = self.app.handle(request.method, request.url.path, dict(request.query_params),
-                                                     dict(request.headers), body_bytes)
-            return Response(body, status_code=status, media_type=kind, headers={REPLICA_HEADER: self.replica})
+                call = Call(request.method, request.url.path, dict(request.query_params), dict(request.headers),
+                            await request.body())
+                if (call.method, call.path) == ("POST", "/v1/stylize"):
+                    reply = await self.stylize_batch(call)
+                else:
+                    replies = await asyncio.get_running_loop().run_in_executor(None, self.app.handle_many, [call])
+                    reply = replies[0]
+            headers = {REPLICA_HEADER: self.replica, **({BATCH_HEADER: str(reply.batch)} if reply.batch else {})}
+            return Response(reply.body, status_code=reply.status, media_type=reply.content_type, headers=headers)
 
     if min_replicas is not None or max_replicas is not None:
         scaling = {"min_replicas": min_replicas or 1, "max_replicas": max(max_replicas or 1, min_replicas or 1)}

@@ -3,9 +3,10 @@
 Triton wants ``REPO/<model>/config.pbtxt`` beside ``REPO/<model>/1/model.onnx``. The config
 is written from the graph contract (names, element types, shapes with -1 for symbolic
 dimensions); the tests check it against onnxruntime's view of each exported file.
-The encoder graph, whose only input carries the batch first, gets dynamic batching; the others
-take one style per call, so they keep ``max_batch_size: 0``. Every model asks for onnxruntime's
-TensorRT accelerator in FP16.
+The encoder and the decoder, whose inputs all carry the batch first (the decoder takes a style and
+an alpha per item), get dynamic batching: requests with different styles share a decoder run. The
+others take one style per call, so they keep ``max_batch_size: 0``. Every model asks for
+onnxruntime's TensorRT accelerator (FP16 for the FP16 graphs).
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ from adainrt.fileio import atomic_path, atomic_write_bytes
 TRITON_TYPES = {"float32": "TYPE_FP32", "float16": "TYPE_FP16", "int64": "TYPE_INT64", "int32": "TYPE_INT32"}
 
 
-#: Graphs whose every input carries the batch first, so Triton may batch requests (max_batch_size > 0).
-#: The others take one style per call ([1, ...] statistics or style image) and run unbatched.
-BATCHABLE = ("encoder",)
+#: Graphs whose every input carries the batch first, so Triton may batch requests (max_batch_size > 0):
+#: the encoder, and the decoder (statistics and alpha per item). The others take one style per call.
+BATCHABLE = tuple(name for name, contract in GRAPHS.items()
+                  if all(spec.shape[0] == "batch" for spec in contract.inputs))
 MAX_BATCH = 8
 #: onnxruntime in Triton hands the graph to TensorRT (falling back to CUDA where it cannot): in FP16
 #: for the FP16 graphs only; an FP32 graph stays FP32 (its AdaIN sums of squares exceed FP16's range).

@@ -14,8 +14,8 @@ from adainrt.runtime.backend import (
            statuses,
 )
 from adainrt.runtime.controls import ControlError, StyleStats, interpolate
-from adainrt.runtime.stylizer import ContentSmoother, InvalidArgument, Stylizer, check_alpha
+from adainrt.runtime.stylizer import ContentSmoother, InvalidArgument, Stylizer, StylizeRequest, check_alpha
 
 __all__ = ["Backend", "BackendStatus", "ContentSmoother", "ControlError", "InvalidArgument", "Runner", "StyleStats",
-           "Stylizer", "available", "backend_names", "check_alpha", "choose", "get_backend", "interpolate",
-           "open_graph", "register_backend", "registered", "statuses"]
+           "StylizeRequest", "Stylizer", "available", "backend_names", "check_alpha", "choose", "get_backend",
+           "interpolate", "open_graph", "register_backend", "registered", "statuses"]

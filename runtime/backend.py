@@ -90,6 +90,8 @@ class Backend:
     bench_precisions: tuple[str, ...] = ()
     #: Largest height or width one run takes (engines' profiles); the Stylizer tiles larger content.
     max_side: int | None = None
+    #: Most images one run takes (engines' profiles); None: any batch. The Stylizer splits larger ones.
+    max_batch: int | None = None
 
     def why_not(self) -> str | None:
         return self.probe()

@@ -127,9 +127,10 @@ def prepare_image(path: str | os.PathLike, size: int, crop: bool) -> Image.Image
     return center_crop(image, size or min(image.size)) if crop else image
 
 
-def resolve_styles(names: Sequence[str], stylizer: Stylizer, options: StylizeOptions,
+def resolve_styles(names: Sequence[str], encoder_hash: str | None, options: StylizeOptions,
                    bank: object | None = None) -> list[StyleInput]:
-    """Each name is an image file, or the name of a stored style (its statistics, no encoding)."""
+    """Each name is an image file, or the name of a stored style (its statistics, no encoding;
+    refused when made with another encoder than ``encoder_hash``, the graphs')."""
     from adainrt.runtime.style_bank import StyleBank
 
     bank = bank or StyleBank()
@@ -140,7 +141,7 @@ def resolve_styles(names: Sequence[str], stylizer: Stylizer, options: StylizeOpt
         elif Path(name).suffix.lower() in IMAGE_SUFFIXES or "/" in name or os.sep in name:
             raise ImageError(f"style {name}: no such image file")
         else:
-            styles.append(bank.get(name, stylizer.metadata.get("encoder_hash")).stats)
+            styles.append(bank.get(name, encoder_hash).stats)
     if not styles:
         raise ControlError("no style given")
     return styles
@@ -152,11 +153,16 @@ class OutputPlan:
 
     pairs: list[tuple[Path, Path]]
     folder: bool
+    #: Outputs already there, left alone (``skip_existing``: a rerun resumes where one stopped).
+    done: tuple[Path, ...] = ()
 
 
 def plan_outputs(content: Path, output: Path, style_names: Sequence[str], ext: str = "png",
-                 overwrite: bool = False) -> OutputPlan:
+                 overwrite: bool = False, skip_existing: bool = False) -> OutputPlan:
     """Map inputs to outputs before any work: refuse collisions and (unless allowed) existing files.
+
+    ``skip_existing``: outputs already written are left out of the plan (outputs are written
+    atomically, so one that exists is whole): rerunning an interrupted folder job resumes it.
 
     A folder (or an output that is a folder, or ends in a separator) gives
     ``OUTPUT/NAME_stylized_STYLE.EXT`` per image; a file gives the output as named.
@@ -179,6 +185,8 @@ def plan_outputs(content: Path, output: Path, style_names: Sequence[str], ext: s
             raise AdainrtError(f"{seen[dst]} and {src} would both be written to {dst}; rename one of them")
         seen[dst] = src
     existing = [dst for _, dst in pairs if dst.exists()]
+    if existing and skip_existing and not overwrite:
+        return OutputPlan([(src, dst) for src, dst in pairs if not dst.exists()], folder, tuple(existing))
     if existing and not overwrite:
         more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
         raise OutputExists(existing[0], f"{existing[0]}{more}")

@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import os
 from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -160,12 +162,15 @@ class Stylizer:
             return encode_tiled(self._encode_once, content, self._tile())
         return self._encode_once(content, keep=on_device)
 
-    def decode(self, features: Any, stats: StyleStats, alpha: float, size: tuple[int, int]) -> np.ndarray:
+    def decode(self, features: Any, stats: StyleStats, alpha: float | Sequence[float],
+               size: tuple[int, int]) -> np.ndarray:
         """AdaIN with ``stats``, the trade-off with ``alpha``, then the decoder; cropped to ``size``.
 
         ``size`` is the content's (height, width), which also decides tiling, as in :meth:`encode`.
+        A batch may carry statistics and an alpha per item (tiled content: one image, one alpha).
         """
-        check_alpha(alpha)
+        for one in np.atleast_1d(alpha):
+            check_alpha(one)
         if self._too_big(*size):
             return self.decode_target(blend(features, adain(features, stats), alpha), size)
         image = self.decoder.infer(decoder_feeds(features, stats, alpha))["image"]
@@ -234,14 +239,9 @@ class Stylizer:
         PIL in -> PIL out; uint8 array -> uint8 array; float array in [0, 1] -> float32 array.
         """
         check_alpha(alpha)
-        if preserve_color not in PRESERVE_COLOR_MODES:
-            raise ControlError(f"preserve_color must be one of {PRESERVE_COLOR_MODES}, got {preserve_color!r}")
         if mask is not None and style_weights is not None:
             raise ControlError("give either style weights (interpolation) or a mask (regions), not both")
-        content_rgb = np.asarray(to_pil(content, "content"), np.float32) / 255.0
-        styles = self.styles_stats(style, content_rgb, preserve_color)
-        source = luminance_image(content_rgb) if preserve_color == "luminance" else content_rgb
-        array = np.ascontiguousarray(source.transpose(2, 0, 1)[None])
+        content_rgb, array, styles = self._prepare(content, style, preserve_color)
         size = array.shape[-2:]
         smoothing = smoother is not None and smoother.momentum > 0.0
         if mask is None and not smoothing:  # one pass; on a GPU relu4_1 stays there
@@ -254,10 +254,70 @@ class Stylizer:
                 masks = [mask_array(m) for m in (mask if isinstance(mask, list) else [mask])]
                 target = masked_target(features, masks_for_styles(masks, len(styles)), styles)
             out = self.decode_target(blend(features, target, alpha), size)
-        if preserve_color == "luminance":
-            merged = merge_luminance(out[0].transpose(1, 2, 0), content_rgb)
-            out = merged.transpose(2, 0, 1)[None]
-        return _like(content, out)
+        return _finish(content, out, content_rgb, preserve_color)
+
+    def stylize_many(self, requests: Sequence[StylizeRequest]) -> list[Image.Image | np.ndarray]:
+        """Several stylizations in as few runs as possible: contents of the same size share one
+        encoder and one decoder run, each image with its own style and alpha (a server's batch).
+
+        At most ``max_pixels`` of content go into one run (and the backend's largest batch);
+        content that needs tiling runs alone. Results equal :meth:`stylize`'s, in order.
+        """
+        prepared = []
+        for request in requests:
+            check_alpha(request.alpha)
+            content_rgb, array, styles = self._prepare(request.content, request.style, request.preserve_color)
+            prepared.append((content_rgb, array, interpolate(styles, request.style_weights)))
+        outputs: list[np.ndarray | None] = [None] * len(prepared)
+        by_size: dict[tuple[int, int], list[int]] = {}
+        for index, (_rgb, array, _stats) in enumerate(prepared):
+            by_size.setdefault(tuple(array.shape[-2:]), []).append(index)
+        for (height, width), indices in by_size.items():
+            per_run = 1 if self._too_big(height, width) else max(1, self.max_pixels // (height * width))
+            per_run = min(per_run, self.choice.backend.max_batch or per_run)
+            for start in range(0, len(indices), per_run):
+                chunk = indices[start:start + per_run]
+                batch = np.concatenate([prepared[i][1] for i in chunk])
+                stats = StyleStats(np.concatenate([prepared[i][2].mean for i in chunk]),
+                                   np.concatenate([prepared[i][2].std for i in chunk]))
+                alphas = [requests[i].alpha for i in chunk]
+                images = self.decode(self.encode(batch, on_device=True), stats,
+                                     alphas if len(chunk) > 1 else alphas[0], (height, width))
+                for k, i in enumerate(chunk):
+                    outputs[i] = images[k:k + 1]
+        return [_finish(r.content, out, rgb, r.preserve_color)
+                for r, out, (rgb, _a, _s) in zip(requests, outputs, prepared, strict=True)]
+
+    def _prepare(self, content: Image.Image | np.ndarray, style: StyleInput | list[StyleInput],
+                 preserve_color: str | None) -> tuple[np.ndarray, np.ndarray, list[StyleStats]]:
+        """(content RGB HxWx3 in [0, 1], the network's (1, 3, H, W) input, each style's statistics)."""
+        if preserve_color not in PRESERVE_COLOR_MODES:
+            raise ControlError(f"preserve_color must be one of {PRESERVE_COLOR_MODES}, got {preserve_color!r}")
+        content_rgb = np.asarray(to_pil(content, "content"), np.float32) / 255.0
+        styles = self.styles_stats(style, content_rgb, preserve_color)
+        source = luminance_image(content_rgb) if preserve_color == "luminance" else content_rgb
+        return content_rgb, np.ascontiguousarray(source.transpose(2, 0, 1)[None]), styles
+
+
+@dataclass(frozen=True)
+class StylizeRequest:
+    """One image of :meth:`Stylizer.stylize_many`: what :meth:`Stylizer.stylize` takes, less masks
+    and temporal smoothing (which need the image's own features on the host)."""
+
+    content: Image.Image | np.ndarray
+    style: StyleInput | list[StyleInput]
+    alpha: float = 1.0
+    style_weights: list[float] | None = None
+    preserve_color: str | None = None
+
+
+def _finish(content: Image.Image | np.ndarray, out: np.ndarray, content_rgb: np.ndarray,
+            preserve_color: str | None) -> Image.Image | np.ndarray:
+    """The decoder's output as the caller's type; luminance mode puts the content's chrominance back."""
+    if preserve_color == "luminance":
+        merged = merge_luminance(out[0].transpose(1, 2, 0), content_rgb)
+        out = merged.transpose(2, 0, 1)[None]
+    return _like(content, out)
 
 
 class ContentSmoother:
@@ -279,16 +339,18 @@ class ContentSmoother:
         return self.state
 
 
-def decoder_feeds(features: Any, stats: StyleStats, alpha: float) -> dict:
-    """The decoder graph's inputs: one style's statistics repeated for each item of a content batch
-    (the graph takes statistics per item, so a batch may also mix styles)."""
+def decoder_feeds(features: Any, stats: StyleStats, alpha: float | Sequence[float]) -> dict:
+    """The decoder graph's inputs: statistics and alpha per item of the content batch. One style (or
+    one alpha) is repeated for every item; the graph takes them per item, so a batch may mix both."""
     shape = features.shape() if callable(features.shape) else features.shape  # an OrtValue's is a method
     batch = shape[0]
     mean, std = stats.mean, stats.std
     if mean.shape[0] != batch:
         mean, std = np.repeat(mean, batch, axis=0), np.repeat(std, batch, axis=0)
-    return {"content_features": features, "style_mean": mean, "style_std": std,
-            "alpha": np.array([alpha], dtype=np.float32)}
+    alphas = np.asarray(alpha, dtype=np.float32).reshape(-1)
+    if alphas.shape[0] != batch:
+        alphas = np.repeat(alphas, batch)
+    return {"content_features": features, "style_mean": mean, "style_std": std, "alpha": alphas}
 
 
 def blend(features: np.ndarray, target: np.ndarray, alpha: float) -> np.ndarray:

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from adainrt import __version__
-from adainrt.contract import GRAPHS, concrete_shape
+from adainrt.contract import GRAPHS, TensorSpec, concrete_shape
 from adainrt.errors import BackendUnavailable, ModelError, OutputExists
 from adainrt.fileio import atomic_path, atomic_write_bytes, cache_root, sha256_file
 from adainrt.spec import MIN_SIZE
@@ -27,7 +27,8 @@ from adainrt.spec import MIN_SIZE
 #: tiled to fit, styles above it are refused with a clear error).
 MAX_SIDE = 2048
 DEFAULT_MIN, DEFAULT_OPT, DEFAULT_MAX = (MIN_SIZE, MIN_SIZE), (512, 512), (MAX_SIDE, MAX_SIDE)
-#: Every graph input of the contract by name (the same name means the same tensor in every graph).
+#: Every graph input of the contract by name, where a name means the same tensor in every graph
+#: (alpha does not: one per call in the full graph, one per item in the decoder; see _input_specs).
 _TENSORS = {t.name: t for contract in GRAPHS.values() for t in contract.inputs}
 
 
@@ -64,13 +65,13 @@ def parse_shapes(text: str) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def _shape(name: str, hw: tuple[int, int], batch: int) -> tuple[int, ...]:
-    """An input's shape at image size ``hw`` (content and style alike) from the graph contract."""
-    return concrete_shape(_TENSORS[name], hw, hw, batch)
-
-
-def _dynamic(name: str) -> bool:
-    return name in _TENSORS and any(isinstance(d, str) for d in _TENSORS[name].shape)
+def _input_specs(inputs: list[str]) -> dict[str, TensorSpec]:
+    """The contract's specs of a graph's inputs: those of the graph taking exactly these inputs,
+    else each name's first spec (a partial list, as tests and trtexec-style overrides give)."""
+    for contract in GRAPHS.values():
+        if set(contract.input_names) == set(inputs):
+            return {spec.name: spec for spec in contract.inputs}
+    return {name: _TENSORS[name] for name in inputs if name in _TENSORS}
 
 
 def default_profiles(
@@ -86,16 +87,16 @@ def default_profiles(
         raise ModelError(f"profile sizes must satisfy min <= opt <= max, got {min_hw}, {opt_hw}, {max_hw}")
     overrides = overrides or {}
     profiles = []
-    for name in inputs:
-        if not _dynamic(name):
-            continue  # alpha and the style statistics have static shapes
+    for name, spec in _input_specs(inputs).items():
+        if not any(isinstance(d, str) for d in spec.shape):
+            continue  # static: the full graph's alpha, the style graph's statistics
         shapes = {}
         for key, hw in (("min", min_hw), ("opt", opt_hw), ("max", max_hw)):
             batch = max_batch if key == "max" else 1
-            shapes[key] = overrides.get(key, {}).get(name) or _shape(name, hw, batch)
+            shapes[key] = overrides.get(key, {}).get(name) or concrete_shape(spec, hw, hw, batch)
         profile = InputProfile(name, shapes["min"], shapes["opt"], shapes["max"])
-        if not (profile.contains(profile.opt) and len(profile.max) == 4):
-            raise ModelError(f"profile for {name}: need min <= opt <= max, 4-D, got {profile}")
+        if not (profile.contains(profile.opt) and len(profile.max) == len(spec.shape)):
+            raise ModelError(f"profile for {name}: need min <= opt <= max, {len(spec.shape)}-D, got {profile}")
         profiles.append(profile)
     return profiles
 

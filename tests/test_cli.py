@@ -127,11 +127,12 @@ def test_missing_decoder_is_a_clear_error(tmp_path, monkeypatch, images_dir):
     assert result.exit_code == 1 and "missing.safetensors: no such weight file" in result.output
 
 
-def test_bench_json_times_onnxruntime_and_torch(exported_dir, random_decoder):
+def test_bench_json_times_onnxruntime_and_torch(exported_dir, random_decoder, tmp_path):
     result = run("bench", "--size", "64", "--runs", "2", "--warmup", "1", "--json", "--model", exported_dir,
-                 "--decoder", random_decoder)
+                 "--decoder", random_decoder, "--plot", tmp_path / "fps.png")
     assert result.exit_code == 0, result.output
-    rows = json.loads(result.output[result.output.index("["):])
+    assert Image.open(tmp_path / "fps.png").size == (900, 560)
+    rows = json.loads(result.stdout[result.stdout.index("["):])
     assert {(r["backend"], r["path"]) for r in rows} >= {("ort-cpu", "full"), ("ort-cpu", "cached-style"),
                                                         ("torch", "full"), ("torch", "cached-style")}
     assert all(r["fps"] > 0 and r["p95_ms"] >= r["p50_ms"] > 0 and r["runs"] == 2 for r in rows)

@@ -112,7 +112,8 @@ def test_triton_repository_matches_the_graphs(tmp_path, exported_dir):
         assert accelerator.name == "tensorrt"
         assert accelerator.parameters["precision_mode"] == ("FP16" if model.name.endswith("_fp16") else "FP32")
         batched = config.max_batch_size > 0
-        assert batched == (model.name == "adain_encoder") and config.HasField("dynamic_batching") == batched
+        assert batched == (model.name in ("adain_encoder", "adain_decoder"))
+        assert config.HasField("dynamic_batching") == batched
         session = ort.InferenceSession(str(model / "1" / "model.onnx"), providers=["CPUExecutionProvider"])
         declared = {t.name: list(t.dims) for t in [*config.input, *config.output]}
         for value in session.get_inputs() + session.get_outputs():
@@ -122,15 +123,15 @@ def test_triton_repository_matches_the_graphs(tmp_path, exported_dir):
         write_triton_repository(files[:1], tmp_path / "repo")
 
 
-def test_decoder_takes_a_style_per_batch_item(sessions):
-    """Requests with different styles can share one decoder run: item k is styled by statistics k."""
+def test_decoder_takes_a_style_and_alpha_per_batch_item(sessions):
+    """Requests with different styles and alphas can share one decoder run: item k gets style k, alpha k."""
     rng = np.random.default_rng(5)
     features = rng.random((2, 512, 6, 7), np.float32) * 2
     means, stds = rng.random((2, 512, 1, 1), np.float32), rng.random((2, 512, 1, 1), np.float32) + 0.1
-    alpha = np.array([0.8], np.float32)
+    alpha = np.array([0.8, 0.3], np.float32)
     batch = sessions["decoder"].run(None, {"content_features": features, "style_mean": means, "style_std": stds,
                                            "alpha": alpha})[0]
     for k in range(2):
         one = sessions["decoder"].run(None, {"content_features": features[k:k + 1], "style_mean": means[k:k + 1],
-                                             "style_std": stds[k:k + 1], "alpha": alpha})[0]
+                                             "style_std": stds[k:k + 1], "alpha": alpha[k:k + 1]})[0]
         np.testing.assert_allclose(batch[k:k + 1], one, atol=1e-5)

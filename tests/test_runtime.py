@@ -118,3 +118,28 @@ def test_runtime_imports_and_runs_without_torch(exported_dir):
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+def test_stylize_many_batches_sizes_styles_and_alphas_like_single_calls(exported_dir):
+    """One run per content size, each image with its own style, alpha and controls: the results of
+    single calls (and their order), whatever the grouping."""
+    from adainrt.runtime import StylizeRequest
+
+    styles = [synthetic_image(64, 80, seed=60), synthetic_image(72, 64, seed=61)]
+    requests = [StylizeRequest(synthetic_image(48, 64, seed=62 + k), styles[k % 2], alpha=(0.3, 1.0, 0.7)[k % 3],
+                               preserve_color="luminance" if k == 4 else None)
+                for k in range(5)]
+    requests.append(StylizeRequest(synthetic_image(56, 40, seed=70), styles, alpha=0.9, style_weights=[0.25, 0.75]))
+    with Stylizer(exported_dir, backend="ort-cpu", max_pixels=3 * 48 * 64) as stylizer:  # 3 images per run
+        runs = []
+        real_infer = stylizer.decoder.infer
+        stylizer.decoder.infer = lambda feeds, keep=(): runs.append(len(feeds["alpha"])) or real_infer(feeds, keep)
+        batched = stylizer.stylize_many(requests)
+        stylizer.decoder.infer = real_infer
+        for request, got in zip(requests, batched, strict=True):
+            single = stylizer.stylize(request.content, request.style, request.alpha,
+                                      style_weights=request.style_weights, preserve_color=request.preserve_color)
+            assert got.size == single.size
+            diff = np.abs(np.asarray(got, np.int16) - np.asarray(single, np.int16))
+            assert diff.max() <= 2, diff.max()
+    assert sorted(runs) == [1, 2, 3]  # five 48x64 in runs of 3 and 2, the 56x40 alone

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from adainrt.client import ServerError, stylize_remote
-from adainrt.server import REPLICA_HEADER
+from adainrt.server import BATCH_HEADER, REPLICA_HEADER
 from tests.conftest import synthetic_image
 
 pytest.importorskip("ray.serve", reason="Ray Serve is not installed (pip install 'adainrt[serve]')")
@@ -123,6 +123,28 @@ def test_concurrent_requests_match_the_in_process_stylizer_and_spread_over_repli
     assert len(replicas - {None}) == 2
 
 
+def test_requests_with_two_styles_share_batches_and_each_gets_its_own_style(server, reference):
+    """Sixteen requests at once, two stored styles and two alphas: replicas run them in shared batches
+    (X-Adainrt-Batch above 1), and each answer equals its unbatched in-process result."""
+    styles = {"batch-a": synthetic_image(64, 64, seed=81), "batch-b": synthetic_image(64, 64, seed=82)}
+    for name, image in styles.items():
+        assert call(f"{server}/v1/styles/{name}?size=0", png(image))[0] in (201, 409)
+    contents = [synthetic_image(64, 64, seed=90 + k) for k in range(16)]
+
+    def one(k: int):
+        name, alpha = ("batch-a", "batch-b")[k % 2], (1.0, 0.5)[k // 2 % 2]
+        status, headers, body = call(f"{server}/v1/stylize?style={name}&alpha={alpha}&size=0", png(contents[k]))
+        assert status == 200, body
+        return k, name, alpha, int(headers.get(BATCH_HEADER, 0)), np.asarray(Image.open(io.BytesIO(body)))
+
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(one, range(16)))
+    assert max(batch for _k, _n, _a, batch, _img in answers) > 1
+    for k, name, alpha, _batch, got in answers:
+        expected = np.asarray(reference.stylize(contents[k], reference.style_stats(styles[name]), alpha))
+        assert psnr(got, expected) >= 40.0, (k, name, alpha)
+
+
 def test_bad_requests_get_their_status_and_the_server_stays_healthy(server):
     content = png(synthetic_image(48, 48, seed=40))
     cases = {
@@ -170,13 +192,16 @@ def test_cli_stylize_with_server_writes_the_served_image(server, tmp_path, refer
     assert result.exit_code == 1 and "already exists" in result.output
 
 
-def test_bench_serve_measures_levels_and_refuses_other_hosts(server):
+def test_bench_serve_measures_levels_and_refuses_other_hosts(server, tmp_path):
     from adainrt.cli import main
 
+    plot = tmp_path / "serve.png"
     result = CliRunner().invoke(main, ["bench-serve", server, "--concurrency", "1", "--concurrency", "3",
-                                       "--requests", "6", "--size", "64", "--api-key", KEY, "--json"])
+                                       "--requests", "6", "--size", "64", "--api-key", KEY, "--json",
+                                       "--plot", str(plot)])
     assert result.exit_code == 0, result.output
-    report = json.loads(result.output[result.output.index("{"):])
+    assert Image.open(plot).size == (1800, 560)
+    report = json.loads(result.stdout[result.stdout.index("{"):])
     assert [level["concurrency"] for level in report["levels"]] == [1, 3]
     assert all(level["errors"] == 0 and level["throughput"] > 0 and level["p99_ms"] >= level["p50_ms"]
                for level in report["levels"])

@@ -67,7 +67,8 @@ def test_default_profiles_cover_every_size_the_runtime_sends():
     decoder = default_profiles(["content_features", "style_mean", "style_std", "alpha"], max_batch=4)
     assert decoder == [InputProfile("content_features", (1, 512, 4, 4), (1, 512, 64, 64), (4, 512, 256, 256)),
                        InputProfile("style_mean", (1, 512, 1, 1), (1, 512, 1, 1), (4, 512, 1, 1)),
-                       InputProfile("style_std", (1, 512, 1, 1), (1, 512, 1, 1), (4, 512, 1, 1))]  # per item
+                       InputProfile("style_std", (1, 512, 1, 1), (1, 512, 1, 1), (4, 512, 1, 1)),
+                       InputProfile("alpha", (1,), (1,), (4,))]  # statistics and alpha per item
     custom = default_profiles(["content"], overrides={"max": {"content": (1, 3, 4096, 4096)}})
     assert custom[0].max == (1, 3, 4096, 4096)
     with pytest.raises(ModelError, match="min <= opt <= max"):
@@ -184,7 +185,7 @@ def test_ort_trt_provider_gets_the_native_profile_and_keyed_caches(exported_dir)
     from adainrt.runtime.backends.onnxruntime import trt_cache_dir, trt_options
 
     decoder = trt_options(exported_dir / "adain_decoder.onnx")
-    stats = "style_mean:1x512x1x1,style_std:1x512x1x1"
+    stats = "style_mean:1x512x1x1,style_std:1x512x1x1,alpha:1"
     assert decoder["trt_profile_min_shapes"] == f"content_features:1x512x4x4,{stats}"
     assert decoder["trt_profile_opt_shapes"] == f"content_features:1x512x64x64,{stats}"
     assert decoder["trt_profile_max_shapes"] == f"content_features:1x512x256x256,{stats}"

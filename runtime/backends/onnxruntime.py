@@ -186,14 +186,15 @@ def _open(backend: str, path: Path) -> OrtRunner:
 
 
 def _register(name: str, summary: str, device: str, preference: int, precisions: tuple[str, ...],
-              max_side: int | None = None) -> None:
+              max_side: int | None = None, max_batch: int | None = None) -> None:
     register_backend(Backend(
         name=name, summary=summary, device=device, precisions=precisions, preference=preference,
         probe=lambda: _probe(name), open=lambda path, _precision: _open(name, path), max_side=max_side,
+        max_batch=max_batch,
     ))
 
 
 _register("ort-trt", "onnxruntime's TensorRT execution provider (the FP16 graphs, engine cache, explicit profile)",
-          "cuda", 20, ("fp16", "fp32"), max_side=MAX_SIDE)
+          "cuda", 20, ("fp16", "fp32"), max_side=MAX_SIDE, max_batch=1)
 _register("ort-cuda", "onnxruntime's CUDA execution provider", "cuda", 30, ("fp32", "fp16"))
 _register("ort-cpu", "onnxruntime's CPU execution provider", "cpu", 90, ("fp32", "fp16"))

@@ -211,5 +211,5 @@ def _open(onnx_path: Path, _precision: str = "fp16") -> TensorRTRunner:
 register_backend(Backend(
     name="tensorrt", summary="native TensorRT engines of the FP16 graphs (strongly typed), built once and cached",
     device="cuda", precisions=("fp16",), preference=10, probe=tensorrt_ready, open=_open, prepare=_prepare,
-    max_side=MAX_SIDE,
+    max_side=MAX_SIDE, max_batch=1,  # the default profile: batch 1 keeps the engine's memory at one image's
 ))

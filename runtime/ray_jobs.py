@@ -1,0 +1,87 @@
+"""`adainrt stylize FOLDER --ray [ADDRESS]`: a folder of images spread over a Ray cluster with Ray Data.
+
+The driver plans the outputs (as a local run does: collisions refused, finished outputs skipped so
+a rerun resumes), reads the styles once and ships them to the workers; each worker loads the
+graphs once (``map_batches`` over a callable class) and runs the same job as a local run
+(:func:`~adainrt.runtime.jobs.stylize_images`: same pipeline, atomic writes). The model folder
+and the output folder must be on storage every node sees (one machine: any folder).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from adainrt.errors import AdainrtError
+from adainrt.runtime.jobs import JobReport, OutputPlan, StylizeOptions, stylize_images
+from adainrt.runtime.stylizer import StyleInput, Stylizer
+
+#: Images per call of a worker: small, so progress moves and a failure loses little.
+IMAGES_PER_BATCH = 2
+
+
+class StylizeWorker:
+    """One Ray Data worker: the graphs loaded once, then batches of (source, output) pairs."""
+
+    def __init__(self, model_dir: str, backend: str, precision: str | None, styles: list[StyleInput],
+                 options: StylizeOptions, masks: list[Any]):
+        self.stylizer = Stylizer(model_dir, backend, max_pixels=options.max_pixels, precision=precision)
+        self.styles, self.options, self.masks = styles, options, masks
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        errors = []
+        for src, dst in zip(batch["src"], batch["dst"], strict=True):
+            plan = OutputPlan([(Path(src), Path(dst))], folder=True)
+            report = stylize_images(self.stylizer, plan, self.styles, self.options, self.masks)
+            errors.append(report.skipped[0] if report.skipped else "")
+        return {"src": batch["src"], "dst": batch["dst"], "error": np.array(errors, dtype=object)}
+
+
+def start_ray(address: str | None) -> Any:
+    """Join the cluster at ``address`` ("auto": the one this machine belongs to), or start a local Ray."""
+    try:
+        import ray
+        import ray.data
+    except ImportError as exc:
+        raise AdainrtError("--ray needs Ray Data: pip install 'adainrt[serve]'") from exc
+    if not ray.is_initialized():
+        try:
+            ray.init(address=address, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise AdainrtError(f"cannot start or join Ray{f' at {address}' if address else ''}: {exc}") from exc
+    return ray
+
+
+def stylize_on_ray(plan: OutputPlan, model_dir: str | os.PathLike, backend: str, precision: str | None,
+                   styles: list[StyleInput], options: StylizeOptions, masks: Sequence[Any] = (),
+                   address: str | None = None, workers: int = 2, cpus_per_worker: float = 1.0,
+                   gpus_per_worker: float = 0.0,
+                   progress: Callable[[Path], None] = lambda _src: None) -> JobReport:
+    """Stylize ``plan``'s images on ``workers`` Ray workers; one result per image, as they finish."""
+    if workers < 1:
+        raise AdainrtError(f"--workers must be at least 1, got {workers}")
+    report = JobReport()
+    if not plan.pairs:
+        return report
+    ray = start_ray(address)
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False  # ours counts images, not Ray's blocks
+    items = [{"src": str(src), "dst": str(dst)} for src, dst in plan.pairs]
+    dataset = ray.data.from_items(items, override_num_blocks=max(1, len(items) // IMAGES_PER_BATCH))
+    results = dataset.map_batches(
+        StylizeWorker, batch_size=IMAGES_PER_BATCH, compute=ray.data.ActorPoolStrategy(size=workers),
+        num_cpus=cpus_per_worker, num_gpus=gpus_per_worker, batch_format="numpy",
+        fn_constructor_kwargs={"model_dir": str(Path(model_dir).resolve()), "backend": backend,
+                               "precision": precision, "styles": styles, "options": options,
+                               "masks": list(masks)})
+    for row in results.iter_rows():
+        if row["error"]:
+            report.skipped.append(str(row["error"]))
+        else:
+            report.written.append(Path(row["dst"]))
+        progress(Path(row["src"]))
+    return report
