@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -205,21 +206,49 @@ class JobReport:
 def stylize_images(stylizer: Stylizer, plan: OutputPlan, styles: list[StyleInput], options: StylizeOptions,
                    masks: Sequence[Image.Image] = (), progress: Callable[[Path], None] = lambda _p: None
                    ) -> JobReport:
-    """Stylize every planned image; in a folder, an unreadable image is skipped and reported."""
+    """Stylize every planned image; in a folder, an unreadable image is skipped and reported.
+
+    Reading the next image and writing the last result (PNG encoding: ~60 ms at 512x512, an
+    eighth of a CPU inference) run on a helper thread while the backend computes.
+    """
     report = JobReport()
-    for src, dst in plan.pairs:
-        try:
-            result = stylizer.stylize(
-                prepare_image(src, options.content_size, options.crop), styles, options.alpha,
-                style_weights=list(options.style_weights) if options.style_weights else None,
-                mask=list(masks) or None, preserve_color=options.preserve_color)
-            report.written.append(save_image(result, dst, overwrite=options.overwrite))
-        except AdainrtError as exc:
-            if not plan.folder:
-                raise
-            report.skipped.append(str(exc))
-        progress(src)
+
+    def load(src: Path) -> Image.Image:
+        return prepare_image(src, options.content_size, options.crop)
+
+    def failed(exc: AdainrtError) -> None:
+        if not plan.folder:
+            raise exc
+        report.skipped.append(str(exc))
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="adainrt-io") as io:
+        saving: Future | None = None
+        loads = [io.submit(load, src) for src, _dst in plan.pairs[:1]]
+        for index, (src, dst) in enumerate(plan.pairs):
+            if index + 1 < len(plan.pairs):
+                loads.append(io.submit(load, plan.pairs[index + 1][0]))  # read ahead
+            try:
+                result = stylizer.stylize(
+                    loads[index].result(), styles, options.alpha,
+                    style_weights=list(options.style_weights) if options.style_weights else None,
+                    mask=list(masks) or None, preserve_color=options.preserve_color)
+                loads[index] = None  # the image is done with
+                if saving is not None:
+                    _collect(saving, report, failed)
+                saving = io.submit(save_image, result, dst, overwrite=options.overwrite)
+            except AdainrtError as exc:
+                failed(exc)
+            progress(src)
+        if saving is not None:
+            _collect(saving, report, failed)
     return report
+
+
+def _collect(saving: Future, report: JobReport, failed: Callable[[AdainrtError], None]) -> None:
+    try:
+        report.written.append(saving.result())
+    except AdainrtError as exc:
+        failed(exc)
 
 
 def stylize_video_file(stylizer: Stylizer, content: Path, output: Path, styles: list[StyleInput],

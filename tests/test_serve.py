@@ -51,9 +51,9 @@ def server(exported_dir, tmp_path_factory):
     bank = tmp_path_factory.mktemp("served-styles")
     env = {**os.environ, "ADAINRT_STYLES": str(bank), "RAY_DEDUP_LOGS": "0"}
     process = subprocess.Popen([sys.executable, "-m", "adainrt.cli", "serve", "--port", str(port), "--model",
-                                str(exported_dir), "--backend", "ort-cpu", "--replicas", "2", "--api-key", KEY,
-                                "--max-body-mb", "1"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True)
+                                str(exported_dir), "--backend", "ort-cpu", "--replicas", "2", "--max-batch", "8",
+                                "--api-key", KEY, "--max-body-mb", "1"], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
@@ -69,11 +69,12 @@ def server(exported_dir, tmp_path_factory):
         process.kill()
         pytest.fail("adainrt serve did not become healthy in 240 s")
     yield url
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signal.SIGTERM)  # as `docker stop` or systemd stop it: a clean stop, as Ctrl-C
     try:
-        process.wait(timeout=90)
+        assert process.wait(timeout=90) == 0, process.stdout.read()
     except subprocess.TimeoutExpired:
         process.kill()
+        pytest.fail("adainrt serve did not stop within 90 s of SIGTERM")
 
 
 @pytest.fixture(scope="module")
