@@ -191,9 +191,9 @@ def export(output: Path, form: str, encoder: Path | None, decoder: Path | None, 
 @click.option("--skip-existing", is_flag=True,
               help="Leave outputs that already exist alone and do the rest: rerunning a folder job resumes it.")
 @click.option("--ray", "ray_address", is_flag=False, flag_value="local", metavar="[ADDRESS]",
-              help="Spread a folder over Ray workers (Ray Data; pip install 'adainrt[serve]'): alone, a local Ray "
-                   "on this machine; with ADDRESS (or auto), that cluster, whose nodes must all see --model and "
-                   "OUTPUT. Implies --skip-existing, so a rerun resumes.")
+              help="Spread a folder (Ray Data) or a video's frames over Ray workers (pip install "
+                   "'adainrt[serve]'): alone, a local Ray on this machine; with ADDRESS (or auto), that cluster, "
+                   "whose nodes must all see --model and OUTPUT. Implies --skip-existing: a rerun resumes.")
 @click.option("--workers", type=click.IntRange(1, 1024), default=2, show_default=True,
               help="With --ray: workers, each loading the graphs once.")
 @click.option("--cpus-per-worker", type=click.FloatRange(0, 256), default=1.0, show_default=True,
@@ -232,10 +232,11 @@ def stylize(content: Path, styles: tuple[str, ...], output: Path, alpha: float, 
     if plan is not None and plan.done:
         _say(f"{len(plan.done)} output(s) already written, left alone; {len(plan.pairs)} to do")
     if ray_address is not None:
-        if plan is None or server is not None:
-            raise AdainrtError("--ray spreads a folder of images (not a video, not with --server)")
-        _stylize_on_ray(plan, output, styles, options, masks, model_dir, encoder, decoder, backend, precision,
-                        None if ray_address == "local" else ray_address, workers, cpus_per_worker, gpus_per_worker)
+        if server is not None:
+            raise AdainrtError("--ray runs the work on Ray workers and --server on a server: choose one")
+        _stylize_on_ray(content, plan, output, styles, options, masks, model_dir, encoder, decoder, backend,
+                        precision, None if ray_address == "local" else ray_address, workers, cpus_per_worker,
+                        gpus_per_worker)
         return
     if server is not None:
         if plan is None or masks:
@@ -267,21 +268,33 @@ def _image_job_summary(report, plan, output: Path) -> None:
         raise click.ClickException(f"{len(report.skipped)} of {len(plan.pairs)} inputs could not be stylized")
 
 
-def _stylize_on_ray(plan, output: Path, styles: tuple[str, ...], options, masks: tuple[Path, ...],
+def _stylize_on_ray(content: Path, plan, output: Path, styles: tuple[str, ...], options, masks: tuple[Path, ...],
                     model_dir: Path | None, encoder: Path | None, decoder: Path | None, backend: str,
                     precision: str | None, address: str | None, workers: int, cpus: float, gpus: float) -> None:
+    """A folder (``plan``) over Ray Data, or a video (no plan) in chunks of frames over Ray actors."""
     from adainrt.contract import read_manifest
-    from adainrt.runtime import jobs
-    from adainrt.runtime.ray_jobs import stylize_on_ray
+    from adainrt.runtime import jobs, ray_jobs
 
-    jobs.check_image_job(options)
     folder, precision = jobs.model_dir_for(model_dir, encoder, decoder, backend, precision, progress=_say)
     style_inputs = jobs.resolve_styles(styles, read_manifest(folder).get("encoder_hash"), options)
-    mask_images = [jobs.load_mask(m) for m in masks]
+    place = {"address": address, "workers": workers, "cpus_per_worker": cpus, "gpus_per_worker": gpus}
     _say(f"starting {workers} Ray worker(s){f' on {address}' if address else ' on a local Ray'}")
+    if plan is None:
+        if masks:
+            raise AdainrtError("masks apply to images, not video")
+        from adainrt.runtime.video import probe
+
+        with click.progressbar(length=probe(content).frames, label="stylizing video (ray)", file=sys.stderr,
+                               show_pos=True) as bar:
+            report = ray_jobs.stylize_video_on_ray(content, output, folder, backend, precision, style_inputs,
+                                                   options, **place, progress=lambda _d, _t: bar.update(1))
+        _video_summary(report.video)
+        return
+    jobs.check_image_job(options)
+    mask_images = [jobs.load_mask(m) for m in masks]
     with click.progressbar(length=len(plan.pairs), label="stylizing (ray)", file=sys.stderr, show_pos=True) as bar:
-        report = stylize_on_ray(plan, folder, backend, precision, style_inputs, options, mask_images, address,
-                                workers, cpus, gpus, progress=lambda _src: bar.update(1))
+        report = ray_jobs.stylize_on_ray(plan, folder, backend, precision, style_inputs, options, mask_images,
+                                         **place, progress=lambda _src: bar.update(1))
     _image_job_summary(report, plan, output)
 
 
@@ -293,7 +306,10 @@ def _stylize_video(stylizer, content: Path, output: Path, styles: list, options,
                            file=sys.stderr, show_pos=True) as bar:
         report = jobs.stylize_video_file(stylizer, content, output, styles, options, masks,
                                          progress=lambda _done, _total: bar.update(1))
-    result = report.video
+    _video_summary(report.video)
+
+
+def _video_summary(result) -> None:
     audio = "with audio" if result.audio else "no audio in source"
     click.echo(f"wrote {result.path}: {result.frames} frames at {result.fps:g} fps, "
                f"{result.size[0]}x{result.size[1]}, {audio}; flicker {result.flicker:.2f}")

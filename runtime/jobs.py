@@ -255,7 +255,19 @@ def stylize_video_file(stylizer: Stylizer, content: Path, output: Path, styles: 
                        options: StylizeOptions, masks: Sequence[Image.Image] = (),
                        progress: Callable[[int, int], None] = lambda _d, _t: None) -> JobReport:
     """A video, frame by frame, with one (interpolated) style and optional temporal smoothing."""
-    from adainrt.runtime.video import VIDEO_SUFFIXES, is_video, stylize_video
+    from adainrt.runtime.video import stylize_video
+
+    check_video_job(output, options, masks)
+    weights = list(options.style_weights) if options.style_weights else None
+    stats: StyleStats = interpolate(stylizer.styles_stats(styles), weights)
+    result = stylize_video(stylizer, content, output, stats, options.alpha, options.content_size,
+                           options.temporal_smoothing, options.overwrite, progress=progress)
+    return JobReport(written=[result.path], video=result)
+
+
+def check_video_job(output: Path, options: StylizeOptions, masks: Sequence[Image.Image] = ()) -> None:
+    """What a video job refuses before any frame: image-only controls, an output that is no video."""
+    from adainrt.runtime.video import VIDEO_SUFFIXES, is_video
 
     if masks or options.preserve_color:
         raise ControlError("masks and colour preservation apply to images; for video use alpha, "
@@ -263,11 +275,6 @@ def stylize_video_file(stylizer: Stylizer, content: Path, output: Path, styles: 
     if not is_video(output):
         raise AdainrtError(f"{output}: the input is a video, so the output must be a video file "
                            f"({', '.join(VIDEO_SUFFIXES)})")
-    weights = list(options.style_weights) if options.style_weights else None
-    stats: StyleStats = interpolate(stylizer.styles_stats(styles), weights)
-    result = stylize_video(stylizer, content, output, stats, options.alpha, options.content_size,
-                           options.temporal_smoothing, options.overwrite, progress=progress)
-    return JobReport(written=[result.path], video=result)
 
 
 def is_video_input(content: Path) -> bool:

@@ -1,27 +1,37 @@
-"""`adainrt stylize FOLDER --ray [ADDRESS]`: a folder of images spread over a Ray cluster with Ray Data.
+"""`adainrt stylize FOLDER_OR_VIDEO --ray [ADDRESS]`: the work spread over a Ray cluster.
 
-The driver plans the outputs (as a local run does: collisions refused, finished outputs skipped so
-a rerun resumes), reads the styles once and ships them to the workers; each worker loads the
-graphs once (``map_batches`` over a callable class) and runs the same job as a local run
-(:func:`~adainrt.runtime.jobs.stylize_images`: same pipeline, atomic writes). The model folder
-and the output folder must be on storage every node sees (one machine: any folder).
+A folder goes through Ray Data: the driver plans the outputs (as a local run does: collisions
+refused, finished outputs skipped so a rerun resumes), reads the styles once and ships them to
+the workers; each worker loads the graphs once (``map_batches`` over a callable class) and runs
+the same job as a local run (:func:`~adainrt.runtime.jobs.stylize_images`: same pipeline,
+atomic writes). The model folder and the output folder must be on storage every node sees (one
+machine: any folder).
+
+A video's frames are decoded by the driver and sent in chunks to the same workers (as Ray
+actors), a bounded number in flight, and written back in order: memory stays flat. Temporal
+smoothing carries state from frame to frame, so it is refused here.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from adainrt.errors import AdainrtError
+from adainrt.runtime.controls import ControlError
 from adainrt.runtime.jobs import JobReport, OutputPlan, StylizeOptions, stylize_images
 from adainrt.runtime.stylizer import StyleInput, Stylizer
 
 #: Images per call of a worker: small, so progress moves and a failure loses little.
 IMAGES_PER_BATCH = 2
+#: Video frames per task, and tasks in flight per worker.
+FRAMES_PER_TASK, TASKS_PER_WORKER = 8, 2
 
 
 class StylizeWorker:
@@ -39,6 +49,12 @@ class StylizeWorker:
             report = stylize_images(self.stylizer, plan, self.styles, self.options, self.masks)
             errors.append(report.skipped[0] if report.skipped else "")
         return {"src": batch["src"], "dst": batch["dst"], "error": np.array(errors, dtype=object)}
+
+    def stylize_frames(self, frames: np.ndarray) -> np.ndarray:
+        """(N, H, W, 3) uint8 video frames, stylized as a local video run does them."""
+        weights = list(self.options.style_weights) if self.options.style_weights else None
+        return np.stack([self.stylizer.stylize(frame, self.styles, self.options.alpha, style_weights=weights)
+                         for frame in frames])
 
 
 def start_ray(address: str | None) -> Any:
@@ -85,3 +101,44 @@ def stylize_on_ray(plan: OutputPlan, model_dir: str | os.PathLike, backend: str,
             report.written.append(Path(row["dst"]))
         progress(Path(row["src"]))
     return report
+
+
+def stylize_video_on_ray(content: Path, output: Path, model_dir: str | os.PathLike, backend: str,
+                         precision: str | None, styles: list[StyleInput], options: StylizeOptions,
+                         address: str | None = None, workers: int = 2, cpus_per_worker: float = 1.0,
+                         gpus_per_worker: float = 0.0, progress: Callable[[int, int], None] = lambda _d, _t: None
+                         ) -> JobReport:
+    """A video's frames stylized on ``workers`` Ray actors and written in order (atomically)."""
+    from adainrt.runtime.jobs import check_video_job
+    from adainrt.runtime.video import even_size, probe, sized_frames, write_video
+
+    check_video_job(output, options)
+    if options.temporal_smoothing:
+        raise ControlError("temporal smoothing carries statistics from frame to frame, so it runs on one "
+                           "machine: leave out --ray, or the smoothing")
+    info = probe(content)
+    size = even_size(info.width, info.height, options.content_size)
+    ray = start_ray(address)
+    worker = ray.remote(num_cpus=cpus_per_worker, num_gpus=gpus_per_worker)(StylizeWorker)
+    actors = [worker.remote(str(Path(model_dir).resolve()), backend, precision, styles, options, [])
+              for _ in range(workers)]
+
+    def styled() -> Iterator[np.ndarray]:
+        in_flight: deque = deque()
+        frames = sized_frames(content, size)
+        chunks = iter(lambda: list(itertools.islice(frames, FRAMES_PER_TASK)), [])
+        for index, chunk in enumerate(chunks):
+            in_flight.append(actors[index % workers].stylize_frames.remote(np.stack(chunk)))
+            if len(in_flight) >= TASKS_PER_WORKER * workers:
+                yield from ray.get(in_flight.popleft())
+        while in_flight:
+            yield from ray.get(in_flight.popleft())
+
+    try:
+        result = write_video(content, output, info, size, styled(), options.overwrite, progress)
+    except ray.exceptions.RayError as exc:
+        raise AdainrtError(f"a Ray worker failed: {str(exc).strip().splitlines()[-1]}") from exc
+    finally:
+        for actor in actors:
+            ray.kill(actor)
+    return JobReport(written=[result.path], video=result)

@@ -9,7 +9,7 @@ optional temporal smoothing replaces them by an exponential moving average.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,10 +106,35 @@ def stylize_video(
     """Stylize a video file frame by frame into ``output`` (written atomically)."""
     check_alpha(alpha)
     info = probe(source)
-    width, height = even_size(info.width, info.height, content_size)
+    size = even_size(info.width, info.height, content_size)
     smoother = ContentSmoother(smoothing) if smoothing else None
+    styled = (stylize_frame(stylizer, frame, style, alpha, smoother) for frame in sized_frames(source, size))
+    return write_video(source, output, info, size, styled, overwrite, progress)
+
+
+def sized_frames(source: str | os.PathLike, size: tuple[int, int]) -> Iterator[np.ndarray]:
+    """The source's RGB uint8 frames at ``size`` (width, height), one at a time."""
+    width, height = size
+    for frame in read_frames(source):
+        if frame.shape[:2] != (height, width):
+            frame = np.asarray(Image.fromarray(frame).resize((width, height), Image.Resampling.BICUBIC))
+        yield frame
+
+
+def write_video(
+    source: str | os.PathLike,
+    output: str | os.PathLike,
+    info: VideoInfo,
+    size: tuple[int, int],
+    frames: Iterable[np.ndarray],
+    overwrite: bool = False,
+    progress: Callable[[int, int], None] = lambda _done, _total: None,
+) -> VideoResult:
+    """Encode stylized ``frames`` (RGB uint8 at ``size``) into ``output`` atomically, at the source's
+    frame rate and with its audio; measures the flicker on the way."""
     ffmpeg = _ffmpeg()
     output = Path(output)
+    width, height = size
     count, flicker_sum, previous = 0, 0.0, None
     with atomic_path(output, overwrite=overwrite) as tmp:
         tmp_video = tmp.with_suffix(output.suffix)  # ffmpeg picks the container from the suffix
@@ -121,10 +146,7 @@ def stylize_video(
         try:
             writer.send(None)
             try:
-                for frame in read_frames(source):
-                    if frame.shape[:2] != (height, width):
-                        frame = np.asarray(Image.fromarray(frame).resize((width, height), Image.Resampling.BICUBIC))
-                    styled = stylize_frame(stylizer, frame, style, alpha, smoother)
+                for styled in frames:
                     if previous is not None:
                         flicker_sum += float(np.abs(styled.astype(np.int16) - previous).mean())
                     previous = styled.astype(np.int16)
