@@ -521,6 +521,7 @@ def train(output_dir: str, resume: bool, **options: Any) -> None:
         _say(f"resumed at step {trainer.step}")
     try:
         path = trainer.run()
+        trainer.close()
     except KeyboardInterrupt:
         raise click.ClickException(
             f"interrupted at step {trainer.step}; checkpoint written, --resume continues"

@@ -158,7 +158,9 @@ class StylizeApp:
             with self._lock:
                 images = self.stylizer.stylize_many([request for _i, request, _jpeg in pending])
         except Exception as exc:
-            return [(index, Reply.error(exc)) for index, _r, _j in pending]
+            if len(pending) == 1:
+                return [(pending[0][0], Reply.error(exc))]
+            return [done for one in pending for done in self._run_batch([one])]  # so a bad request fails alone
         return [(index, encoded(image, jpeg, len(pending)))
                 for (index, _request, jpeg), image in zip(pending, images, strict=True)]
 

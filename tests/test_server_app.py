@@ -39,6 +39,13 @@ def test_a_batch_mixing_styles_alphas_and_bad_calls_answers_each_alone(app):
     replies = app.handle_many(calls)
     assert [r.status for r in replies] == [200, 200, 400, 404, 200, 200]
     assert [r.batch for r in replies] == [3, 3, None, None, 3, None]
+    # a request that fails only inside the run (colour preservation needs a style image, not stored
+    # statistics) fails alone; the others of its batch are answered
+    recolour = Call("POST", "/v1/stylize", {"style": "one", "preserve_color": "color", "size": "0"}, {},
+                    png(contents[0]))
+    mixed = app.handle_many([calls[0], recolour, calls[1]])
+    assert [r.status for r in mixed] == [200, 400, 200]
+    assert "colour preservation" in json.loads(mixed[1].body)["error"]
     assert json.loads(replies[2].body)["error"].startswith("content")
     assert "missing" in json.loads(replies[3].body)["error"]
     for index, content, name, alpha in ((0, contents[0], "one", 1.0), (1, contents[1], "two", 0.4),

@@ -484,6 +484,13 @@ class Trainer:
         self._log({"event": "stop"})
         return self.export_decoder()
 
+    def close(self) -> None:
+        """Leave the process group (torchrun): one left alive until interpreter exit can abort the
+        rank in gloo's threads ("terminate called without an active exception")."""
+        if self.world > 1 and torch.distributed.is_initialized():
+            torch.distributed.barrier()  # no rank leaves while another still talks to it
+            torch.distributed.destroy_process_group()
+
     def _should_stop(self, deadline: float | None) -> bool:
         """max_iter reached or time is up; under torchrun all ranks agree (any rank out of time stops
         them all), since a rank that stops alone leaves the others waiting in the gradient all-reduce."""
