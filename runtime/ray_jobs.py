@@ -15,6 +15,7 @@ smoothing carries state from frame to frame, so it is refused here.
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -37,10 +38,14 @@ FRAMES_PER_TASK, TASKS_PER_WORKER = 8, 2
 class StylizeWorker:
     """One Ray Data worker: the graphs loaded once, then batches of (source, output) pairs."""
 
-    def __init__(self, model_dir: str, backend: str, precision: str | None, styles: list[StyleInput],
-                 options: StylizeOptions, masks: list[Any]):
+    def __init__(self, model_dir: str, backend: str, precision: str | None, inputs: Any, options: StylizeOptions):
+        """``inputs``: (styles, masks), or their object reference (put once in Ray's object store, so
+        the constructor arguments stay small; a top-level one arrives resolved already)."""
+        import ray
+
         self.stylizer = Stylizer(model_dir, backend, max_pixels=options.max_pixels, precision=precision)
-        self.styles, self.options, self.masks = styles, options, masks
+        self.styles, self.masks = ray.get(inputs) if isinstance(inputs, ray.ObjectRef) else inputs
+        self.options = options
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         errors = []
@@ -57,13 +62,21 @@ class StylizeWorker:
                          for frame in frames])
 
 
-def start_ray(address: str | None) -> Any:
-    """Join the cluster at ``address`` ("auto": the one this machine belongs to), or start a local Ray."""
+def start_ray(address: str | None, model_dir: str | os.PathLike, precision: str | None) -> Any:
+    """Join the cluster at ``address`` ("auto": the one this machine belongs to), or start a local Ray.
+
+    The model folder is checked here first: a worker failing to load it would end the job in
+    pages of Ray's tracebacks instead of one line.
+    """
+    from adainrt.contract import FORMS, graph_precision, verified_graphs
+
     try:
         import ray
         import ray.data
     except ImportError as exc:
         raise AdainrtError("--ray needs Ray Data: pip install 'adainrt[serve]'") from exc
+    verified_graphs(model_dir, FORMS["split"], graph_precision(precision or "fp32"))
+    logging.getLogger("ray.data").setLevel(logging.ERROR)  # its per-dataset INFO lines, the progress bar notice
     if not ray.is_initialized():
         try:
             ray.init(address=address, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
@@ -83,7 +96,7 @@ def stylize_on_ray(plan: OutputPlan, model_dir: str | os.PathLike, backend: str,
     report = JobReport()
     if not plan.pairs:
         return report
-    ray = start_ray(address)
+    ray = start_ray(address, model_dir, precision)
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # ours counts images, not Ray's blocks
     items = [{"src": str(src), "dst": str(dst)} for src, dst in plan.pairs]
@@ -92,15 +105,25 @@ def stylize_on_ray(plan: OutputPlan, model_dir: str | os.PathLike, backend: str,
         StylizeWorker, batch_size=IMAGES_PER_BATCH, compute=ray.data.ActorPoolStrategy(size=workers),
         num_cpus=cpus_per_worker, num_gpus=gpus_per_worker, batch_format="numpy",
         fn_constructor_kwargs={"model_dir": str(Path(model_dir).resolve()), "backend": backend,
-                               "precision": precision, "styles": styles, "options": options,
-                               "masks": list(masks)})
-    for row in results.iter_rows():
-        if row["error"]:
-            report.skipped.append(str(row["error"]))
-        else:
-            report.written.append(Path(row["dst"]))
-        progress(Path(row["src"]))
+                               "precision": precision, "inputs": ray.put((styles, list(masks))),
+                               "options": options})
+    try:
+        for row in results.iter_rows():
+            if row["error"]:
+                report.skipped.append(str(row["error"]))
+            else:
+                report.written.append(Path(row["dst"]))
+            progress(Path(row["src"]))
+    except ray.exceptions.RayError as exc:  # a worker that cannot start (model folder unseen on a node, ...)
+        raise worker_failure(exc) from exc
     return report
+
+
+def worker_failure(exc: Exception) -> AdainrtError:
+    """A Ray failure as one line: the worker's own last line (its exception) where there is one."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    return AdainrtError(f"a Ray worker failed: {lines[-1] if lines else type(exc).__name__}; outputs written so "
+                        "far are kept, and a rerun resumes")
 
 
 def stylize_video_on_ray(content: Path, output: Path, model_dir: str | os.PathLike, backend: str,
@@ -118,9 +141,10 @@ def stylize_video_on_ray(content: Path, output: Path, model_dir: str | os.PathLi
                            "machine: leave out --ray, or the smoothing")
     info = probe(content)
     size = even_size(info.width, info.height, options.content_size)
-    ray = start_ray(address)
+    ray = start_ray(address, model_dir, precision)
     worker = ray.remote(num_cpus=cpus_per_worker, num_gpus=gpus_per_worker)(StylizeWorker)
-    actors = [worker.remote(str(Path(model_dir).resolve()), backend, precision, styles, options, [])
+    inputs = ray.put((styles, []))
+    actors = [worker.remote(str(Path(model_dir).resolve()), backend, precision, inputs, options)
               for _ in range(workers)]
 
     def styled() -> Iterator[np.ndarray]:
@@ -137,7 +161,7 @@ def stylize_video_on_ray(content: Path, output: Path, model_dir: str | os.PathLi
     try:
         result = write_video(content, output, info, size, styled(), options.overwrite, progress)
     except ray.exceptions.RayError as exc:
-        raise AdainrtError(f"a Ray worker failed: {str(exc).strip().splitlines()[-1]}") from exc
+        raise worker_failure(exc) from exc
     finally:
         for actor in actors:
             ray.kill(actor)
