@@ -306,3 +306,6 @@ def check_settings(settings: ServeSettings) -> None:
     verified_graphs(settings.model_dir, FORMS["split"], graph_precision(precision))
     if settings.max_body_bytes < 1 or settings.max_pixels < 1:
         raise ImageError("the body and pixel limits must be positive")
+    if settings.max_batch < 1 or not 0.0 <= settings.batch_wait_s <= 1.0:
+        raise AdainrtError(f"a batch takes 1 or more requests and waits 0 to 1 s, not {settings.max_batch} "
+                           f"requests and {settings.batch_wait_s} s")

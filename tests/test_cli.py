@@ -98,6 +98,18 @@ def test_stylize_folder_skips_a_corrupt_file_and_says_so(tmp_path, exported_dir,
     written = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert written == ["content_a_stylized_style_a.png", "content_b_stylized_style_a.png"]
     assert Image.open(tmp_path / "out" / written[0]).size == (48, 48)
+    # a rerun refuses to overwrite; with --skip-existing it resumes: only the missing output is made
+    (contents / "broken.jpg").unlink()
+    again = ["stylize", contents, "--style", images_dir / "style_a.jpg", "--output", tmp_path / "out",
+             "--model", exported_dir, "--content-size", "48", "--crop"]
+    assert run(*again).exit_code == 1
+    kept = (tmp_path / "out" / written[0]).stat().st_mtime_ns
+    (tmp_path / "out" / written[1]).unlink()
+    resumed = run(*again, "--skip-existing")
+    assert resumed.exit_code == 0, resumed.output
+    assert "1 output(s) already written, left alone; 1 to do" in resumed.output
+    assert (tmp_path / "out" / written[1]).is_file()
+    assert (tmp_path / "out" / written[0]).stat().st_mtime_ns == kept
 
 
 def test_stylize_bad_inputs(tmp_path, exported_dir, images_dir):
