@@ -44,12 +44,16 @@ TENSORRT_ACCELERATOR = """optimization {{
 
 
 def _tensor_entries(specs: tuple[TensorSpec, ...], batched: bool) -> str:
+    """Triton's view of each tensor: batched models leave the batch out of ``dims``; a tensor that is
+    the batch alone (the decoder's alpha) is declared ``dims: [ 1 ]`` reshaped to ``[ ]``, as Triton's
+    model configuration guide prescribes for batch-only inputs."""
     entries = []
     for spec in specs:
         shape = spec.shape[1:] if batched else spec.shape
-        dims = ", ".join(str(d) if isinstance(d, int) else "-1" for d in shape)
+        dims = ", ".join(str(d) if isinstance(d, int) else "-1" for d in shape) if shape else "1"
+        reshape = "" if shape else "\n    reshape: { shape: [ ] }"
         entries.append(f'  {{\n    name: "{spec.name}"\n    data_type: {TRITON_TYPES[spec.dtype]}\n'
-                       f"    dims: [ {dims} ]\n  }}")
+                       f"    dims: [ {dims} ]{reshape}\n  }}")
     return ",\n".join(entries)
 
 

@@ -115,7 +115,12 @@ def test_triton_repository_matches_the_graphs(tmp_path, exported_dir):
         assert batched == (model.name in ("adain_encoder", "adain_decoder"))
         assert config.HasField("dynamic_batching") == batched
         session = ort.InferenceSession(str(model / "1" / "model.onnx"), providers=["CPUExecutionProvider"])
-        declared = {t.name: list(t.dims) for t in [*config.input, *config.output]}
+        declared = {t.name: list(t.reshape.shape) if t.HasField("reshape") else list(t.dims)
+                    for t in [*config.input, *config.output]}
+        assert all(list(t.dims) for t in [*config.input, *config.output])  # Triton wants dims non-empty
+        if model.name == "adain_decoder":  # alpha is the batch alone: dims [1] reshaped to [] (Triton's guide)
+            alpha = next(t for t in config.input if t.name == "alpha")
+            assert list(alpha.dims) == [1] and alpha.HasField("reshape") and list(alpha.reshape.shape) == []
         for value in session.get_inputs() + session.get_outputs():
             shape = [d if isinstance(d, int) else -1 for d in value.shape]
             assert declared[value.name] == (shape[1:] if batched else shape), value.name
