@@ -662,7 +662,8 @@ def demo(ctx: click.Context, output: Path, with_bench: bool, backend: str, overw
 @click.option("--max-batch", type=click.IntRange(1, 64),
               help="Most stylize requests a replica runs together (one encoder and one decoder run per content "
                    "size, each request with its own style and alpha). 1 turns batching off. Default: 8 on a GPU "
-                   "backend; 1 on a CPU, where one image already fills the cores (measured: no gain).")
+                   "backend or with --gpus-per-replica; 1 on a CPU, where one image already fills the cores "
+                   "(measured: no gain).")
 @click.option("--batch-wait-ms", type=click.FloatRange(0, 1000), default=10.0, show_default=True,
               help="How long the first request of a batch waits for others to join it.")
 @_clean_errors
@@ -693,8 +694,8 @@ def serve(host: str, port: int, model_dir: Path | None, backend: str, replicas: 
     except ImportError as exc:
         raise AdainrtError("serving needs Ray Serve: pip install 'adainrt[serve]'") from exc
     folder, _precision = jobs.model_dir_for(model_dir, backend=backend, progress=_say)
-    if max_batch is None:
-        max_batch = 8 if choose(backend).backend.device == "cuda" else 1
+    if max_batch is None:  # replicas given GPUs may run where this driver has none (a CPU head node)
+        max_batch = 8 if gpus_per_replica > 0 or choose(backend).backend.device == "cuda" else 1
     settings = ServeSettings(str(folder.resolve()), backend, max_pixels, int(max_body_mb * (1 << 20)), api_key or None,
                              str(bank_dir.resolve()) if bank_dir else None, max_batch, batch_wait_ms / 1000.0)
     check_settings(settings)
