@@ -85,6 +85,19 @@ def start_ray(address: str | None, model_dir: str | os.PathLike, precision: str 
     return ray
 
 
+def check_room(ray: Any, address: str | None, workers: int, cpus: float, gpus: float) -> None:
+    """On a local Ray, refuse workers this machine cannot hold (Ray would wait for them forever);
+    a cluster's autoscaler may add nodes, so there the request stands."""
+    if address is not None:
+        return
+    have = ray.cluster_resources()
+    for name, each in (("CPU", cpus), ("GPU", gpus)):
+        if workers * each > have.get(name, 0.0) + 1e-9:
+            raise AdainrtError(f"{workers} workers of {each:g} {name} each need {workers * each:g}, and this "
+                               f"machine's Ray has {have.get(name, 0.0):g}; use fewer workers or fewer {name}s each"
+                               ).hinted(f"lower --workers or --{name.lower()}s-per-worker")
+
+
 def stylize_on_ray(plan: OutputPlan, model_dir: str | os.PathLike, backend: str, precision: str | None,
                    styles: list[StyleInput], options: StylizeOptions, masks: Sequence[Any] = (),
                    address: str | None = None, workers: int = 2, cpus_per_worker: float = 1.0,
@@ -97,6 +110,7 @@ def stylize_on_ray(plan: OutputPlan, model_dir: str | os.PathLike, backend: str,
     if not plan.pairs:
         return report
     ray = start_ray(address, model_dir, precision)
+    check_room(ray, address, workers, cpus_per_worker, gpus_per_worker)
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # ours counts images, not Ray's blocks
     items = [{"src": str(src), "dst": str(dst)} for src, dst in plan.pairs]
@@ -142,6 +156,7 @@ def stylize_video_on_ray(content: Path, output: Path, model_dir: str | os.PathLi
     info = probe(content)
     size = even_size(info.width, info.height, options.content_size)
     ray = start_ray(address, model_dir, precision)
+    check_room(ray, address, workers, cpus_per_worker, gpus_per_worker)
     worker = ray.remote(num_cpus=cpus_per_worker, num_gpus=gpus_per_worker)(StylizeWorker)
     inputs = ray.put((styles, []))
     actors = [worker.remote(str(Path(model_dir).resolve()), backend, precision, inputs, options)

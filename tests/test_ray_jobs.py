@@ -1,5 +1,6 @@
 """`adainrt stylize FOLDER --ray`: a real local Ray with two workers (Ray Data), resumable."""
 
+import os
 import subprocess
 import sys
 
@@ -43,6 +44,9 @@ def test_a_folder_on_two_ray_workers_equals_the_local_run_and_a_rerun_resumes(ex
             expected = np.asarray(stylizer.stylize(image, stats, 0.8), np.int16)
             got = np.asarray(Image.open(written[f"{name}_stylized_paint.png"]).convert("RGB"), np.int16)
             assert got.shape == expected.shape and np.abs(got - expected).max() <= 2, name
+
+    crowded = run_cli(*args[:-1], str(os.cpu_count() + 1))  # more workers than a local Ray can hold: refused
+    assert crowded.returncode == 1 and "use fewer workers" in crowded.stderr, crowded.stderr
 
     kept = {name: path.stat().st_mtime_ns for name, path in written.items()}
     for name in ("p1_stylized_paint.png", "p4_stylized_paint.png"):
