@@ -53,8 +53,8 @@ def test_killed_export_never_leaves_a_mixed_folder(tmp_path, random_decoder, enc
             with Stylizer(models, backend="ort-cpu") as stylizer:  # every graph checked against the manifest
                 hashes = {runner.metadata["decoder_hash"] for runner in stylizer.runners.values()}
             assert len(hashes) == 1
-        except ModelError as exc:
-            assert "export the folder again" in str(exc)
+        except ModelError as exc:  # incomplete (killed between graphs, or between forms): the error names the fix
+            assert "adainrt export" in str(exc) and ("export the folder again" in str(exc) or "no adain_" in str(exc))
     done = subprocess.run([*export, "--decoder", str(other)], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     from adainrt.bundled import weights_metadata
