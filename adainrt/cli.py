@@ -686,6 +686,7 @@ def serve(host: str, port: int, model_dir: Path | None, backend: str, replicas: 
     X-Adainrt-Batch response header says how many shared the run.
     """
     from adainrt.runtime import jobs
+    from adainrt.runtime.ray_jobs import init_ray
     from adainrt.server import ServeSettings, check_settings, deployment
 
     try:
@@ -699,10 +700,7 @@ def serve(host: str, port: int, model_dir: Path | None, backend: str, replicas: 
     settings = ServeSettings(str(folder.resolve()), backend, max_pixels, int(max_body_mb * (1 << 20)), api_key or None,
                              str(bank_dir.resolve()) if bank_dir else None, max_batch, batch_wait_ms / 1000.0)
     check_settings(settings)
-    try:
-        ray.init(address=address, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise AdainrtError(f"cannot start or join Ray{f' at {address}' if address else ''}: {exc}") from exc
+    init_ray(ray, address)
     signal.signal(signal.SIGTERM, _interrupt)  # `docker stop`, systemd, kill: the same clean stop as Ctrl-C
     try:
         ray_serve.start(http_options={"host": host, "port": port})

@@ -244,7 +244,7 @@ class StylizeApp:
             if not isinstance(style, StyleStats):
                 self._within_limit(style, "style")
         return StylizeRequest(content, styles, options.alpha, preserve_color=options.preserve_color,
-                              style_weights=list(options.style_weights) if options.style_weights else None)
+                              style_weights=options.weights)
 
 
 def encoded(image: Any, jpeg: bool, batch: int) -> Reply:

@@ -121,6 +121,11 @@ class StylizeOptions:
         if self.ext not in OUTPUT_FORMATS:
             raise InvalidArgument(f"output format {self.ext!r}: choose one of {', '.join(OUTPUT_FORMATS)}")
 
+    @property
+    def weights(self) -> list[float] | None:
+        """The style weights as the Stylizer takes them."""
+        return list(self.style_weights) if self.style_weights else None
+
 
 def prepare_image(path: str | os.PathLike, size: int, crop: bool) -> Image.Image:
     """An image file resized (smaller side ``size``, 0 keeps) and optionally centre-cropped square."""
@@ -208,8 +213,8 @@ def stylize_images(stylizer: Stylizer, plan: OutputPlan, styles: list[StyleInput
                    ) -> JobReport:
     """Stylize every planned image; in a folder, an unreadable image is skipped and reported.
 
-    Reading the next image and writing the last result (PNG encoding: ~60 ms at 512x512, an
-    eighth of a CPU inference) run on a helper thread while the backend computes.
+    Reading the next image and writing the last result (decoding, resizing, PNG encoding) run on
+    a helper thread while the backend computes.
     """
     report = JobReport()
 
@@ -230,7 +235,7 @@ def stylize_images(stylizer: Stylizer, plan: OutputPlan, styles: list[StyleInput
             try:
                 result = stylizer.stylize(
                     loads[index].result(), styles, options.alpha,
-                    style_weights=list(options.style_weights) if options.style_weights else None,
+                    style_weights=options.weights,
                     mask=list(masks) or None, preserve_color=options.preserve_color)
                 loads[index] = None  # the image is done with
                 if saving is not None:
@@ -258,11 +263,15 @@ def stylize_video_file(stylizer: Stylizer, content: Path, output: Path, styles: 
     from adainrt.runtime.video import stylize_video
 
     check_video_job(output, options, masks)
-    weights = list(options.style_weights) if options.style_weights else None
-    stats: StyleStats = interpolate(stylizer.styles_stats(styles), weights)
+    stats = video_style(stylizer, styles, options)
     result = stylize_video(stylizer, content, output, stats, options.alpha, options.content_size,
                            options.temporal_smoothing, options.overwrite, progress=progress)
     return JobReport(written=[result.path], video=result)
+
+
+def video_style(stylizer: Stylizer, styles: list[StyleInput], options: StylizeOptions) -> StyleStats:
+    """The one (interpolated) style of a video's frames, encoded once."""
+    return interpolate(stylizer.styles_stats(styles), options.weights)
 
 
 def check_video_job(output: Path, options: StylizeOptions, masks: Sequence[Image.Image] = ()) -> None:

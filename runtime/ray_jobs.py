@@ -25,9 +25,10 @@ from typing import Any
 import numpy as np
 
 from adainrt.errors import AdainrtError
-from adainrt.runtime.controls import ControlError
-from adainrt.runtime.jobs import JobReport, OutputPlan, StylizeOptions, stylize_images
+from adainrt.runtime.controls import ControlError, StyleStats
+from adainrt.runtime.jobs import JobReport, OutputPlan, StylizeOptions, stylize_images, video_style
 from adainrt.runtime.stylizer import StyleInput, Stylizer
+from adainrt.runtime.video import stylize_frame
 
 #: Images per call of a worker: small, so progress moves and a failure loses little.
 IMAGES_PER_BATCH = 2
@@ -46,6 +47,7 @@ class StylizeWorker:
         self.stylizer = Stylizer(model_dir, backend, max_pixels=options.max_pixels, precision=precision)
         self.styles, self.masks = ray.get(inputs) if isinstance(inputs, ray.ObjectRef) else inputs
         self.options = options
+        self.video_style: StyleStats | None = None
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         errors = []
@@ -56,9 +58,11 @@ class StylizeWorker:
         return {"src": batch["src"], "dst": batch["dst"], "error": np.array(errors, dtype=object)}
 
     def stylize_frames(self, frames: np.ndarray) -> np.ndarray:
-        """(N, H, W, 3) uint8 video frames, stylized as a local video run does them."""
-        weights = list(self.options.style_weights) if self.options.style_weights else None
-        return np.stack([self.stylizer.stylize(frame, self.styles, self.options.alpha, style_weights=weights)
+        """(N, H, W, 3) uint8 video frames, stylized as a local video run does them (its one style
+        encoded once per worker)."""
+        if self.video_style is None:
+            self.video_style = video_style(self.stylizer, self.styles, self.options)
+        return np.stack([stylize_frame(self.stylizer, frame, self.video_style, self.options.alpha, None)
                          for frame in frames])
 
 
@@ -77,6 +81,12 @@ def start_ray(address: str | None, model_dir: str | os.PathLike, precision: str 
         raise AdainrtError("--ray needs Ray Data: pip install 'adainrt[serve]'") from exc
     verified_graphs(model_dir, FORMS["split"], graph_precision(precision or "fp32"))
     logging.getLogger("ray.data").setLevel(logging.ERROR)  # its per-dataset INFO lines, the progress bar notice
+    return init_ray(ray, address)
+
+
+def init_ray(ray: Any, address: str | None) -> Any:
+    """Start a local Ray (``address`` None) or join a cluster, once per process; a clear error when
+    neither works. Shared by `adainrt serve` and the ``--ray`` jobs."""
     if not ray.is_initialized():
         try:
             ray.init(address=address, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
