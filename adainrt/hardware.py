@@ -9,6 +9,15 @@ import platform
 NATIVE_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 #: The flags this project's speed depends on, as benchmarks report them.
 REPORTED_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+#: oneDNN's ISA levels (the values of ONEDNN_MAX_CPU_ISA, aliases at one rank), lowest first.
+#: OpenVINO's CPU plugin (and torch) honour that cap in their oneDNN kernels: an AVX-512 machine
+#: then runs their convolutions as an AVX2-only CPU would. onnxruntime's CPU provider ignores it.
+ONEDNN_ISA_RANKS = {name: rank for rank, names in enumerate((
+    ("SSE41",), ("AVX",), ("AVX2",), ("AVX2_VNNI",), ("AVX2_VNNI_2",), ("AVX512_CORE",), ("AVX512_CORE_VNNI",),
+    ("AVX512_CORE_BF16",), ("AVX512_CORE_FP16", "AVX10_1_512"), ("AVX512_CORE_AMX", "AVX10_1_512_AMX"),
+    ("AVX512_CORE_AMX_FP16", "AVX10_1_512_AMX_FP16"))) for name in names}
+#: The oneDNN ISA level a native-bf16 flag needs.
+_BF16_ISA = {"avx512_bf16": "AVX512_CORE_BF16", "amx_bf16": "AVX512_CORE_AMX"}
 
 
 def _cpuinfo_field(name: str) -> str | None:
@@ -27,10 +36,18 @@ def cpu_flags() -> set[str]:
     return set((_cpuinfo_field("flags") or "").split())
 
 
+def isa_cap() -> str | None:
+    """The ISA level ONEDNN_MAX_CPU_ISA (or its old name DNNL_MAX_CPU_ISA) caps OpenVINO's kernels
+    at, or None where no known level is set (oneDNN ignores unknown values, and so do we)."""
+    value = (os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or "").strip().upper()
+    return value if value in ONEDNN_ISA_RANKS else None
+
+
 def native_bf16() -> str | None:
-    """The flag that gives this CPU native bf16, or None."""
-    flags = cpu_flags()
-    return next((flag for flag in NATIVE_BF16_FLAGS if flag in flags), None)
+    """The flag that gives this CPU native bf16 within the ISA cap, or None."""
+    flags, cap = cpu_flags(), isa_cap()
+    return next((flag for flag in NATIVE_BF16_FLAGS if flag in flags
+                 and (cap is None or ONEDNN_ISA_RANKS[cap] >= ONEDNN_ISA_RANKS[_BF16_ISA[flag]])), None)
 
 
 def cpu_threads() -> int:
@@ -42,4 +59,6 @@ def describe_cpu() -> str:
     model = _cpuinfo_field("model name") or platform.processor() or platform.machine()
     flags = cpu_flags()
     shown = [f for f in REPORTED_FLAGS if f in flags]
-    return f"{model}, {cpu_threads()} CPU threads, flags: {' '.join(shown) or 'unknown'}"
+    cap = isa_cap()
+    capped = f"; oneDNN (OpenVINO, torch) capped at {cap} by ONEDNN_MAX_CPU_ISA, onnxruntime not" if cap else ""
+    return f"{model}, {cpu_threads()} CPU threads, flags: {' '.join(shown) or 'unknown'}{capped}"

@@ -54,6 +54,15 @@ def test_precision_follows_the_cpu(monkeypatch):
     precision, why = backend.precision()
     assert precision == "fp32" and "no native bf16" in why
     assert backend.precision("bf16") == ("bf16", "requested")
+    monkeypatch.setattr(hardware, "cpu_flags", lambda: {"avx2", "avx512f", "avx512_bf16", "amx_bf16"})
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "avx2")  # an AVX-512 machine made to run as an AVX2-only one
+    precision, why = backend.precision()
+    assert precision == "fp32" and "ONEDNN_MAX_CPU_ISA=AVX2" in why
+    assert "capped at AVX2 by ONEDNN_MAX_CPU_ISA" in hardware.describe_cpu()
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_BF16")  # bf16 kept, AMX capped away
+    assert hardware.native_bf16() == "avx512_bf16"
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "not-an-isa")
+    assert hardware.isa_cap() is None and hardware.native_bf16() == "amx_bf16"
     from adainrt.errors import BackendUnavailable
 
     with pytest.raises(BackendUnavailable, match="openvino runs fp32, bf16, not fp16"):
@@ -82,3 +91,32 @@ def test_bf16_holds_40_db_on_the_bundled_photo_and_decoder():
     with Stylizer(folder, backend="ort-cpu") as reference:
         expected = reference.stylize(photo, painting)
     assert psnr(got, expected) >= GRAPHS["full"].tolerance.psnr_db
+
+
+def test_isa_cap_reaches_the_convolutions(exported_dir):
+    """The README's AVX2-only stand-in rests on this: under ONEDNN_MAX_CPU_ISA=AVX2, OpenVINO runs
+    every convolution on an AVX2 (or lower) kernel, even on an AVX-512 CPU."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-m", "adainrt.benchmarks.openvino_isa", "--model", str(exported_dir),
+                          "--size", "64", "--runs", "1", "--json"], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2"})
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout)
+    convolutions = [row for row in result["rows"] if row["layer"] == "Convolution"]
+    assert convolutions and {row["isa"] for row in convolutions} <= {"avx2", "sse41", "uni"}
+    assert sum(result["isa_shares"].values()) == pytest.approx(1.0)
+    assert "capped at AVX2" in result["cpu"]
+
+
+def test_kernel_isa_reads_openvino_kernel_names():
+    from adainrt.benchmarks.openvino_isa import kernel_isa
+
+    assert kernel_isa("brgconv_avx512_f32") == "avx512"
+    assert kernel_isa("brgconv_avx512_amx_bf16") == "amx"
+    assert kernel_isa("jit_avx2_f32") == "avx2"
+    assert kernel_isa("ref_f32") == "ref"
+    assert kernel_isa("unknown_f32") == "other"

@@ -18,7 +18,7 @@ import numpy as np
 
 from adainrt.errors import BackendUnavailable, ModelError
 from adainrt.fileio import cache_root
-from adainrt.hardware import NATIVE_BF16_FLAGS, native_bf16
+from adainrt.hardware import NATIVE_BF16_FLAGS, isa_cap, native_bf16
 from adainrt.runtime.backend import Backend, RunnerBase, Value, register_backend
 
 #: Our precision -> OpenVINO's INFERENCE_PRECISION_HINT.
@@ -29,6 +29,8 @@ def default_precision() -> tuple[str, str]:
     flag = native_bf16()
     if flag:
         return "bf16", f"the CPU has native bf16 ({flag})"
+    if cap := isa_cap():
+        return "fp32", f"no native bf16 within ONEDNN_MAX_CPU_ISA={cap}"
     return "fp32", f"the CPU has no native bf16 (none of {', '.join(NATIVE_BF16_FLAGS)})"
 
 
