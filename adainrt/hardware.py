@@ -38,8 +38,8 @@ def cpu_flags() -> set[str]:
 
 def isa_cap() -> str | None:
     """The ISA level ONEDNN_MAX_CPU_ISA (or its old name DNNL_MAX_CPU_ISA) caps OpenVINO's kernels
-    at, or None where no known level is set (oneDNN ignores unknown values, and so do we)."""
-    value = (os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or "").strip().upper()
+    at, or None where no known level is set (oneDNN ignores unknown or padded values, and so do we)."""
+    value = (os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or "").upper()
     return value if value in ONEDNN_ISA_RANKS else None
 
 

@@ -148,6 +148,9 @@ def test_bench_json_times_onnxruntime_and_torch(exported_dir, random_decoder, tm
     assert {(r["backend"], r["path"]) for r in rows} >= {("ort-cpu", "full"), ("ort-cpu", "cached-style"),
                                                         ("torch", "full"), ("torch", "cached-style")}
     assert all(r["fps"] > 0 and r["p95_ms"] >= r["p50_ms"] > 0 and r["runs"] == 2 for r in rows)
+    fp32 = [r for r in rows if r["backend"] in ("ort-cpu", "torch")]  # each path's own output vs the reference
+    assert len(fp32) == 4 and all(r["psnr_db"] is None or r["psnr_db"] > 60 for r in fp32)
+    assert any(r["psnr_db"] is not None for r in fp32 if r["path"] == "cached-style")
 
 
 def test_info_reports_providers_and_choice():

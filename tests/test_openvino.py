@@ -120,3 +120,41 @@ def test_kernel_isa_reads_openvino_kernel_names():
     assert kernel_isa("jit_avx2_f32") == "avx2"
     assert kernel_isa("ref_f32") == "ref"
     assert kernel_isa("unknown_f32") == "other"
+
+
+def test_bf16_refused_where_the_cpu_lacks_it(exported_dir, monkeypatch):
+    """Without native bf16 OpenVINO emulates it slowly, and under an ISA cap its kernels crash:
+    refused before compiling, with the fix."""
+    from adainrt.errors import BackendUnavailable
+
+    monkeypatch.setattr(hardware, "cpu_flags", lambda: {"avx2", "avx512f", "avx512_bf16"})
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    with pytest.raises(BackendUnavailable, match="ONEDNN_MAX_CPU_ISA=AVX2: use --precision fp32"):
+        open_graph(exported_dir / "adain_decoder.onnx", "openvino", "bf16")
+
+
+def test_one_runner_serves_several_threads(exported_dir):
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(5)
+    feeds = [{"content_features": rng.random((1, 512, 5, 6), np.float32),
+              "style_mean": rng.random((1, 512, 1, 1), np.float32),
+              "style_std": rng.random((1, 512, 1, 1), np.float32) + 0.5,
+              "alpha": np.array([0.5 + 0.1 * i], np.float32)} for i in range(4)]
+    with open_graph(exported_dir / "adain_decoder.onnx", "openvino", "fp32") as runner:
+        alone = [runner.infer(feed)["image"] for feed in feeds]
+        with ThreadPoolExecutor(4) as pool:
+            together = list(pool.map(lambda feed: runner.infer(feed)["image"], feeds * 4))
+    for index, image in enumerate(together):
+        assert np.abs(image - alone[index % 4]).max() <= 1e-5
+
+
+def test_errors_keep_openvino_s_reason(exported_dir):
+    from adainrt.errors import ModelError
+
+    feeds = {"content_features": np.zeros((1, 512, 4, 4), np.float32), "style_mean": np.zeros((1, 512), np.float32),
+             "style_std": np.ones((1, 512, 1, 1), np.float32), "alpha": np.ones(1, np.float32)}
+    with open_graph(exported_dir / "adain_decoder.onnx", "openvino", "fp32") as runner, \
+            pytest.raises(ModelError, match=r"OpenVINO failed to run it \(.*shape") as caught:
+        runner.infer(feeds)
+    assert "Exception from" not in str(caught.value)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import threading
 from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,10 @@ class OpenVINORunner(RunnerBase):
         self.path = Path(path)
         if precision not in _HINTS:
             raise BackendUnavailable(f"openvino computes in {', '.join(_HINTS)}, not {precision}")
+        if precision == "bf16" and not native_bf16():
+            # OpenVINO would emulate it slowly, or crash where ONEDNN_MAX_CPU_ISA caps bf16 away
+            raise BackendUnavailable(f"openvino runs bf16 only with native bf16, and {default_precision()[1]}: "
+                                     "use --precision fp32")
         if not self.path.is_file():
             raise ModelError(f"{self.path}: no such ONNX file; create it with `adainrt export`")
         core = _core()
@@ -60,27 +65,39 @@ class OpenVINORunner(RunnerBase):
             self.compiled = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": _HINTS[precision],
                                                               "PERFORMANCE_HINT": hint})
         except RuntimeError as exc:
-            raise ModelError(f"{self.path}: OpenVINO cannot load it ({exc})") from exc
+            raise ModelError(f"{self.path}: OpenVINO cannot load it ({openvino_reason(exc)})") from exc
         self.precision = precision
         self.metadata = _metadata(model)
         self.input_names = [port.get_any_name() for port in self.compiled.inputs]
         self.output_names = [port.get_any_name() for port in self.compiled.outputs]
         self.request = self.compiled.create_infer_request()
+        self._busy = threading.Lock()  # one infer request: calls from several threads take turns
 
     def infer(self, feeds: Mapping[str, Value], keep: Collection[str] = ()) -> dict[str, Value]:
-        """Host memory in and out: on a CPU, outputs are "kept" where they are anyway (copied out of
-        the request, so a later call cannot change them)."""
+        """Host memory in and out: on a CPU, outputs are "kept" where they are anyway. Inputs are read
+        in place (no copy in); outputs are copied once out of the request, whose buffers the next call
+        reuses, so a result stays valid (the decoder's input then goes in without a copy)."""
         del keep
         self._check_feeds(feeds)
-        try:
-            self.request.infer({name: np.ascontiguousarray(feeds[name]) for name in self.input_names})
-        except RuntimeError as exc:  # OpenVINO's failures (memory, shapes) as a one-line error
-            raise ModelError(f"{self.path}: OpenVINO failed to run it ({str(exc).splitlines()[0]})") from exc
-        return {name: self.request.get_tensor(name).data.copy() for name in self.output_names}
+        arrays = {name: np.ascontiguousarray(feeds[name], dtype=np.float32) for name in self.input_names}
+        with self._busy:
+            try:
+                self.request.infer(arrays, share_inputs=True)
+            except RuntimeError as exc:  # OpenVINO's failures (memory, shapes) as a one-line error
+                raise ModelError(f"{self.path}: OpenVINO failed to run it ({openvino_reason(exc)})") from exc
+            return {name: self.request.get_tensor(name).data.copy() for name in self.output_names}
 
     def close(self) -> None:
         super().close()
         self.request = self.compiled = None
+
+
+def openvino_reason(exc: BaseException) -> str:
+    """The line of an OpenVINO error that says why: its messages open with "Exception from
+    src/...cpp:N:" lines (where, not why) and end with the cause."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    causes = [line for line in lines if not line.startswith("Exception from ")]
+    return (causes or lines or [type(exc).__name__])[-1]
 
 
 def _metadata(model: Any) -> dict[str, str]:
