@@ -158,3 +158,23 @@ def test_errors_keep_openvino_s_reason(exported_dir):
             pytest.raises(ModelError, match=r"OpenVINO failed to run it \(.*shape") as caught:
         runner.infer(feeds)
     assert "Exception from" not in str(caught.value)
+
+
+@needs_bf16
+def test_statistics_study_keeps_the_adain_part_in_f32(exported_dir, tmp_path):
+    """The README's bf16-statistics figures rest on this: the marked nodes really run in f32."""
+    import openvino as ov
+
+    from adainrt.benchmarks.openvino_statistics import statistics_kept_f32
+
+    core = ov.Core()
+    model, marked = statistics_kept_f32(core, exported_dir / "adain_decoder.onnx", tmp_path)
+    assert marked > 10
+
+    def reduce_precisions(compiled) -> set[str]:
+        return {node.get_rt_info()["runtimePrecision"].astype(str) for node in compiled.get_runtime_model().get_ops()
+                if node.get_rt_info()["layerType"].astype(str) == "Reduce"} - {"i32"}
+
+    bf16 = {"INFERENCE_PRECISION_HINT": "bf16"}
+    assert "bf16" in reduce_precisions(core.compile_model(str(exported_dir / "adain_decoder.onnx"), "CPU", bf16))
+    assert reduce_precisions(core.compile_model(model, "CPU", bf16)) == {"f32"}
