@@ -131,7 +131,7 @@ def run_precision(backend: str, requested: str | None) -> str:
     from adainrt.runtime import get_backend
 
     chosen = get_backend(backend)
-    return chosen.precision(requested if requested in chosen.precisions else None)[0]
+    return chosen.precision(requested if requested in chosen.usable_precisions() else None)[0]
 
 
 def bench_targets(backends: Sequence[str], precision: str | None = None) -> list[tuple[str, str]]:
@@ -148,7 +148,7 @@ def bench_targets(backends: Sequence[str], precision: str | None = None) -> list
         chosen = get_backend(backend)
         default = chosen.precision()[0]
         targets += [(backend, p) for p in dict.fromkeys([*chosen.bench_precisions, default])
-                    if p == default or p in chosen.precisions]
+                    if p == default or p in chosen.usable_precisions()]
     return targets
 
 
@@ -280,7 +280,7 @@ def compare_targets(backends: Sequence[str], precisions: Sequence[str]) -> list[
 
     targets = []
     for backend in backends:
-        runs = ("fp32",) if backend == TORCH else get_backend(backend).precisions
+        runs = ("fp32",) if backend == TORCH else get_backend(backend).usable_precisions()
         targets += [(backend, p) for p in runs if graph_precision(p) in precisions]
     return targets
 

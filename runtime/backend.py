@@ -92,6 +92,8 @@ class Backend:
     max_side: int | None = None
     #: Most images one run takes (engines' profiles); None: any batch. The Stylizer splits larger ones.
     max_batch: int | None = None
+    #: Why one of ``precisions`` cannot run on this machine (openvino's bf16 without native bf16), or None.
+    precision_why_not: Callable[[str], str | None] = lambda _precision: None
 
     def why_not(self) -> str | None:
         return self.probe()
@@ -102,6 +104,10 @@ class Backend:
             self.prepare(path, precision)
         return self.open(path, precision)
 
+    def usable_precisions(self) -> tuple[str, ...]:
+        """The precisions this backend runs on this machine."""
+        return tuple(p for p in self.precisions if self.precision_why_not(p) is None)
+
     def precision(self, requested: str | None = None) -> tuple[str, str]:
         """(precision, why): the one asked for if this backend runs it, else its default here."""
         if requested is not None:
@@ -109,6 +115,8 @@ class Backend:
             if requested not in self.precisions:
                 raise BackendUnavailable(f"backend {self.name} runs {', '.join(self.precisions)}, "
                                          f"not {requested}")
+            if why := self.precision_why_not(requested):
+                raise BackendUnavailable(why)
             return requested, "requested"
         if self.default_precision is not None:
             return self.default_precision()
@@ -211,10 +219,10 @@ def choose(requested: str = "auto", precision: str | None = None) -> Choice:
     passed_over = {}
     for backend in registered():
         why_not = backend.why_not()
-        if why_not is None and precision is not None and precision not in backend.precisions:
-            why_not = f"runs {', '.join(backend.precisions)}, not {precision}"
+        if why_not is None and precision is not None and precision not in backend.usable_precisions():
+            why_not = f"runs {', '.join(backend.usable_precisions())} here, not {precision}"
         if why_not is None:
-            skipped = f" ({', '.join(passed_over)} cannot run here: see `adainrt info`)" if passed_over else ""
+            skipped = f" (passed over, cannot run here: {', '.join(passed_over)})" if passed_over else ""
             return Choice(backend, backend.summary + skipped)
         passed_over[backend.name] = why_not
     raise BackendUnavailable("no backend can run here: " + "; ".join(f"{k}: {v}" for k, v in passed_over.items()))

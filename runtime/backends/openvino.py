@@ -35,14 +35,26 @@ def default_precision() -> tuple[str, str]:
     return "fp32", f"the CPU has no native bf16 (none of {', '.join(NATIVE_BF16_FLAGS)})"
 
 
-@functools.cache
 def _core() -> Any:
+    """One OpenVINO Core per cache folder (the folder follows $ADAINRT_CACHE as it is now)."""
+    return _core_caching_in(str(cache_root() / "openvino"))
+
+
+def precision_why_not(precision: str) -> str | None:
+    """bf16 only with native bf16: OpenVINO would emulate it slowly, or crash where ONEDNN_MAX_CPU_ISA
+    caps bf16 away."""
+    if precision == "bf16" and not native_bf16():
+        return f"openvino runs bf16 only with native bf16, and {default_precision()[1]}: use --precision fp32"
+    return None
+
+
+@functools.cache
+def _core_caching_in(folder: str) -> Any:
     import openvino as ov
 
     core = ov.Core()
-    folder = cache_root() / "openvino"
-    folder.mkdir(parents=True, exist_ok=True)
-    core.set_property({"CACHE_DIR": str(folder)})
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    core.set_property({"CACHE_DIR": folder})
     return core
 
 
@@ -53,10 +65,8 @@ class OpenVINORunner(RunnerBase):
         self.path = Path(path)
         if precision not in _HINTS:
             raise BackendUnavailable(f"openvino computes in {', '.join(_HINTS)}, not {precision}")
-        if precision == "bf16" and not native_bf16():
-            # OpenVINO would emulate it slowly, or crash where ONEDNN_MAX_CPU_ISA caps bf16 away
-            raise BackendUnavailable(f"openvino runs bf16 only with native bf16, and {default_precision()[1]}: "
-                                     "use --precision fp32")
+        if why := precision_why_not(precision):
+            raise BackendUnavailable(why)
         if not self.path.is_file():
             raise ModelError(f"{self.path}: no such ONNX file; create it with `adainrt export`")
         core = _core()
@@ -118,5 +128,5 @@ def _probe() -> str | None:
 register_backend(Backend(
     name="openvino", summary="OpenVINO on the CPU (bf16 where the CPU has it natively, else f32)", device="cpu",
     precisions=("fp32", "bf16"), preference=50, probe=_probe, open=OpenVINORunner, default_precision=default_precision,
-    bench_precisions=("fp32", "bf16") if native_bf16() else ("fp32",),
+    bench_precisions=("fp32", "bf16") if native_bf16() else ("fp32",), precision_why_not=precision_why_not,
 ))
