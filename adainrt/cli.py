@@ -120,7 +120,11 @@ def export(output: Path, form: str, encoder: Path | None, decoder: Path | None, 
     from adainrt.contract import MANIFEST
     from adainrt.export.cache import load_model
     from adainrt.export.onnx_export import export_model
+    from adainrt.fileio import check_folder_path
 
+    for folder in (output, triton_repo):
+        if folder is not None:
+            check_folder_path(folder)  # before the export's minutes
     model, prov = load_model(encoder, decoder)
     forms = ["full", "split"] if form == "all" else [form]
     written = []
@@ -149,7 +153,8 @@ def export(output: Path, form: str, encoder: Path | None, decoder: Path | None, 
                    "interpolate styles (--style-weights) or to give each --mask region its style.")
 @click.option("--output", "-o", required=True, type=click.Path(path_type=Path),
               help="Output file, or a folder (when CONTENT is a folder, or OUTPUT ends in / or exists "
-                   "as a folder): files are named CONTENT_stylized_STYLE.EXT.")
+                   "as a folder): files are named CONTENT_stylized_STYLE.EXT (in the input folder itself, "
+                   "earlier *_stylized_* results are not taken as inputs).")
 @click.option("--alpha", "-a", type=float, default=1.0, show_default=True,
               help="Content-style trade-off in [0, 1]: 0 reconstructs the content, 1 is full style.")
 @click.option("--style-weights", help="Interpolation weights for several --style, e.g. 0.7,0.3 "
@@ -220,15 +225,18 @@ def stylize(content: Path, styles: tuple[str, ...], output: Path, alpha: float, 
       adainrt stylize photos/ -s starry.jpg -o out/ --ray --workers 2     # Ray Data, resumable
     """
     from adainrt.runtime import jobs
-    from adainrt.runtime.controls import parse_weights
+    from adainrt.runtime.controls import check_counts, parse_weights
 
     options = jobs.StylizeOptions(
         alpha=alpha, style_weights=parse_weights(style_weights) if style_weights else None,
         preserve_color=preserve_color, content_size=content_size, style_size=style_size, crop=crop,
         temporal_smoothing=temporal_smoothing, max_pixels=max_pixels, ext=ext, overwrite=overwrite)
+    check_counts(len(styles), len(options.style_weights) if options.style_weights else None, len(masks))
     video = jobs.is_video_input(content)
     plan = None if video else jobs.plan_outputs(content, output, styles, ext, overwrite,
                                                 skip_existing=skip_existing or ray_address is not None)
+    if plan is not None and plan.earlier_results:
+        _say(f"left out {len(plan.earlier_results)} earlier result(s) (*_stylized_*) of the input folder")
     if plan is not None and plan.done:
         _say(f"{len(plan.done)} output(s) already written, left alone; {len(plan.pairs)} to do")
     if ray_address is not None:

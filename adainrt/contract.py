@@ -230,8 +230,11 @@ def read_manifest(model_dir: str | os.PathLike) -> dict[str, Any]:
     if not model_dir.is_dir():
         raise ModelError(f"{model_dir}: no such model folder; create one with `adainrt export --output {model_dir}`")
     if not path.is_file():
-        raise ModelError(f"{model_dir}: no {MANIFEST} (not a folder written by `adainrt export`, or by an older "
-                         f"adainrt); export it again with `adainrt export --output {model_dir} --overwrite`")
+        if any(model_dir.glob("adain_*.onnx")):  # graphs without a manifest: an older adainrt's export
+            raise ModelError(f"{model_dir}: graphs without a {MANIFEST} (an export by an older adainrt); export "
+                             f"it again with `adainrt export --output {model_dir} --overwrite`")
+        raise ModelError(f"{model_dir}: not a model folder (it has no {MANIFEST}); give a folder written by "
+                         "`adainrt export --output DIR`, or leave the model folder out to use the cached export")
     try:
         manifest = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
@@ -245,14 +248,18 @@ def read_manifest(model_dir: str | os.PathLike) -> dict[str, Any]:
     return manifest
 
 
-def manifest_graphs(manifest: dict[str, Any], graphs: tuple[str, ...], precision: str) -> dict[str, str]:
-    """{graph: file name} for the graphs asked for, or a ModelError saying which are not in the folder."""
+def manifest_graphs(manifest: dict[str, Any], graphs: tuple[str, ...], precision: str,
+                    model_dir: str | os.PathLike = "DIR") -> dict[str, str]:
+    """{graph: file name} for the graphs asked for, or a ModelError saying which are not in the folder
+    and the export that adds them."""
     files = {graph: graph_file(graph, precision) for graph in graphs}
     missing = [f for f in files.values() if f not in manifest["graphs"]]
     if missing:
-        raise ModelError(f"the model folder has no {', '.join(missing)} in its {MANIFEST}; export it with "
-                         f"`adainrt export --output DIR --form {'full' if graphs == ('full',) else 'split'} "
-                         f"--precision {precision}`")
+        held = ", ".join(sorted(manifest["graphs"])) or "no graphs"
+        form = "full" if graphs == ("full",) else "split"
+        raise ModelError(f"{model_dir} has no {', '.join(missing)} (its {MANIFEST} lists {held}); add them with "
+                         f"`adainrt export --output {model_dir} --form {form} --precision {precision}` "
+                         "(--form all exports every graph)")
     return files
 
 
@@ -268,7 +275,7 @@ def verified_graphs(model_dir: str | os.PathLike, graphs: tuple[str, ...], preci
     model_dir = Path(model_dir)
     manifest = manifest if manifest is not None else read_manifest(model_dir)
     paths = {}
-    for graph, name in manifest_graphs(manifest, graphs, precision).items():
+    for graph, name in manifest_graphs(manifest, graphs, precision, model_dir).items():
         path = model_dir / name
         if not path.is_file():
             raise ModelError(f"{path}: listed in {MANIFEST} but missing; export the folder again with --overwrite")

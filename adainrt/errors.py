@@ -36,7 +36,7 @@ class BackendUnavailable(AdainrtError):
 class OutputExists(AdainrtError, FileExistsError):
     """An output is there already and replacing it was not allowed (the CLI's --overwrite allows it)."""
 
-    def __init__(self, path: object, what: str = ""):
-        super().__init__(f"{what or path} already exists")
+    def __init__(self, path: object, what: str = "", count: int = 1):
+        super().__init__(f"{what or path} already exist{'s' if count == 1 else ''}")
         self.path = path
-        self.cli_hint = "pass --overwrite to replace it"
+        self.cli_hint = f"pass --overwrite to replace {'it' if count == 1 else 'them'}"

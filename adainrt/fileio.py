@@ -45,25 +45,46 @@ def atomic_path(target: str | os.PathLike, overwrite: bool = True) -> Iterator[P
     check_folder_path(target.parent)
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(target)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{_HOST}-{os.getpid()}.", suffix=".tmp", dir=target.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{_HOST}-{os.getpid()}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:  # name the output, not our temporary file
+        raise AdainrtError(f"cannot write {target}: {exc.strerror or exc}; choose another output path") from exc
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
         os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual permissions
         _commit(tmp_path, target, overwrite)
+    except OSError as exc:
+        if exc.errno is None or exc.filename not in (None, str(tmp_path)):
+            raise
+        raise AdainrtError(f"cannot write {target}: {exc.strerror}") from exc  # a full disk, say: not our temp name
     finally:
         tmp_path.unlink(missing_ok=True)
 
 
 def check_folder_path(folder: Path) -> None:
-    """Refuse a folder path that runs through a regular file (mkdir would fail obscurely)."""
+    """Refuse, before any work, a folder we could not write into: a path that runs through a regular
+    file (mkdir would fail obscurely), or a folder (or the nearest one that exists) that is read-only
+    or not ours to write (the error would otherwise name a temporary file, after the work)."""
+    folder = Path(folder)
     existing = folder
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     if not existing.is_dir():
         where = f"{existing}" if existing == folder else f"{folder}: {existing}"
         raise AdainrtError(f"{where} is a file, not a folder; choose another output path")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        why = "is on a read-only file system" if _read_only(existing) else "is not writable by this user"
+        subject = "it" if existing == folder else str(existing)
+        raise AdainrtError(f"cannot write into {folder}: {subject} {why}; choose another output path")
+
+
+def _read_only(folder: Path) -> bool:
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):  # Windows has no statvfs
+        return False
 
 
 def _commit(tmp: Path, target: Path, overwrite: bool) -> None:

@@ -18,6 +18,9 @@ from adainrt.spec import MIN_SIZE
 #: Refuse to decode images above this many pixels (a decompression bomb or a mistake).
 MAX_PIXELS = 100_000_000
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+#: How files of those formats begin: one that does but cannot be read is damaged, not of another kind.
+_MAGIC = {b"\xff\xd8": "JPEG", b"\x89PNG": "PNG", b"BM": "BMP", b"RIFF": "WebP", b"II*\x00": "TIFF",
+          b"MM\x00*": "TIFF"}
 
 
 def load_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> Image.Image:
@@ -37,26 +40,54 @@ def decode_image(data: bytes, what: str = "image", max_pixels: int = MAX_PIXELS)
         with Image.open(io.BytesIO(data)) as img:
             width, height = img.size
             if width * height > max_pixels:
-                raise ImageError(
-                    f"{what}: {width}x{height} is {width * height / 1e6:.0f} megapixels, above the "
-                    f"limit of {max_pixels / 1e6:.0f}; downscale it first"
-                )
+                raise ImageError(_too_many_pixels(f"{what}: {width}x{height}", width * height, max_pixels))
             if img.format == "PNG":
                 check_png_complete(data, what)
             img.load()
             rgb = _to_rgb(ImageOps.exif_transpose(img))
     except ImageError:
         raise
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+    except UnidentifiedImageError as exc:
+        damaged = next((fmt for magic, fmt in _MAGIC.items() if data.startswith(magic)), None)
+        if damaged:
+            raise ImageError(f"{what}: not a readable image (a damaged {damaged} file); is the file complete?") from exc
+        raise ImageError(f"{what}: not an image file (no known image format: {', '.join(IMAGE_SUFFIXES)})") from exc
+    except Image.DecompressionBombError as exc:  # Pillow's own guard fires at 2x its limit, before ours
+        raise ImageError(_too_many_pixels(what, _pixels_in(str(exc)), max_pixels)) from exc
+    except (OSError, ValueError, SyntaxError) as exc:
         reason = re.sub(r" ?<_io\.BytesIO object at 0x[0-9a-f]+>", "", str(exc))  # Pillow names its stream
         raise ImageError(f"{what}: not a readable image ({reason}); is the file complete?") from exc
     check_size(rgb.size, what)
     return rgb
 
 
+def _too_many_pixels(what: str, pixels: int, max_pixels: int) -> str:
+    return (f"{what} is {pixels / 1e6:.0f} megapixels, above the limit of {max_pixels / 1e6:.0f}; "
+            "downscale it first")
+
+
+def _pixels_in(message: str) -> int:
+    """The pixel count in Pillow's DecompressionBombError message ("Image size (N pixels) exceeds ...")."""
+    found = re.search(r"\((\d+) pixels\)", message)
+    return int(found.group(1)) if found else 0
+
+
+#: What shows through transparent pixels: white, as an image viewer shows them on a page.
+BACKGROUND = (255, 255, 255)
+
+
 def _to_rgb(img: Image.Image) -> Image.Image:
-    """RGB 8-bit; high-bit-depth modes (I;16*, I, F) scaled by their range, which Pillow's own
-    conversion would clip to 0 or 255."""
+    """RGB 8-bit, as the network takes it.
+
+    High-bit-depth modes (I;16*, I, F) are scaled by their range, which Pillow's own conversion
+    would clip to 0 or 255. Transparency (RGBA, LA, PA, a palette or colour key) is composited
+    over white: converting it away would stylize whatever colour the hidden pixels happen to hold.
+    """
+    if _has_transparency(img):
+        rgba = img.convert("RGBA")
+        flat = Image.new("RGB", rgba.size, BACKGROUND)
+        flat.paste(rgba, mask=rgba.getchannel("A"))
+        return flat
     if img.mode.startswith("I;16") or img.mode in ("I", "F"):
         array = np.asarray(img).astype(np.float64)
         if img.mode.startswith("I;16"):
@@ -70,6 +101,12 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     rgb = img.convert("RGB")
     rgb.load()
     return rgb
+
+
+def _has_transparency(img: Image.Image) -> bool:
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        return img.getextrema()[-1][0] < 255  # an alpha channel that is all opaque changes nothing
+    return img.mode in ("P", "RGB", "L") and "transparency" in img.info
 
 
 _PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
@@ -122,16 +159,17 @@ def check_size(size: tuple[int, int], what: str) -> None:
 
 
 def to_pil(image: Image.Image | np.ndarray, what: str = "image") -> Image.Image:
-    """Accept PIL images and HxWx3 arrays (uint8 0..255, or float 0..1)."""
+    """Accept PIL images (any mode, as :func:`load_image` reads them: 16-bit scaled, transparency
+    over white) and HxWx3 or HxWx4 arrays (uint8 0..255, or float 0..1)."""
     if isinstance(image, Image.Image):
-        pil = image.convert("RGB")
+        pil = _to_rgb(image)
     elif isinstance(image, np.ndarray):
         if image.ndim != 3 or image.shape[2] not in (3, 4):
             raise ImageError(f"{what}: expected an HxWx3 array, got shape {image.shape}")
-        array = image[..., :3]
+        array = image
         if array.dtype != np.uint8:
             array = (np.clip(array.astype(np.float32), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-        pil = Image.fromarray(np.ascontiguousarray(array), "RGB")
+        pil = _to_rgb(Image.fromarray(np.ascontiguousarray(array), "RGBA" if array.shape[2] == 4 else "RGB"))
     else:
         raise ImageError(f"{what}: expected a PIL image, an HxWx3 numpy array or a path, "
                          f"got {type(image).__name__}")
@@ -146,7 +184,8 @@ def check_resize(size: int, what: str = "size") -> int:
     return size
 
 
-def resize_smaller_side(image: Image.Image, size: int, max_pixels: int = MAX_PIXELS) -> Image.Image:
+def resize_smaller_side(image: Image.Image, size: int, max_pixels: int = MAX_PIXELS,
+                        what: str = "image") -> Image.Image:
     """Resize so the smaller side is ``size``; 0 keeps the image as it is.
 
     As the reference implementations do (torchvision's ``Resize(size)`` in pytorch-AdaIN's
@@ -159,7 +198,7 @@ def resize_smaller_side(image: Image.Image, size: int, max_pixels: int = MAX_PIX
     long = int(size * max(width, height) / min(width, height))
     new = (size, long) if width <= height else (long, size)
     if new[0] * new[1] > max_pixels:
-        raise ImageError(f"resizing {width}x{height} so its smaller side is {size} gives {new[0]}x{new[1]}, "
+        raise ImageError(f"{what}: resizing {width}x{height} so its smaller side is {size} gives {new[0]}x{new[1]}, "
                          f"{new[0] * new[1] / 1e6:.0f} megapixels, above the limit of {max_pixels / 1e6:.0f}; "
                          "choose a smaller size")
     return image if new == image.size else image.resize(new, Image.Resampling.BILINEAR)

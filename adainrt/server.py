@@ -192,7 +192,8 @@ class StylizeApp:
 
         self.bank.check_name(name)
         size = int(query.get("size", 512))  # as `adainrt style add --style-size`
-        image = self._within_limit(resize_smaller_side(decode_image(body, f"style {name}"), size), f"style {name}")
+        image = self._within_limit(resize_smaller_side(decode_image(body, f"style {name}"), size,
+                                                         what=f"style {name}"), f"style {name}")
         with self._lock:
             stats = self.stylizer.style_stats(image)
         self.bank.add(name, stats, {"source": "http", "encoder_hash": self.stylizer.metadata.get("encoder_hash")})
@@ -232,14 +233,16 @@ class StylizeApp:
             if "content" not in parts or "style" not in parts:
                 raise HttpError(400, "a multipart request needs a 'content' and a 'style' part")
             content = decode_image(parts["content"], "content")
-            styles = [resize_smaller_side(decode_image(parts["style"], "style"), options.style_size)]
+            styles = [resize_smaller_side(decode_image(parts["style"], "style"), options.style_size,
+                                          what="style")]
         else:
             names = [n for n in query.get("style", "").split(",") if n]
             if not names:
                 raise HttpError(400, "name a stored style (?style=NAME) or send multipart content and style parts")
             content = decode_image(body, "content")
             styles = [self._bank_style(name) for name in names]
-        content = self._within_limit(resize_smaller_side(content, options.content_size), "content")
+        content = self._within_limit(resize_smaller_side(content, options.content_size, what="content"),
+                                       "content")
         for style in styles:
             if not isinstance(style, StyleStats):
                 self._within_limit(style, "style")

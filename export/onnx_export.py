@@ -40,7 +40,7 @@ from adainrt.contract import (
     new_manifest,
 )
 from adainrt.errors import ModelError, OutputExists
-from adainrt.fileio import atomic_path, atomic_write_bytes, folder_lock, sha256_file
+from adainrt.fileio import atomic_path, atomic_write_bytes, check_folder_path, folder_lock, sha256_file
 from adainrt.network import AdaINModel
 from adainrt.spec import MIN_SIZE, SIZE_MULTIPLE
 
@@ -194,11 +194,12 @@ def export_model(
     graphs = check_form(form)
     check_precision(precision)
     output_dir = Path(output_dir)
+    check_folder_path(output_dir)  # before minutes of export
     provenance = provenance or {}
     paths = {g: output_dir / graph_file(g, precision) for g in graphs}
     existing = [str(p) for p in paths.values() if p.exists()]
     if existing and not overwrite:
-        raise OutputExists(existing[0], ", ".join(existing))
+        raise OutputExists(existing[0], ", ".join(existing), len(existing))
     model = model.eval()
     results = []
     for graph, path in paths.items():

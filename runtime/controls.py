@@ -38,14 +38,22 @@ def check_weights(weights: Sequence[float]) -> list[float]:
     return weights
 
 
+def check_counts(styles: int, weights: int | None = None, masks: int = 0) -> None:
+    """One weight per style; one mask with two styles, or one mask per style (checked before any work)."""
+    if weights is not None and weights != styles:
+        raise ControlError(f"{weights} style weights for {styles} styles; give one weight per style")
+    if masks and masks != styles and not (masks == 1 and styles == 2):
+        raise ControlError(f"{masks} masks for {styles} styles: give one mask with two styles "
+                           "(white takes the first style) or one mask per style")
+
+
 def normalize_weights(weights: Sequence[float] | None, count: int) -> list[float]:
     """Interpolation weights scaled to sum 1 (equal when None), as the reference does; scaled by
     the largest first, so huge weights (1e308) cannot overflow the sum."""
     if weights is None:
         return [1.0 / count] * count
     weights = check_weights(weights)
-    if len(weights) != count:
-        raise ControlError(f"{len(weights)} style weights for {count} styles; give one weight per style")
+    check_counts(count, len(weights))
     largest = max(weights)
     scaled = [w / largest for w in weights]
     total = math.fsum(scaled)
@@ -113,9 +121,7 @@ def masks_for_styles(masks: Sequence[np.ndarray], count: int) -> list[np.ndarray
     if len(masks) == 1 and count == 2:
         white = np.asarray(masks[0], np.float32) > 0.5
         return [white, ~white]
-    if len(masks) != count:
-        raise ControlError(f"{len(masks)} masks for {count} styles: give one mask with two styles "
-                           "(white takes the first style) or one mask per style")
+    check_counts(count, masks=len(masks))
     return [np.asarray(m, np.float32) > 0.5 for m in masks]
 
 

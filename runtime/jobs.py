@@ -40,6 +40,8 @@ from adainrt.runtime.stylizer import (
 )
 
 OUTPUT_FORMATS = ("png", "jpg")
+#: In the name of every result written into a folder: NAME_stylized_STYLE.EXT.
+RESULT_MARK = "_stylized_"
 
 
 def ensure_model_dir(
@@ -56,10 +58,31 @@ def ensure_model_dir(
     the chosen weights are exported once into the cache (needs torch; local, nothing downloaded).
     """
     if model_dir is not None:
+        check_weights_match(Path(model_dir), encoder, decoder)
         return Path(model_dir)
     from adainrt.export.cache import cached_model_dir
 
     return cached_model_dir(encoder, decoder, forms, progress=progress, precisions=precisions)
+
+
+def check_weights_match(model_dir: Path, encoder: str | os.PathLike | None,
+                        decoder: str | os.PathLike | None) -> None:
+    """Weights given beside a model folder must be the ones its graphs were exported from (its
+    manifest records their hashes): the graphs hold their weights, so others would be ignored."""
+    from adainrt.bundled import weights_metadata
+    from adainrt.contract import read_manifest
+
+    given = {kind: path for kind, path in (("encoder", encoder), ("decoder", decoder)) if path is not None}
+    if not given:
+        return
+    manifest = read_manifest(model_dir)
+    for kind, path in given.items():
+        recorded = manifest.get(f"{kind}_hash")
+        found = weights_metadata(path).get("weights_hash")
+        if found != recorded:
+            raise InvalidArgument(f"{path} is not the {kind} the graphs in {model_dir} were exported from (weights "
+                                  f"{found}, the graphs' {recorded}): the graphs hold their weights, so give "
+                                  f"either the model folder or these weights, not both")
 
 
 def open_stylizer(
@@ -129,7 +152,7 @@ class StylizeOptions:
 
 def prepare_image(path: str | os.PathLike, size: int, crop: bool) -> Image.Image:
     """An image file resized (smaller side ``size``, 0 keeps) and optionally centre-cropped square."""
-    image = resize_smaller_side(load_image(path), size)
+    image = resize_smaller_side(load_image(path), size, what=str(path))
     return center_crop(image, size or min(image.size)) if crop else image
 
 
@@ -143,14 +166,21 @@ def resolve_styles(names: Sequence[str], encoder_hash: str | None, options: Styl
     styles: list[StyleInput] = []
     for name in names:
         if Path(name).is_file():
+            if not _looks_like_path(name) and name in bank.names():
+                raise ControlError(f"style {name!r} is both a file here and a stored style in {bank.folder}; "
+                                   f"write ./{name} for the file (the stored style is used where no such file is)")
             styles.append(prepare_image(name, options.style_size, options.crop))
-        elif Path(name).suffix.lower() in IMAGE_SUFFIXES or "/" in name or os.sep in name:
+        elif Path(name).suffix.lower() in IMAGE_SUFFIXES or _looks_like_path(name):
             raise ImageError(f"style {name}: no such image file")
         else:
             styles.append(bank.get(name, encoder_hash).stats)
     if not styles:
         raise ControlError("no style given")
     return styles
+
+
+def _looks_like_path(name: str) -> bool:
+    return "/" in name or os.sep in name
 
 
 @dataclass(frozen=True)
@@ -161,6 +191,8 @@ class OutputPlan:
     folder: bool
     #: Outputs already there, left alone (``skip_existing``: a rerun resumes where one stopped).
     done: tuple[Path, ...] = ()
+    #: Inputs left out because they are results of an earlier run (output folder = input folder).
+    earlier_results: tuple[Path, ...] = ()
 
 
 def plan_outputs(content: Path, output: Path, style_names: Sequence[str], ext: str = "png",
@@ -171,20 +203,27 @@ def plan_outputs(content: Path, output: Path, style_names: Sequence[str], ext: s
     atomically, so one that exists is whole): rerunning an interrupted folder job resumes it.
 
     A folder (or an output that is a folder, or ends in a separator) gives
-    ``OUTPUT/NAME_stylized_STYLE.EXT`` per image; a file gives the output as named.
+    ``OUTPUT/NAME_stylized_STYLE.EXT`` per image; a file gives the output as named. When OUTPUT is
+    the input folder itself, images named like results (``*_stylized_*``) are left out of the
+    inputs, so a rerun does not stylize the last run's results.
     """
     folder = content.is_dir() or output.is_dir() or str(output).endswith(("/", os.sep))
     check_folder_path(output if folder else output.parent)
     if folder and output.is_file():
         raise AdainrtError(f"{output} is a file, but the output must be a folder here (the input is {content})")
     contents = list_images(content) if content.is_dir() else [content]
+    earlier: tuple[Path, ...] = ()
+    if content.is_dir() and _same_folder(content, output):  # our results would become inputs on a rerun
+        earlier = tuple(c for c in contents if RESULT_MARK in c.stem)
+        contents = [c for c in contents if RESULT_MARK not in c.stem]
     if not contents:
-        raise ImageError(f"{content}: no images found (looked for {', '.join(IMAGE_SUFFIXES)})")
+        found = f" other than {len(earlier)} earlier results (*{RESULT_MARK}*)" if earlier else ""
+        raise ImageError(f"{content}: no images found{found} (looked for {', '.join(IMAGE_SUFFIXES)})")
     if not folder:
         pairs = [(content, output)]
     else:
         tag = "_".join(Path(s).stem for s in style_names)
-        pairs = [(c, output / f"{c.stem}_stylized_{tag}.{ext}") for c in contents]
+        pairs = [(c, output / f"{c.stem}{RESULT_MARK}{tag}.{ext}") for c in contents]
     seen: dict[Path, Path] = {}
     for src, dst in pairs:
         if dst in seen:
@@ -192,11 +231,20 @@ def plan_outputs(content: Path, output: Path, style_names: Sequence[str], ext: s
         seen[dst] = src
     existing = [dst for _, dst in pairs if dst.exists()]
     if existing and skip_existing and not overwrite:
-        return OutputPlan([(src, dst) for src, dst in pairs if not dst.exists()], folder, tuple(existing))
+        return OutputPlan([(src, dst) for src, dst in pairs if not dst.exists()], folder, tuple(existing), earlier)
     if existing and not overwrite:
         more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
-        raise OutputExists(existing[0], f"{existing[0]}{more}")
-    return OutputPlan(pairs, folder)
+        raise OutputExists(existing[0], f"{existing[0]}{more}", len(existing)).hinted(
+            f"pass --overwrite to replace {'it' if len(existing) == 1 else 'them'}"
+            + (", or --skip-existing to do only the rest" if folder else ""))
+    return OutputPlan(pairs, folder, earlier_results=earlier)
+
+
+def _same_folder(a: Path, b: Path) -> bool:
+    try:
+        return b.is_dir() and a.samefile(b)
+    except OSError:
+        return False
 
 
 @dataclass

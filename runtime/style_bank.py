@@ -101,7 +101,8 @@ class StyleBank:
                 stats = _validate(StyleStats(np.asarray(data["mean"], np.float32), np.asarray(data["std"], np.float32)))
                 record = json.loads(str(data["record"])) if "record" in data else self._old_record(name)
         except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
-            raise StyleBankError(f"stored style {name!r} ({path}) is broken ({exc}); remove it with "
+            reason = "not an archive of style statistics" if "pickle" in str(exc) else str(exc)  # numpy's wording
+            raise StyleBankError(f"stored style {name!r} ({path}) is broken ({reason}); remove it with "
                                  f"`adainrt style remove {name}` and add it again") from exc
         if not isinstance(record, dict):
             raise StyleBankError(f"stored style {name!r} ({path}) is broken (its record is not an object); remove "

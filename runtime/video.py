@@ -45,6 +45,12 @@ class VideoInfo:
     has_audio: bool
 
 
+def ffmpeg_reason(exc: BaseException) -> str:
+    """ffmpeg's cause, its last line: imageio-ffmpeg's message carries ffmpeg's whole banner before it."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[-1] if lines else type(exc).__name__
+
+
 def probe(path: str | os.PathLike) -> VideoInfo:
     ffmpeg = _ffmpeg()
     try:
@@ -53,7 +59,7 @@ def probe(path: str | os.PathLike) -> VideoInfo:
         reader.close()
         frames, _ = ffmpeg.count_frames_and_secs(str(path))
     except (OSError, RuntimeError, StopIteration) as exc:
-        raise AdainrtError(f"{path}: not a readable video ({exc})") from exc
+        raise AdainrtError(f"{path}: not a readable video ({ffmpeg_reason(exc)})") from exc
     width, height = meta["size"]
     return VideoInfo(width, height, float(meta["fps"]), int(frames), "audio_codec" in meta)
 

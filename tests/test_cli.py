@@ -94,7 +94,7 @@ def test_stylize_folder_skips_a_corrupt_file_and_says_so(tmp_path, exported_dir,
     result = run("stylize", contents, "--style", images_dir / "style_a.jpg", "--output", tmp_path / "out",
                  "--model", exported_dir, "--content-size", "48", "--crop")
     assert result.exit_code == 1
-    assert "broken.jpg: not a readable image" in result.output and "1 of 3 inputs" in result.output
+    assert "broken.jpg: not an image file" in result.output and "1 of 3 inputs" in result.output
     written = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert written == ["content_a_stylized_style_a.png", "content_b_stylized_style_a.png"]
     assert Image.open(tmp_path / "out" / written[0]).size == (48, 48)

@@ -11,7 +11,7 @@ from tests.conftest import synthetic_image
 
 def test_corrupt_and_truncated_files(tmp_path):
     (tmp_path / "corrupt.jpg").write_bytes(b"this is not a jpeg")
-    with pytest.raises(ImageError, match="corrupt.jpg: not a readable image"):
+    with pytest.raises(ImageError, match="corrupt.jpg: not an image file"):
         load_image(tmp_path / "corrupt.jpg")
     synthetic_image(200, 200).save(tmp_path / "full.jpg")
     data = (tmp_path / "full.jpg").read_bytes()

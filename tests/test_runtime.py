@@ -87,7 +87,7 @@ def test_content_above_the_pixel_limit_is_tiled_or_refused(exported_dir):
 def test_missing_model_folder(tmp_path):
     with pytest.raises(ModelError, match="adainrt export"):
         Stylizer(tmp_path / "nothing")
-    with pytest.raises(ModelError, match="no manifest.json .*adainrt export --output"):
+    with pytest.raises(ModelError, match=r"not a model folder \(it has no manifest.json\).*adainrt export --output"):
         Stylizer(tmp_path)
 
 
