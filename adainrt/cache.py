@@ -70,16 +70,40 @@ def clear(names: Sequence[str] = (), dry_run: bool = False) -> list[CachePart]:
 
     Returns what was (or, with ``dry_run``, would be) removed.
     """
+    from adainrt.runtime.style_bank import default_bank_dir
+
     unknown = sorted(set(names) - set(DERIVED))
     if unknown:
         raise AdainrtError(f"no cache part {', '.join(unknown)}: choose from {', '.join(DERIVED)} "
                            "(stored styles are removed with `adainrt style remove NAME`)")
     chosen = [part for part in cache_parts() if part.clearable and (not names or part.name in names)]
-    removed = [part for part in chosen if Path(part.path).exists()]
-    if not dry_run:
-        for part in removed:
-            shutil.rmtree(part.path)
-    return removed
+    present = [part for part in chosen if Path(part.path).exists()]
+    bank = default_bank_dir().resolve()
+    for part in present:
+        if bank.is_relative_to(Path(part.path).resolve()):
+            raise AdainrtError(f"{part.path} holds the style bank ({bank}, $ADAINRT_STYLES): clearing it would "
+                               "remove stored styles; move the bank out of it first")
+    removed: list[CachePart] = []
+    for part in present if not dry_run else ():
+        try:
+            _empty(Path(part.path))
+        except OSError as exc:
+            done = f" (removed before it: {', '.join(p.name for p in removed)})" if removed else ""
+            raise AdainrtError(f"cannot clear {part.path}: {exc.strerror or exc}{done}") from exc
+        removed.append(part)
+    return present if dry_run else removed
+
+
+def _empty(folder: Path) -> None:
+    """Remove a part: the folder, or, where it is a link (moved to another disk), what it holds."""
+    if not folder.is_symlink():
+        shutil.rmtree(folder)
+        return
+    for child in folder.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
 
 
 def human_bytes(count: int) -> str:

@@ -33,6 +33,13 @@ class BackendUnavailable(AdainrtError):
     """The requested backend (execution provider, TensorRT, CUDA) is not present here."""
 
 
+class OutputUnwritable(AdainrtError):
+    """An output cannot be written where it should go (a read-only or full disk, a folder not ours,
+    a file in the way): the machine's state, not the request's (a server answers 500)."""
+
+    cli_hint = "write somewhere else, or make room or permission there"
+
+
 class OutputExists(AdainrtError, FileExistsError):
     """An output is there already and replacing it was not allowed (the CLI's --overwrite allows it)."""
 

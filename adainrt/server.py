@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from adainrt.errors import AdainrtError, BackendUnavailable, ImageError, ModelError, OutputExists
+from adainrt.errors import AdainrtError, BackendUnavailable, ImageError, ModelError, OutputExists, OutputUnwritable
 
 #: The replica that answered, for clients and tests that look at load spreading.
 REPLICA_HEADER = "X-Adainrt-Replica"
@@ -93,7 +93,7 @@ def status_of(exc: Exception) -> int:
         return 404
     if isinstance(exc, BackendUnavailable):
         return 503
-    if isinstance(exc, ModelError):
+    if isinstance(exc, ModelError | OutputUnwritable):
         return 500
     return 400 if isinstance(exc, AdainrtError | ValueError) else 500
 

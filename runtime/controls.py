@@ -41,10 +41,15 @@ def check_weights(weights: Sequence[float]) -> list[float]:
 def check_counts(styles: int, weights: int | None = None, masks: int = 0) -> None:
     """One weight per style; one mask with two styles, or one mask per style (checked before any work)."""
     if weights is not None and weights != styles:
-        raise ControlError(f"{weights} style weights for {styles} styles; give one weight per style")
+        raise ControlError(f"{_count(weights, 'style weight')} for {_count(styles, 'style')}; give one weight "
+                           "per style")
     if masks and masks != styles and not (masks == 1 and styles == 2):
-        raise ControlError(f"{masks} masks for {styles} styles: give one mask with two styles "
-                           "(white takes the first style) or one mask per style")
+        raise ControlError(f"{_count(masks, 'mask')} for {_count(styles, 'style')}: give one mask with two "
+                           "styles (white takes the first style) or one mask per style")
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def normalize_weights(weights: Sequence[float] | None, count: int) -> list[float]:
@@ -99,9 +104,12 @@ def adain(
 
 
 def mask_array(mask: Image.Image | np.ndarray) -> np.ndarray:
-    """A mask as (H, W) float in [0, 1]: PIL (any mode), uint8 0..255, or float arrays."""
+    """A mask as (H, W) float in [0, 1]: PIL (any mode; transparent pixels are outside the region,
+    so shapes drawn on a transparent sheet are the region), uint8 0..255, or float arrays."""
     if isinstance(mask, Image.Image):
-        return np.asarray(mask.convert("L"), np.float32) / 255.0
+        from adainrt.images import BLACK, to_rgb
+
+        return np.asarray(to_rgb(mask, BLACK, stretch_wide=False).convert("L"), np.float32) / 255.0
     array = np.asarray(mask)
     if array.ndim == 3:
         array = array.mean(axis=-1)
@@ -121,6 +129,8 @@ def masks_for_styles(masks: Sequence[np.ndarray], count: int) -> list[np.ndarray
     if len(masks) == 1 and count == 2:
         white = np.asarray(masks[0], np.float32) > 0.5
         return [white, ~white]
+    if not masks:
+        raise ControlError("an empty list of masks: give one mask per style (or none at all for no spatial control)")
     check_counts(count, masks=len(masks))
     return [np.asarray(m, np.float32) > 0.5 for m in masks]
 

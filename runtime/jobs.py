@@ -20,6 +20,7 @@ from adainrt.contract import graph_precision
 from adainrt.errors import AdainrtError, ImageError, OutputExists
 from adainrt.fileio import check_folder_path
 from adainrt.images import (
+    BLACK,
     IMAGE_SUFFIXES,
     center_crop,
     check_resize,
@@ -111,7 +112,8 @@ def model_dir_for(model_dir: str | os.PathLike | None, encoder: str | os.PathLik
 
 
 def load_mask(path: str | os.PathLike) -> Image.Image:
-    return load_image(path).convert("L")
+    """A mask file as grey levels; its transparent pixels are outside the region (black)."""
+    return load_image(path, background=BLACK).convert("L")
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,7 @@ class VideoInfo:
 
 def ffmpeg_reason(exc: BaseException) -> str:
     """ffmpeg's cause, its last line: imageio-ffmpeg's message carries ffmpeg's whole banner before it."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip() and not line.strip().startswith("===")]
     return lines[-1] if lines else type(exc).__name__
 
 

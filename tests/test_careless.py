@@ -162,7 +162,7 @@ def test_style_weight_and_mask_counts_are_checked_before_loading_anything(tmp_pa
     assert one_line_error(weights) and "3 style weights for 2 styles" in weights.output
     masks = run("stylize", style, "-s", style, "--mask", style, "--mask", style, "-o", tmp_path / "o.png",
                 "--model", empty)
-    assert one_line_error(masks) and "2 masks for 1 styles" in masks.output
+    assert one_line_error(masks) and "2 masks for 1 style:" in masks.output
 
 
 # ------------------------------------------------------------------ what an image file holds
@@ -229,3 +229,65 @@ def test_a_corrupt_video_is_one_line_not_ffmpegs_banner(tmp_path, style, exporte
     assert one_line_error(result) and "not a readable video" in result.output
     error = result.output.strip().splitlines()[-1]
     assert "ffmpeg version" not in error and len(error) < 400, error
+
+
+def test_a_mask_drawn_on_a_transparent_sheet_is_the_shapes(tmp_path):
+    from adainrt.runtime.controls import mask_array
+    from adainrt.runtime.jobs import load_mask
+
+    sheet = np.zeros((40, 40, 4), np.uint8)
+    sheet[:20] = 255  # the top half opaque white, the bottom half (0, 0, 0, 0)
+    path = tmp_path / "mask.png"
+    Image.fromarray(sheet, "RGBA").save(path)
+    for mask in (mask_array(load_mask(path)), mask_array(Image.fromarray(sheet, "RGBA"))):
+        assert mask[:20].min() == 1.0 and mask[20:].max() == 0.0
+
+
+def test_an_empty_list_of_masks_is_refused_not_ignored():
+    from adainrt.runtime.controls import masks_for_styles
+
+    with pytest.raises(ControlError, match="empty list of masks"):
+        masks_for_styles([], 2)
+
+
+def test_palette_alpha_and_in_memory_wide_modes(tmp_path):
+    rgba = np.zeros((48, 48, 4), np.uint8)
+    rgba[..., 2] = 255
+    rgba[:, :24, 3] = 255  # hidden blue on the right
+    quantized = Image.fromarray(rgba, "RGBA").quantize()  # a palette with alpha
+    pixels = np.asarray(to_pil(quantized))
+    assert (pixels[:, :24] == [0, 0, 255]).all() and (pixels[:, 24:] == 255).all()
+    as_int = Image.fromarray(np.full((40, 40), 200, np.int32))  # mode I made in memory: values as 0..255
+    assert (np.asarray(to_pil(as_int)) == 200).all()
+
+
+def test_a_riff_file_that_is_no_webp_is_not_called_a_damaged_one(tmp_path):
+    path = tmp_path / "sound.jpg"
+    path.write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(32))
+    with pytest.raises(ImageError, match="not an image file"):
+        load_image(path)
+
+
+def test_ffmpeg_reason_is_its_last_line_never_a_separator():
+    from adainrt.runtime.video import ffmpeg_reason
+
+    banner = "Could not load meta information\n=== stderr ===\nffmpeg version 7\n  built with gcc\nx.mp4: Invalid data"
+    assert ffmpeg_reason(RuntimeError(banner)) == "x.mp4: Invalid data"
+    assert ffmpeg_reason(RuntimeError("=== stderr ===\n")) == "RuntimeError"
+
+
+def test_cache_clear_never_removes_a_style_bank_inside_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("ADAINRT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("ADAINRT_STYLES", str(tmp_path / "cache" / "onnx" / "styles"))
+    stats = StyleStats(np.zeros((1, 512, 1, 1), np.float32), np.ones((1, 512, 1, 1), np.float32))
+    StyleBank().add("mine", stats, {"source": "test"})
+    result = run("cache", "clear", "onnx")
+    assert one_line_error(result) and "holds the style bank" in result.output
+    assert StyleBank().names() == ["mine"]
+
+
+def test_a_server_that_cannot_write_answers_500_not_the_clients_400():
+    from adainrt.errors import OutputUnwritable
+    from adainrt.server import status_of
+
+    assert status_of(OutputUnwritable("cannot write into /bank: it is on a read-only file system")) == 500
