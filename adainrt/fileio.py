@@ -74,6 +74,8 @@ def check_folder_path(folder: Path) -> None:
     folder = Path(folder)
     existing = folder
     while not existing.exists() and existing != existing.parent:
+        if existing.is_symlink():  # mkdir would say only "File exists"
+            raise OutputUnwritable(f"{existing} is a link to {os.readlink(existing)}, which does not exist")
         existing = existing.parent
     if not existing.is_dir():
         where = f"{existing}" if existing == folder else f"{folder}: {existing}"

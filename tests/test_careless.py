@@ -13,7 +13,7 @@ from PIL import Image
 
 from adainrt.cli import main
 from adainrt.contract import manifest_graphs
-from adainrt.errors import ImageError, ModelError, OutputExists
+from adainrt.errors import ImageError, ModelError, OutputExists, OutputUnwritable
 from adainrt.images import load_image, to_pil
 from adainrt.runtime import StyleStats
 from adainrt.runtime.controls import ControlError
@@ -287,7 +287,12 @@ def test_cache_clear_never_removes_a_style_bank_inside_it(tmp_path, monkeypatch)
 
 
 def test_a_server_that_cannot_write_answers_500_not_the_clients_400():
-    from adainrt.errors import OutputUnwritable
     from adainrt.server import status_of
 
     assert status_of(OutputUnwritable("cannot write into /bank: it is on a read-only file system")) == 500
+
+
+def test_an_output_folder_that_is_a_dangling_link_is_named(tmp_path, style):
+    (tmp_path / "out").symlink_to(tmp_path / "gone")
+    with pytest.raises(OutputUnwritable, match=r"out is a link to .*gone, which does not exist"):
+        plan_outputs(style, tmp_path / "out" / "x.png", [str(style)])
