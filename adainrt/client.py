@@ -16,8 +16,8 @@ class ServerError(AdainrtError):
     """The server answered with an error (its message and status), or could not be reached."""
 
 
-def _request(url: str, body: bytes, headers: dict[str, str], timeout: float) -> bytes:
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+def _request(url: str, body: bytes | None, headers: dict[str, str], timeout: float) -> bytes:
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST" if body is not None else "GET")
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.read()
@@ -56,6 +56,12 @@ def stylize_remote(server: str, content: bytes, style: str | bytes, alpha: float
         headers["Content-Type"] = f"multipart/form-data; boundary={boundary}"
     url = f"{server.rstrip('/')}/v1/stylize?{urllib.parse.urlencode(query)}"
     return _request(url, body, headers, timeout)
+
+
+def list_styles(server: str, api_key: str | None = None, timeout: float = 30.0) -> list[str]:
+    """The names of the styles stored on the server."""
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    return json.loads(_request(f"{server.rstrip('/')}/v1/styles", None, headers, timeout))
 
 
 def add_style(server: str, name: str, image: bytes, api_key: str | None = None, timeout: float = 300.0,

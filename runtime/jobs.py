@@ -372,7 +372,7 @@ def add_style(name: str, image: str | os.PathLike, options: StylizeOptions,
 def stylize_on_server(server: str, plan: OutputPlan, styles: Sequence[str], options: StylizeOptions,
                       api_key: str | None = None) -> JobReport:
     """Each planned image sent to an `adainrt serve`; the answers written as the local job writes them."""
-    from adainrt.client import stylize_remote
+    from adainrt.client import list_styles, stylize_remote
     from adainrt.fileio import atomic_write_bytes
 
     if len(styles) != 1 and any(Path(s).is_file() for s in styles):
@@ -380,7 +380,11 @@ def stylize_on_server(server: str, plan: OutputPlan, styles: Sequence[str], opti
     if options.crop or options.style_size != StylizeOptions.style_size:
         raise ControlError("cropping and the style size are not sent to a server: resize or crop the images first, "
                            "or add the style to the server at the size wanted")
-    style: str | bytes = Path(styles[0]).read_bytes() if Path(styles[0]).is_file() else ",".join(styles)
+    sent_file = Path(styles[0]).is_file()
+    if sent_file and not _looks_like_path(styles[0]) and styles[0] in list_styles(server, api_key):
+        raise ControlError(f"style {styles[0]!r} is both a file here and a style stored on {server}; "
+                           f"write ./{styles[0]} to send the file (the stored style is used where no such file is)")
+    style: str | bytes = Path(styles[0]).read_bytes() if sent_file else ",".join(styles)
     report = JobReport()
     for src, dst in plan.pairs:
         data = stylize_remote(server, Path(src).read_bytes(), style, options.alpha, options.content_size, api_key,

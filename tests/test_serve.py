@@ -180,7 +180,7 @@ def test_bounded_load_with_malformed_requests(server):
     assert call(f"{server}/healthz", key=None)[0] == 200
 
 
-def test_cli_stylize_with_server_writes_the_served_image(server, tmp_path, reference, images_dir):
+def test_cli_stylize_with_server_writes_the_served_image(server, tmp_path, reference, images_dir, monkeypatch):
     from adainrt.cli import main
 
     out = tmp_path / "served.png"
@@ -191,6 +191,14 @@ def test_cli_stylize_with_server_writes_the_served_image(server, tmp_path, refer
     result = CliRunner().invoke(main, ["stylize", str(images_dir / "content_a.png"), "-s", "conc", "-o", str(out),
                                        "--server", server, "--api-key", KEY])
     assert result.exit_code == 1 and "already exists" in result.output
+    monkeypatch.chdir(tmp_path)  # a file named like the stored style: refused, ./conc sends the file
+    synthetic_image(64, 64, seed=4).save(tmp_path / "conc", format="PNG")
+    args = ["stylize", str(images_dir / "content_a.png"), "-o", str(tmp_path / "sent.png"), "--server", server,
+            "--api-key", KEY]
+    result = CliRunner().invoke(main, [*args, "-s", "conc"])
+    assert result.exit_code == 1 and "both a file here and a style stored on" in result.output
+    result = CliRunner().invoke(main, [*args, "-s", "./conc"])
+    assert result.exit_code == 0, result.output
 
 
 def test_bench_serve_measures_levels_and_refuses_other_hosts(server, tmp_path):
