@@ -122,11 +122,15 @@ def export(output: Path, form: str, encoder: Path | None, decoder: Path | None, 
     from adainrt.export.onnx_export import export_model
     from adainrt.fileio import check_folder_path
 
-    for folder in (output, triton_repo):
-        if folder is not None:
-            check_folder_path(folder)  # before the export's minutes
-    model, prov = load_model(encoder, decoder)
     forms = ["full", "split"] if form == "all" else [form]
+    check_folder_path(output)  # these before the export's minutes
+    if triton_repo is not None:
+        from adainrt.contract import FORMS, graph_file
+        from adainrt.export.triton import check_triton_targets
+
+        models = [Path(graph_file(graph, precision)).stem for one in forms for graph in FORMS[one]]
+        check_triton_targets(models, triton_repo, overwrite)
+    model, prov = load_model(encoder, decoder)
     written = []
     for one in forms:
         for result in export_model(model, output, one, prov, overwrite=overwrite, progress=_say,
@@ -563,7 +567,7 @@ def train(output_dir: str, resume: bool, **options: Any) -> None:
     from click.core import ParameterSource
 
     from adainrt.train import Trainer
-    from adainrt.train.trainer import run_config
+    from adainrt.train.trainer import CHECKPOINT, run_config
 
     ctx = click.get_current_context()
     given = [k for k in options if ctx.get_parameter_source(k) != ParameterSource.DEFAULT]
@@ -574,10 +578,14 @@ def train(output_dir: str, resume: bool, **options: Any) -> None:
     if resume:
         trainer.resume()
         _say(f"resumed at step {trainer.step}")
+        if trainer.step >= config.max_iter:
+            _say(f"the run is at its --max-iter {config.max_iter} already; give a larger --max-iter to train on")
     try:
         path = trainer.run()
         trainer.close()
     except KeyboardInterrupt:
+        if not (Path(output_dir) / CHECKPOINT).exists():
+            raise click.ClickException("interrupted before the first step; nothing written") from None
         raise click.ClickException(
             f"interrupted at step {trainer.step}; checkpoint written, --resume continues"
         ) from None

@@ -360,6 +360,21 @@ def _encoder_state_for(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor]
     return state, f"imported from {Path(path).name}"
 
 
+def _refuse_our_own(source: str | os.PathLike) -> None:
+    """Our own files need no import, and importing one again would replace its provenance (the encoder
+    a decoder was trained with, its steps): refused, as is a training checkpoint (snapshot reads those)."""
+    try:
+        meta = weights_metadata(source)
+    except WeightsError:
+        meta = None
+    if meta is not None:
+        raise WeightsError(f"{source} is already an adainrt {meta.get('kind', 'weights')} file: use it as it is "
+                           "(--encoder/--decoder), no import needed")
+    if Path(source).name == "checkpoint.pt":
+        raise WeightsError(f"{source} is a training checkpoint: `adainrt snapshot {Path(source).parent} -o FILE` "
+                           "writes its decoder")
+
+
 def import_weights(
     source: str | os.PathLike, output: str | os.PathLike, encoder: str | os.PathLike | None = None,
     overwrite: bool = False,
@@ -367,6 +382,7 @@ def import_weights(
     """Convert a published .pth (pytorch-AdaIN or torchvision) into our safetensors format."""
     if Path(output).exists() and not overwrite:
         raise OutputExists(output)  # before reading the source
+    _refuse_our_own(source)
     kind, state = import_port_file(source)
     meta: dict[str, Any] = {"kind": kind, "source": f"imported from {Path(source).name}",
                             "preprocessing": PREPROCESSING}

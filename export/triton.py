@@ -17,7 +17,7 @@ from pathlib import Path
 
 from adainrt.contract import GRAPHS, TensorSpec
 from adainrt.errors import ModelError, OutputExists
-from adainrt.fileio import atomic_path, atomic_write_bytes
+from adainrt.fileio import atomic_path, atomic_write_bytes, check_folder_path
 
 #: Contract element type -> Triton data type.
 TRITON_TYPES = {"float32": "TYPE_FP32", "float16": "TYPE_FP16", "int64": "TYPE_INT64", "int32": "TYPE_INT32"}
@@ -84,15 +84,23 @@ def triton_config(onnx_path: str | os.PathLike, name: str) -> str:
     return head + body + batching + TENSORRT_ACCELERATOR.format(precision="FP16" if fp16 else "FP32")
 
 
+def check_triton_targets(models: list[str], repo: str | os.PathLike, overwrite: bool = False) -> None:
+    """Refuse, before any work, models already in the repository (unless replacing them is allowed)."""
+    check_folder_path(Path(repo))
+    existing = [Path(repo) / name / "1" / "model.onnx" for name in models]
+    existing = [path for path in existing if path.exists()]
+    if existing and not overwrite:
+        raise OutputExists(existing[0], ", ".join(map(str, existing)), len(existing))
+
+
 def write_triton_repository(onnx_files: list[Path], repo: str | os.PathLike, overwrite: bool = False) -> list[Path]:
     """One Triton model per graph, named after the file (adain_full, adain_decoder_fp16, ...)."""
     repo = Path(repo)
+    check_triton_targets([p.stem for p in onnx_files], repo, overwrite)
     written = []
     for onnx_path in onnx_files:
         model_dir = repo / onnx_path.stem
         target = model_dir / "1" / "model.onnx"
-        if target.exists() and not overwrite:
-            raise OutputExists(target)
         config = triton_config(onnx_path, onnx_path.stem)
         with atomic_path(target, overwrite=True) as tmp:
             shutil.copyfile(onnx_path, tmp)

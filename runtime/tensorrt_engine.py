@@ -297,7 +297,11 @@ def onnx_metadata(path: str | os.PathLike) -> dict[str, str]:
 def onnx_inputs(path: str | os.PathLike) -> list[str]:
     import onnx
 
-    graph = onnx.load(str(path), load_external_data=False).graph
+    try:
+        graph = onnx.load(str(path), load_external_data=False).graph
+    except Exception as exc:  # protobuf's DecodeError, an OSError: not a graph we can build
+        raise ModelError(f"{path}: not a readable ONNX graph ({type(exc).__name__}); give a graph from "
+                         "`adainrt export`") from exc
     initializers = {t.name for t in graph.initializer}
     return [i.name for i in graph.input if i.name not in initializers]
 

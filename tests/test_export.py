@@ -140,3 +140,16 @@ def test_decoder_takes_a_style_and_alpha_per_batch_item(sessions):
         one = sessions["decoder"].run(None, {"content_features": features[k:k + 1], "style_mean": means[k:k + 1],
                                              "style_std": stds[k:k + 1], "alpha": alpha[k:k + 1]})[0]
         np.testing.assert_allclose(batch[k:k + 1], one, atol=1e-5)
+
+
+def test_export_refuses_a_filled_triton_repository_before_exporting(tmp_path):
+    from click.testing import CliRunner
+
+    from adainrt.cli import main
+
+    (tmp_path / "repo" / "adain_full" / "1").mkdir(parents=True)
+    (tmp_path / "repo" / "adain_full" / "1" / "model.onnx").write_bytes(b"an earlier model")
+    result = CliRunner().invoke(main, ["export", "--output", str(tmp_path / "graphs"), "--form", "full",
+                                       "--triton-repo", str(tmp_path / "repo")])
+    assert result.exit_code == 1 and "adain_full/1/model.onnx already exists" in result.output
+    assert not (tmp_path / "graphs").exists()  # refused before minutes of export

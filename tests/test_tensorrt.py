@@ -121,6 +121,14 @@ def test_build_engine_cli_dry_run_and_missing_tensorrt(exported_dir):
         assert result.exit_code == 1 and "TensorRT" in result.output
 
 
+def test_build_engine_on_a_file_that_is_no_graph_is_one_line(tmp_path):
+    text = tmp_path / "weights.pth"
+    text.write_text("not a graph")
+    result = CliRunner().invoke(main, ["build-engine", str(text), "--dry-run"])
+    assert result.exit_code == 1 and "weights.pth: not a readable ONNX graph" in result.output
+    assert "Traceback" not in result.output
+
+
 @gpu
 def test_fp16_engine_matches_fp32_onnxruntime(tmp_path, exported_dir, model):
     from adainrt.export import export_model

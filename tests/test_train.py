@@ -302,3 +302,65 @@ def test_bad_training_settings_are_named_before_anything_runs(tmp_path, options,
     result = CliRunner().invoke(main, [str(a) for a in args])
     assert result.exit_code == 1 and message in result.output, result.output
     assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_a_diverging_run_stops_at_the_first_non_finite_loss_and_writes_no_decoder(tmp_path):
+    content, style = make_folders(tmp_path)
+    out = tmp_path / "run"
+    args = ["train", "--content", content, "--style", style, "--output", out, "--resize", "64", "--crop", "48",
+            "--batch-size", "2", "--max-iter", "3", "--eval-every", "0", "--holdout-every", "3",
+            "--content-weight", "1e39"]  # finite, but the weighted loss overflows float32 at once
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    assert result.exit_code == 1 and "training diverged at step 1" in result.output and "--lr" in result.output
+    assert not (out / "decoder.safetensors").exists() and not (out / "checkpoint.pt").exists()
+    for line in (out / "log.jsonl").read_text().splitlines():
+        json.loads(line, parse_constant=pytest.fail)  # no bare NaN logged
+    refused = CliRunner().invoke(main, [str(a) for a in [*args[:-2], "--style-weight", "inf"]])
+    assert refused.exit_code == 1 and "style_weight must be a finite number" in refused.output
+
+
+def test_ctrl_c_mid_step_resumes_exactly(tmp_path, monkeypatch):
+    whole = Trainer(small_config(tmp_path, tmp_path / "whole", max_iter=4), progress=False)
+    whole.run()
+    part = Trainer(small_config(tmp_path, tmp_path / "part", max_iter=4), progress=False)
+    drawn = part._inputs
+
+    def interrupted_at_step_3(inverting):
+        batch = drawn(inverting)  # the cut-off step has drawn its crops already
+        if part.step == 2:
+            raise KeyboardInterrupt
+        return batch
+
+    monkeypatch.setattr(part, "_inputs", interrupted_at_step_3)
+    with pytest.raises(KeyboardInterrupt):
+        part.run()
+    resumed = Trainer(small_config(tmp_path, tmp_path / "part", max_iter=4), progress=False)
+    assert resumed.resume() and resumed.step == 2
+    resumed.run()
+    for key, value in whole.decoder.state_dict().items():
+        torch.testing.assert_close(resumed.decoder.state_dict()[key], value, rtol=0, atol=1e-6)
+
+
+def test_resume_keeps_the_runs_step_limit_and_a_new_run_keeps_off_an_old_decoder(tmp_path):
+    from adainrt.train.trainer import run_config
+
+    Trainer(small_config(tmp_path, tmp_path / "run", max_iter=2), progress=False).run()
+    given_now = {"max_iter": 160_000, "max_minutes": 0.0}  # the CLI's defaults, not given by the user
+    config, _changes = run_config(tmp_path / "run", True, given_now, given=())
+    assert config.max_iter == 2
+    assert run_config(tmp_path / "run", True, given_now, given=("max_iter",))[0].max_iter == 160_000
+    (tmp_path / "copy").mkdir()
+    (tmp_path / "copy" / "decoder.safetensors").write_bytes((tmp_path / "run" / "decoder.safetensors").read_bytes())
+    with pytest.raises(AdainrtError, match="holds decoder.safetensors of an earlier run"):
+        run_config(tmp_path / "copy", False, {})
+
+
+def test_import_weights_refuses_our_own_files_and_checkpoints(tmp_path):
+    Trainer(small_config(tmp_path, tmp_path / "run", max_iter=1), progress=False).run()
+    ours = CliRunner().invoke(main, ["import-weights", str(tmp_path / "run" / "decoder.safetensors"),
+                                     "-o", str(tmp_path / "again.safetensors")])
+    assert ours.exit_code == 1 and "already an adainrt decoder file" in ours.output
+    checkpoint = CliRunner().invoke(main, ["import-weights", str(tmp_path / "run" / "checkpoint.pt"),
+                                           "-o", str(tmp_path / "again.safetensors")])
+    assert checkpoint.exit_code == 1 and "adainrt snapshot" in checkpoint.output
+    assert not (tmp_path / "again.safetensors").exists()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 import time
 from collections.abc import Collection
@@ -38,6 +39,10 @@ from adainrt.weights import load_encoder, save_weights
 
 CHECKPOINT = "checkpoint.pt"
 LOG = "log.jsonl"
+
+
+class TrainingDiverged(AdainrtError):
+    """The loss became NaN or infinite: the run stops rather than train on and export garbage."""
 
 
 def _setting_error(name: str, message: str) -> AdainrtError:
@@ -83,6 +88,9 @@ class TrainConfig:
         for name, low in at_least.items():
             if getattr(self, name) < low:
                 raise _setting_error(name, f"{name} must be at least {low}, got {getattr(self, name)}")
+        for name in ("lr", "lr_decay", "content_weight", "style_weight", "pixel_weight"):
+            if not math.isfinite(getattr(self, name)):
+                raise _setting_error(name, f"{name} must be a finite number, got {getattr(self, name)}")
         if not self.lr > 0:
             raise _setting_error("lr", f"lr must be positive, got {self.lr}")
         if self.crop > self.resize:
@@ -142,11 +150,15 @@ def run_config(output_dir: str | os.PathLike, resume: bool, options: dict[str, A
         raise AdainrtError(f"{checkpoint} exists: resume that run, or choose another output folder").hinted(
             "pass --resume to continue it, or another --output")
     if not resume:
+        if (Path(output_dir) / "decoder.safetensors").exists():  # the log of an earlier attempt is appended to
+            raise AdainrtError(f"{output_dir} holds decoder.safetensors of an earlier run, which a new run would "
+                               "replace; choose another output folder")
         return TrainConfig(output_dir=str(output_dir), **options), {}
     if not checkpoint.exists():
         raise AdainrtError(f"nothing to resume: no checkpoint at {checkpoint}")
     saved = json.loads(load_checkpoint(checkpoint)["config"])
-    chosen = {k: options[k] for k in given} | {k: options[k] for k in ("max_iter", "max_minutes") if k in options}
+    # the run's own step limit unless one is given; a time limit is this invocation's (0: none)
+    chosen = {k: options[k] for k in given} | {k: options[k] for k in ("max_minutes",) if k in options}
     return resume_config(saved, {**chosen, "output_dir": str(output_dir)})
 
 
@@ -359,6 +371,7 @@ class Trainer:
             else:
                 loss_c, loss_s = stylization_losses(self.encoder, output, target, targets)
                 loss = cfg.content_weight * loss_c + cfg.style_weight * loss_s
+        self._check_finite(loss, loss_c, loss_s)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
@@ -367,6 +380,19 @@ class Trainer:
         self._update_ema()
         return {"loss": loss.item(), "content_loss": loss_c.item(), "style_loss": loss_s.item(),
                 "lr": self.optimizer.param_groups[0]["lr"], "phase": "invert" if inverting else "adain"}
+
+    def _check_finite(self, loss: torch.Tensor, loss_c: torch.Tensor, loss_s: torch.Tensor) -> None:
+        """Stop at the first loss that is NaN or infinite (on any rank), before it reaches the weights:
+        a diverged run would otherwise train on and export a decoder that paints black."""
+        bad = torch.tensor([0.0 if torch.isfinite(loss).item() else 1.0], device=self.device)
+        if self.world > 1:
+            torch.distributed.all_reduce(bad, op=torch.distributed.ReduceOp.MAX)
+        if bad.item():
+            raise TrainingDiverged(
+                f"training diverged at step {self.step + 1}: loss {loss.item():.4g} (content {loss_c.item():.4g}, "
+                f"style {loss_s.item():.4g}); the weights of step {self.step} are kept in memory only, and "
+                f"{self.out / CHECKPOINT} holds the last checkpoint (if any)").hinted(
+                f"lower --lr (now {self.config.lr:g}) or the loss weights, then --resume or start again")
 
     def _update_ema(self) -> None:
         """ema <- d * ema + (1 - d) * weights, with d = min(decay, (1 + step) / (10 + step)).
@@ -431,6 +457,9 @@ class Trainer:
 
     def export_decoder(self, path: Path | None = None) -> Path:
         path = path or self.out / "decoder.safetensors"
+        if not all(torch.isfinite(t).all() for t in self.result.state_dict().values()):
+            raise TrainingDiverged(f"the decoder's weights hold NaN or infinite values at step {self.step}; "
+                                   f"not written to {path}")
         meta = decoder_meta(self.encoder_meta["weights_hash"], self.step, asdict(self.config), self.heldout_scores)
         if self.rank == 0:
             save_weights(path, self.result.state_dict(), meta)
@@ -457,6 +486,7 @@ class Trainer:
         tick, images = time.monotonic(), 0
         try:
             while not self._should_stop(deadline):
+                started = (self.step, self.rng.bit_generator.state, torch.get_rng_state())
                 stats = self.train_step()
                 images += cfg.batch_size * self.world
                 if self.step % cfg.log_every == 0:
@@ -473,6 +503,9 @@ class Trainer:
                 if self.step % cfg.checkpoint_every == 0:
                     self.save_checkpoint()
         except KeyboardInterrupt:
+            if "started" in locals() and self.step == started[0]:  # cut off mid-step: its draws are undone,
+                self.rng.bit_generator.state = started[1]        # so --resume repeats the step exactly
+                torch.set_rng_state(started[2])
             self.save_checkpoint(gather=False)
             self._log({"event": "interrupted"})
             if bar:
