@@ -6,6 +6,7 @@ and ``adainrt stylize --model DIR`` start fast and work without torch.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import signal
@@ -555,7 +556,7 @@ def train(output_dir: str, resume: bool, **options: Any) -> None:
 
     Loss: content loss against the AdaIN target plus style-weight times the mean/std loss at
     relu1_1..relu4_1. Every --holdout-every'th image of each folder is held out for evaluation.
-    Ctrl-C writes a checkpoint; --resume continues with the same step, optimizer and random
+    Ctrl-C (or SIGTERM) writes a checkpoint; --resume continues with the same step, optimizer and random
     state, and the run's own settings except those given again (say, larger crops for a second
     stage; the folders, --seed and --holdout-every stay). The result is
     OUTPUT/decoder.safetensors, usable as --decoder everywhere.
@@ -580,6 +581,7 @@ def train(output_dir: str, resume: bool, **options: Any) -> None:
         _say(f"resumed at step {trainer.step}")
         if trainer.step >= config.max_iter:
             _say(f"the run is at its --max-iter {config.max_iter} already; give a larger --max-iter to train on")
+    signal.signal(signal.SIGTERM, _interrupt)  # a scheduler's preemption, kill: checkpointed as Ctrl-C is
     try:
         path = trainer.run()
         trainer.close()
@@ -652,8 +654,17 @@ def evaluate(content_dir: str, style_dir: str, all_pairs: bool, encoder: Path | 
     """
     from adainrt.train.evaluate import evaluate_folders
 
-    result = evaluate_folders(content_dir, style_dir, all_pairs, encoder, decoder, backend, model_dir, precision,
-                              size, sheet, overwrite, progress=_say)
+    with contextlib.ExitStack() as stack:
+        bars: list = []
+
+        def pair_done(done: int, total: int) -> None:
+            if not bars:
+                bars.append(stack.enter_context(click.progressbar(length=total, label="scoring pairs",
+                                                                  file=sys.stderr, show_pos=True)))
+            bars[0].update(1)
+
+        result = evaluate_folders(content_dir, style_dir, all_pairs, encoder, decoder, backend, model_dir,
+                                  precision, size, sheet, overwrite, progress=_say, pair_done=pair_done)
     if as_json:
         click.echo(json.dumps(result.as_dict(), indent=2))
         return

@@ -85,9 +85,18 @@ def default_profiles(
     """
     if not (min_hw[0] <= opt_hw[0] <= max_hw[0] and min_hw[1] <= opt_hw[1] <= max_hw[1]):
         raise ModelError(f"profile sizes must satisfy min <= opt <= max, got {min_hw}, {opt_hw}, {max_hw}")
+    if min(min_hw) < MIN_SIZE:
+        raise ModelError(f"the smallest size {min_hw[0]}x{min_hw[1]} is below the graphs' minimum of "
+                         f"{MIN_SIZE}x{MIN_SIZE} (the encoder downsamples 8x)")
+    if max_batch < 1:
+        raise ModelError(f"max batch {max_batch}: give at least 1")
     overrides = overrides or {}
+    specs = _input_specs(inputs)
+    unknown = sorted({name for shapes in overrides.values() for name in shapes} - set(specs))
+    if unknown:
+        raise ModelError(f"shapes for {', '.join(unknown)}: the graph's inputs are {', '.join(specs) or 'none'}")
     profiles = []
-    for name, spec in _input_specs(inputs).items():
+    for name, spec in specs.items():
         if not any(isinstance(d, str) for d in spec.shape):
             continue  # static: the full graph's alpha, the style graph's statistics
         shapes = {}

@@ -202,3 +202,15 @@ def test_ort_trt_provider_gets_the_native_profile_and_keyed_caches(exported_dir)
     assert full["trt_fp16_enable"] == "False"
     assert full["trt_engine_cache_path"] == full["trt_timing_cache_path"] == str(trt_cache_dir())
     assert "-trt" in trt_cache_dir().name
+
+
+def test_profiles_refuse_sizes_below_the_graphs_minimum_and_unknown_inputs(exported_dir):
+    from adainrt.errors import ModelError
+    from adainrt.runtime.tensorrt_engine import profiles_for
+
+    with pytest.raises(ModelError, match="16x16 is below the graphs' minimum of 32x32"):
+        profiles_for(exported_dir / "adain_full.onnx", min_size="16")
+    with pytest.raises(ModelError, match="shapes for foo: the graph's inputs are content, style, alpha"):
+        profiles_for(exported_dir / "adain_full.onnx", shapes={"min": "foo:1x3x64x64"})
+    with pytest.raises(ModelError, match="max batch 0"):
+        profiles_for(exported_dir / "adain_decoder.onnx", max_batch=0)

@@ -364,3 +364,42 @@ def test_import_weights_refuses_our_own_files_and_checkpoints(tmp_path):
                                            "-o", str(tmp_path / "again.safetensors")])
     assert checkpoint.exit_code == 1 and "adainrt snapshot" in checkpoint.output
     assert not (tmp_path / "again.safetensors").exists()
+
+
+def test_evaluate_and_snapshot_refuse_what_they_would_ignore_or_misname(tmp_path):
+    content, style = make_folders(tmp_path)
+    common = ["evaluate", "--content", str(content), "--style", str(style)]
+    model = CliRunner().invoke(main, [*common, "--model", str(tmp_path)])
+    assert model.exit_code == 1 and "torch backend runs the decoder's weights in fp32" in model.output
+    small = CliRunner().invoke(main, [*common, "--size", "16"])
+    assert small.exit_code == 1 and "crop size 16 is below the minimum of 32" in small.output
+    assert "0 keeps" not in small.output
+    Trainer(small_config(tmp_path, tmp_path / "run", max_iter=1), progress=False).run()
+    misnamed = CliRunner().invoke(main, ["snapshot", str(tmp_path / "run"), "-o", str(tmp_path / "d.pth")])
+    assert misnamed.exit_code == 1 and "name it d.safetensors" in misnamed.output
+    (tmp_path / "run" / "checkpoint.pt").write_bytes(b"PK\x03\x04 not a checkpoint")
+    broken = CliRunner().invoke(main, ["snapshot", str(tmp_path / "run"), "-o", str(tmp_path / "d.safetensors")])
+    assert broken.exit_code == 1 and "unreadable checkpoint" in broken.output and "weights_only" not in broken.output
+
+
+@pytest.mark.slow
+def test_sigterm_checkpoints_a_run_as_ctrl_c_does(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    content, style = make_folders(tmp_path)
+    out = tmp_path / "run"
+    args = [sys.executable, "-c", "from adainrt.cli import main; main()", "train", "--content", str(content),
+            "--style", str(style), "--output", str(out), "--resize", "64", "--crop", "48", "--batch-size", "1",
+            "--max-iter", "100000", "--eval-every", "0", "--checkpoint-every", "100000", "--holdout-every", "3"]
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (out / "log.jsonl").exists():
+        time.sleep(0.5)
+    time.sleep(3)  # some steps
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 1 and "checkpoint written, --resume continues" in output, output
+    assert (out / "checkpoint.pt").exists()

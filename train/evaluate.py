@@ -61,6 +61,7 @@ class Scores:
 @torch.no_grad()
 def score_pairs(
     encoder: nn.Sequential, stylize: StylizeFn | nn.Sequential, contents: torch.Tensor, styles: torch.Tensor,
+    done: Callable[[], None] = lambda: None,
 ) -> tuple[Scores, torch.Tensor]:
     """Mean losses over pairs (contents[i], styles[i]) at alpha 1, and the outputs (N, 3, H, W).
 
@@ -81,6 +82,7 @@ def score_pairs(
         base = style_loss(content_feats, targets)
         per_pair.append((loss_c.item(), loss_s.item(), base.item()))
         outputs.append(out)
+        done()  # one pair scored (a progress bar's tick)
     return Scores.of(per_pair), torch.cat(outputs)
 
 
@@ -123,6 +125,9 @@ def evaluation_stylizer(encoder_meta: dict[str, Any], encoder: str | os.PathLike
     hash of the decoder behind it (scores are only worth keeping with the decoder they measured), and
     the precision it runs."""
     if backend == "torch":
+        if model_dir is not None or precision not in (None, "fp32"):  # refused, not ignored
+            raise AdainrtError("the torch backend runs the decoder's weights in fp32: a model folder and a "
+                               "precision apply to the runtime backends (--backend auto, openvino, ...)")
         from adainrt.weights import load_decoder
 
         module, meta = load_decoder(decoder, encoder_meta)
@@ -151,15 +156,19 @@ def evaluate_folders(content_dir: str | os.PathLike, style_dir: str | os.PathLik
                      encoder: str | os.PathLike | None = None, decoder: str | os.PathLike | None = None,
                      backend: str = "torch", model_dir: str | os.PathLike | None = None,
                      precision: str | None = None, size: int = 256, sheet: str | os.PathLike | None = None,
-                     overwrite: bool = False, progress: Callable[[str], None] = lambda _msg: None) -> Evaluation:
+                     overwrite: bool = False, progress: Callable[[str], None] = lambda _msg: None,
+                     pair_done: Callable[[int, int], None] = lambda _done, _total: None) -> Evaluation:
     """Score a decoder on centre crops of two folders' images (pairs as :func:`pair_indices`), per style
-    too; optionally write a contact sheet (content | style | output per row)."""
-    from adainrt.images import check_resize, from_tensor, save_image
+    too; optionally write a contact sheet (content | style | output per row). ``pair_done(done, total)``
+    follows the scoring (a progress bar)."""
+    from adainrt.images import from_tensor, save_image
+    from adainrt.spec import MIN_SIZE
     from adainrt.train.data import ImageFolder
     from adainrt.weights import load_encoder
 
-    if check_resize(size, "crop size") == 0:
-        raise AdainrtError("crop size 0: give the size of the centre crops, such as 256")
+    if size < MIN_SIZE:
+        raise AdainrtError(f"crop size {size} is below the minimum of {MIN_SIZE}: give the size of the centre "
+                           "crops, such as 256")
     if sheet is not None and Path(sheet).exists() and not overwrite:
         raise OutputExists(sheet)  # before minutes of work
     enc, enc_meta = load_encoder(encoder)
@@ -169,8 +178,10 @@ def evaluate_folders(content_dir: str | os.PathLike, style_dir: str | os.PathLik
     index_c, index_s = pair_indices(len(content_folder.images), len(style_folder.images), all_pairs)
     contents = torch.from_numpy(content_folder.center_crops(size))[index_c]
     styles = torch.from_numpy(style_folder.center_crops(size))[index_s]
+    scored = iter(range(1, len(contents) + 1))
     try:
-        scores, outputs = score_pairs(enc, stylize, contents, styles)
+        scores, outputs = score_pairs(enc, stylize, contents, styles,
+                                      done=lambda: pair_done(next(scored), len(contents)))
     finally:
         getattr(stylize, "close", lambda: None)()
     by_style = {name: scores.subset(torch.nonzero(index_s == k).flatten().tolist())

@@ -166,7 +166,8 @@ def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict[str,
     try:
         return torch.load(path, map_location=device, weights_only=True)
     except Exception as exc:
-        raise AdainrtError(f"{path}: unreadable checkpoint ({exc}); move it away to start afresh") from exc
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]  # torch's advice paragraph left out
+        raise AdainrtError(f"{path}: unreadable checkpoint ({reason}); move it away to start afresh") from exc
 
 
 def decoder_meta(encoder_hash: str, step: int, config: dict[str, Any], heldout: dict[str, Any]) -> dict[str, Any]:
@@ -179,6 +180,8 @@ def snapshot_decoder(run_dir: str | os.PathLike, path: str | os.PathLike, overwr
     """Write the decoder a run would export now (its weights average, when it keeps one) from its last
     checkpoint, without resuming it; returns the step. Safe while the run goes on: checkpoints are
     replaced atomically, and this only reads one."""
+    if Path(path).suffix != ".safetensors":  # the file is safetensors whatever its name says
+        raise AdainrtError(f"{path}: a decoder is written as safetensors; name it {Path(path).stem}.safetensors")
     checkpoint = Path(run_dir) / CHECKPOINT
     if not checkpoint.is_file():
         raise AdainrtError(f"{run_dir}: no {CHECKPOINT} (not a training run folder, or no checkpoint yet)")
