@@ -165,8 +165,14 @@ def _torch_load(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         ) from exc
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+    if not isinstance(obj, dict):
         raise WeightsError(f"{path}: expected a dict of tensors (a state dict), got {type(obj).__name__}")
+    others = sorted(str(k) for k, v in obj.items() if not isinstance(v, torch.Tensor))
+    if others:
+        shown = ", ".join(others[:4]) + (f" and {len(others) - 4} more" if len(others) > 4 else "")
+        raise WeightsError(f"{path}: expected a dict of tensors (a state dict), but {shown} "
+                           f"{'is' if len(others) == 1 else 'are'} not tensors (a checkpoint or a nested dict? "
+                           "save the network's state_dict() alone)")
     return obj
 
 

@@ -157,6 +157,9 @@ def test_unknown_layout_and_pickled_code_are_refused(tmp_path):
     torch.save({"0.weight": torch.zeros(3, 3, 1, 1), "obj": Path("x")}, tmp_path / "code.pth")
     with pytest.raises(WeightsError, match="not a weights file adainrt can read safely"):
         import_weights(tmp_path / "code.pth", tmp_path / "c.safetensors")
+    torch.save({"model": {"0.weight": torch.zeros(3, 3, 1, 1)}, "epoch": 3}, tmp_path / "nested.pth")
+    with pytest.raises(WeightsError, match="but epoch, model are not tensors .*state_dict"):
+        import_weights(tmp_path / "nested.pth", tmp_path / "n.safetensors")
 
 
 def test_wrong_shapes_are_named(tmp_path):
