@@ -83,15 +83,17 @@ def clear(names: Sequence[str] = (), dry_run: bool = False) -> list[CachePart]:
         if bank.is_relative_to(Path(part.path).resolve()):
             raise AdainrtError(f"{part.path} holds the style bank ({bank}, $ADAINRT_STYLES): clearing it would "
                                "remove stored styles; move the bank out of it first")
+    if dry_run:
+        return present
     removed: list[CachePart] = []
-    for part in present if not dry_run else ():
+    for part in present:
         try:
             _empty(Path(part.path))
         except OSError as exc:
             done = f" (removed before it: {', '.join(p.name for p in removed)})" if removed else ""
             raise AdainrtError(f"cannot clear {part.path}: {exc.strerror or exc}{done}") from exc
         removed.append(part)
-    return present if dry_run else removed
+    return removed
 
 
 def _empty(folder: Path) -> None:

@@ -121,11 +121,9 @@ def export(output: Path, form: str, encoder: Path | None, decoder: Path | None, 
     from adainrt.contract import MANIFEST
     from adainrt.export.cache import load_model
     from adainrt.export.onnx_export import export_model
-    from adainrt.fileio import check_folder_path
 
     forms = ["full", "split"] if form == "all" else [form]
-    check_folder_path(output)  # these before the export's minutes
-    if triton_repo is not None:
+    if triton_repo is not None:  # before the export's minutes (export_model checks its own folder)
         from adainrt.contract import FORMS, graph_file
         from adainrt.export.triton import check_triton_targets
 
@@ -657,7 +655,7 @@ def evaluate(content_dir: str, style_dir: str, all_pairs: bool, encoder: Path | 
     with contextlib.ExitStack() as stack:
         bars: list = []
 
-        def pair_done(done: int, total: int) -> None:
+        def pair_done(_done: int, total: int) -> None:
             if not bars:
                 bars.append(stack.enter_context(click.progressbar(length=total, label="scoring pairs",
                                                                   file=sys.stderr, show_pos=True)))

@@ -168,9 +168,7 @@ def resolve_styles(names: Sequence[str], encoder_hash: str | None, options: Styl
     styles: list[StyleInput] = []
     for name in names:
         if Path(name).is_file():
-            if not _looks_like_path(name) and name in bank.names():
-                raise ControlError(f"style {name!r} is both a file here and a stored style in {bank.folder}; "
-                                   f"write ./{name} for the file (the stored style is used where no such file is)")
+            refuse_ambiguous_style(name, lambda: bank.names(), f"a stored style in {bank.folder}")
             styles.append(prepare_image(name, options.style_size, options.crop))
         elif Path(name).suffix.lower() in IMAGE_SUFFIXES or _looks_like_path(name):
             raise ImageError(f"style {name}: no such image file")
@@ -183,6 +181,14 @@ def resolve_styles(names: Sequence[str], encoder_hash: str | None, options: Styl
 
 def _looks_like_path(name: str) -> bool:
     return "/" in name or os.sep in name
+
+
+def refuse_ambiguous_style(name: str, stored: Callable[[], Sequence[str]], what: str) -> None:
+    """A style given by a bare name that is both a file here and a stored style is refused, not
+    silently one of them (``stored`` is only asked when the name could be both)."""
+    if not _looks_like_path(name) and Path(name).is_file() and name in stored():
+        raise ControlError(f"style {name!r} is both a file here and {what}; write ./{name} for "
+                           "the file (the stored style is used where no such file is)")
 
 
 @dataclass(frozen=True)
@@ -236,9 +242,8 @@ def plan_outputs(content: Path, output: Path, style_names: Sequence[str], ext: s
         return OutputPlan([(src, dst) for src, dst in pairs if not dst.exists()], folder, tuple(existing), earlier)
     if existing and not overwrite:
         more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
-        raise OutputExists(existing[0], f"{existing[0]}{more}", len(existing)).hinted(
-            f"pass --overwrite to replace {'it' if len(existing) == 1 else 'them'}"
-            + (", or --skip-existing to do only the rest" if folder else ""))
+        exists = OutputExists(existing[0], f"{existing[0]}{more}", len(existing))
+        raise exists.hinted(exists.cli_hint + (", or --skip-existing to do only the rest" if folder else ""))
     return OutputPlan(pairs, folder, earlier_results=earlier)
 
 
@@ -380,11 +385,8 @@ def stylize_on_server(server: str, plan: OutputPlan, styles: Sequence[str], opti
     if options.crop or options.style_size != StylizeOptions.style_size:
         raise ControlError("cropping and the style size are not sent to a server: resize or crop the images first, "
                            "or add the style to the server at the size wanted")
-    sent_file = Path(styles[0]).is_file()
-    if sent_file and not _looks_like_path(styles[0]) and styles[0] in list_styles(server, api_key):
-        raise ControlError(f"style {styles[0]!r} is both a file here and a style stored on {server}; "
-                           f"write ./{styles[0]} to send the file (the stored style is used where no such file is)")
-    style: str | bytes = Path(styles[0]).read_bytes() if sent_file else ",".join(styles)
+    refuse_ambiguous_style(styles[0], lambda: list_styles(server, api_key), f"a style stored on {server}")
+    style: str | bytes = Path(styles[0]).read_bytes() if Path(styles[0]).is_file() else ",".join(styles)
     report = JobReport()
     for src, dst in plan.pairs:
         data = stylize_remote(server, Path(src).read_bytes(), style, options.alpha, options.content_size, api_key,

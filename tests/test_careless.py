@@ -240,7 +240,8 @@ def test_a_mask_drawn_on_a_transparent_sheet_is_the_shapes(tmp_path):
     path = tmp_path / "mask.png"
     Image.fromarray(sheet, "RGBA").save(path)
     for mask in (mask_array(load_mask(path)), mask_array(Image.fromarray(sheet, "RGBA"))):
-        assert mask[:20].min() == 1.0 and mask[20:].max() == 0.0
+        np.testing.assert_allclose(mask[:20], 1.0, atol=1e-6)
+        np.testing.assert_allclose(mask[20:], 0.0, atol=1e-6)
 
 
 def test_an_empty_list_of_masks_is_refused_not_ignored():

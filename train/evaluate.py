@@ -61,7 +61,7 @@ class Scores:
 @torch.no_grad()
 def score_pairs(
     encoder: nn.Sequential, stylize: StylizeFn | nn.Sequential, contents: torch.Tensor, styles: torch.Tensor,
-    done: Callable[[], None] = lambda: None,
+    done: Callable[[int, int], None] = lambda _done, _total: None,
 ) -> tuple[Scores, torch.Tensor]:
     """Mean losses over pairs (contents[i], styles[i]) at alpha 1, and the outputs (N, 3, H, W).
 
@@ -82,7 +82,7 @@ def score_pairs(
         base = style_loss(content_feats, targets)
         per_pair.append((loss_c.item(), loss_s.item(), base.item()))
         outputs.append(out)
-        done()  # one pair scored (a progress bar's tick)
+        done(len(per_pair), len(contents))  # pairs scored so far, of all (a progress bar)
     return Scores.of(per_pair), torch.cat(outputs)
 
 
@@ -178,10 +178,8 @@ def evaluate_folders(content_dir: str | os.PathLike, style_dir: str | os.PathLik
     index_c, index_s = pair_indices(len(content_folder.images), len(style_folder.images), all_pairs)
     contents = torch.from_numpy(content_folder.center_crops(size))[index_c]
     styles = torch.from_numpy(style_folder.center_crops(size))[index_s]
-    scored = iter(range(1, len(contents) + 1))
     try:
-        scores, outputs = score_pairs(enc, stylize, contents, styles,
-                                      done=lambda: pair_done(next(scored), len(contents)))
+        scores, outputs = score_pairs(enc, stylize, contents, styles, done=pair_done)
     finally:
         getattr(stylize, "close", lambda: None)()
     by_style = {name: scores.subset(torch.nonzero(index_s == k).flatten().tolist())

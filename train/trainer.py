@@ -158,7 +158,8 @@ def run_config(output_dir: str | os.PathLike, resume: bool, options: dict[str, A
         raise AdainrtError(f"nothing to resume: no checkpoint at {checkpoint}")
     saved = json.loads(load_checkpoint(checkpoint)["config"])
     # the run's own step limit unless one is given; a time limit is this invocation's (0: none)
-    chosen = {k: options[k] for k in given} | {k: options[k] for k in ("max_minutes",) if k in options}
+    chosen = {k: options[k] for k in given} | ({"max_minutes": options["max_minutes"]} if "max_minutes" in options
+                                               else {})
     return resume_config(saved, {**chosen, "output_dir": str(output_dir)})
 
 
@@ -487,6 +488,7 @@ class Trainer:
                    "device": str(self.device), "world_size": self.world,
                    "amp": str(self.amp_dtype or torch.float32).removeprefix("torch.")})
         tick, images = time.monotonic(), 0
+        started = None  # (step, numpy state, torch state) at the start of the step under way
         try:
             while not self._should_stop(deadline):
                 started = (self.step, self.rng.bit_generator.state, torch.get_rng_state())
@@ -506,7 +508,7 @@ class Trainer:
                 if self.step % cfg.checkpoint_every == 0:
                     self.save_checkpoint()
         except KeyboardInterrupt:
-            if "started" in locals() and self.step == started[0]:  # cut off mid-step: its draws are undone,
+            if started is not None and self.step == started[0]:  # cut off mid-step: its draws are undone,
                 self.rng.bit_generator.state = started[1]        # so --resume repeats the step exactly
                 torch.set_rng_state(started[2])
             self.save_checkpoint(gather=False)
