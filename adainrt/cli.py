@@ -69,6 +69,13 @@ backend_option = click.option(
          "built once and cached.")
 
 
+def _heldout_default() -> Path:
+    """train/heldout.txt as installed, found without importing adainrt.train (which imports torch)."""
+    import importlib.util
+
+    return Path(importlib.util.find_spec("adainrt.train").submodule_search_locations[0]) / "heldout.txt"
+
+
 def _with(options: list[Callable]) -> Callable:
     def decorate(fn: Callable) -> Callable:
         for option in reversed(options):
@@ -547,6 +554,13 @@ def bench(sizes: tuple[int, ...], backends: tuple[str, ...], runs: int, warmup: 
               help="Held-out losses and a sample grid every N steps (0: never).")
 @click.option("--holdout-every", type=int, default=25, show_default=True,
               help="Hold out every k-th image (sorted) of each folder for evaluation (0: none).")
+@click.option("--holdout-list", type=click.Path(exists=True, dir_okay=False),
+              help="Hold out the files this list names instead ('content/NAME' and 'style/NAME' lines; "
+                   "adainrt's own: train/heldout.txt, v0.4's held-out images and new ones).")
+@click.option("--style-sampling", type=click.Choice(["uniform", "source"]), default="uniform", show_default=True,
+              help="source: draw styles weighted by their source (the file name's prefix before '__'), "
+                   "each source's share growing as the square root of its size, so one large data set "
+                   "(150 texture photos) does not dominate what the decoder learns.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @_clean_errors
 def train(output_dir: str, resume: bool, **options: Any) -> None:
@@ -621,6 +635,15 @@ def snapshot(run_dir: str, output: Path, overwrite: bool) -> None:
               help="Folder of style images; content i is paired with style i mod the number of styles "
                    "(or with every style: --all-pairs).")
 @click.option("--all-pairs", is_flag=True, help="Score every content with every style.")
+@click.option("--per-style", type=click.IntRange(min=1), default=None,
+              help="Score each style with N contents, taken in turn (every content used about equally).")
+@click.option("--heldout", "heldout_list", is_flag=False, flag_value=str(_heldout_default()), default=None,
+              type=click.Path(exists=True, dir_okay=False), metavar="[LIST]",
+              help="Score only the files a held-out list names (alone: adainrt's own, train/heldout.txt, "
+                   "the images its decoders never trained on; give the data folders they are in).")
+@click.option("--alpha", "alphas", type=click.FloatRange(0.0, 1.0), multiple=True,
+              help="Content-style trade-off to score at; repeat for several (the first one is reported per "
+                   "style and drawn on the sheet; default 1).")
 @_with(weights_options)
 @click.option("--backend", type=click.Choice(["torch", "auto", *backend_names()]), default="torch", show_default=True,
               help="What makes the outputs: torch (the PyTorch decoder, the reference) or a runtime "
@@ -632,22 +655,31 @@ def snapshot(run_dir: str, output: Path, overwrite: bool) -> None:
 @run_precision_option
 @click.option("--size", type=int, default=256, show_default=True, help="Centre crops of this size.")
 @click.option("--sheet", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write a contact sheet PNG (content | style | output per row).")
+              help="Write a contact sheet PNG: styles along the top, photos down the left, outputs "
+                   "where they meet (128-pixel cells).")
 @click.option("--json", "as_json", is_flag=True, help="Print the scores as JSON.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --sheet.")
 @_clean_errors
-def evaluate(content_dir: str, style_dir: str, all_pairs: bool, encoder: Path | None, decoder: Path | None,
+def evaluate(content_dir: str, style_dir: str, all_pairs: bool, per_style: int | None, heldout_list: str | None,
+             alphas: tuple[float, ...], encoder: Path | None, decoder: Path | None,
              backend: str, model_dir: Path | None, precision: str, size: int, sheet: Path | None,
              as_json: bool, overwrite: bool) -> None:
-    """The paper's content and style losses of a decoder's outputs, beside the baseline.
+    """The paper's content and style losses of a decoder's outputs, beside the baseline, and
+    how much of the photo's structure survives.
 
     The baseline is the style loss of the unstylized content image: a working decoder's
-    style loss is far below it (adainrt's quality bar: a fifth of it). Also per style, to
-    show which styles a decoder fails on. Needs torch for the loss network; the outputs can
-    come from any backend.
+    style loss is far below it (adainrt's quality bar: a fifth of it). Structure is the
+    distance between the output's and the photo's VGG features at relu3_1 and relu4_1, each
+    channel normalized (so the style statistics AdaIN puts there on purpose do not count):
+    0 is the photo's layout exactly, about 2 an unrelated image. A decoder that painted pure
+    texture would win on style alone; structure shows it. Also per style, to show which
+    styles a decoder fails on, and at several --alpha to show the trade-off. Needs torch for
+    the loss network; the outputs can come from any backend.
 
     \b
       adainrt evaluate --content photos/ --style paintings/ --all-pairs --sheet sheet.png
+      adainrt evaluate --content ../shared/data/content --style ../shared/data/style --heldout \\
+          --per-style 6 --alpha 1 --alpha 0.8 --alpha 0.6
       adainrt evaluate --content photos/ --style paintings/ --backend ort-cpu --precision fp16
     """
     from adainrt.train.evaluate import evaluate_folders
@@ -659,26 +691,15 @@ def evaluate(content_dir: str, style_dir: str, all_pairs: bool, encoder: Path | 
             if not bars:
                 bars.append(stack.enter_context(click.progressbar(length=total, label="scoring pairs",
                                                                   file=sys.stderr, show_pos=True)))
-            bars[0].update(1)
+            bars[0].update(_done - bars[0].pos)
 
         result = evaluate_folders(content_dir, style_dir, all_pairs, encoder, decoder, backend, model_dir,
-                                  precision, size, sheet, overwrite, progress=_say, pair_done=pair_done)
+                                  precision, size, sheet, overwrite, progress=_say, pair_done=pair_done,
+                                  alphas=alphas or (1.0,), per_style=per_style or 0, heldout_list=heldout_list)
     if as_json:
         click.echo(json.dumps(result.as_dict(), indent=2))
         return
-    scores = result.scores
-    click.echo(f"backend                       {backend}" + ("" if backend == "torch" else f" ({result.precision})"))
-    click.echo(f"decoder                       {result.decoder_hash}")
-    click.echo(f"pairs                         {scores.pairs}")
-    click.echo(f"content loss                  {scores.content_loss:.4f}")
-    click.echo(f"style loss                    {scores.style_loss:.4f}")
-    click.echo(f"style loss of content (base)  {scores.baseline_style_loss:.4f}")
-    click.echo(f"style / baseline              {scores.style_ratio:.3f}")
-    click.echo(f"\n{'by style':<38}pairs  content    style  baseline  ratio")
-    for name, part in result.by_style.items():
-        short = name if len(name) <= 36 else f"{name[:16]}...{name[-17:]}"
-        click.echo(f"  {short:<36}{part.pairs:>5}{part.content_loss:>9.3f}{part.style_loss:>9.3f}"
-                   f"{part.baseline_style_loss:>10.3f}{part.style_ratio:>7.3f}")
+    click.echo(result.report())
 
 
 # ---------------------------------------------------------------------------------- demo

@@ -34,6 +34,7 @@ from adainrt.runtime.controls import (
     masks_for_styles,
     match_color,
     match_luminance,
+    match_mean_color,
     merge_luminance,
 )
 from adainrt.runtime.tiling import OVERLAP, decode_tiled, encode_tiled
@@ -313,10 +314,11 @@ class StylizeRequest:
 
 def _finish(content: Image.Image | np.ndarray, out: np.ndarray, content_rgb: np.ndarray,
             preserve_color: str | None) -> Image.Image | np.ndarray:
-    """The decoder's output as the caller's type; luminance mode puts the content's chrominance back."""
-    if preserve_color == "luminance":
-        merged = merge_luminance(out[0].transpose(1, 2, 0), content_rgb)
-        out = merged.transpose(2, 0, 1)[None]
+    """The decoder's output as the caller's type; luminance mode puts the content's chrominance back,
+    colour mode its mean colour (the decoder's own cast removed)."""
+    if preserve_color in ("luminance", "color"):
+        restore = merge_luminance if preserve_color == "luminance" else match_mean_color
+        out = restore(out[0].transpose(1, 2, 0), content_rgb).transpose(2, 0, 1)[None]
     return _like(content, out)
 
 

@@ -8,7 +8,7 @@ from PIL import Image
 from adainrt.cli import main
 from adainrt.images import to_tensor
 from adainrt.runtime import ControlError, StyleStats, Stylizer, interpolate, open_graph
-from adainrt.runtime.controls import match_color, merge_luminance, parse_weights, to_yiq
+from adainrt.runtime.controls import match_color, match_mean_color, merge_luminance, parse_weights, to_yiq
 from adainrt.runtime.style_bank import StyleBank, StyleBankError
 from adainrt.runtime.tiling import spans
 from tests.conftest import synthetic_image
@@ -114,6 +114,33 @@ def test_color_match_gives_the_content_mean_and_covariance(images):
     recoloured = match_color(s, c)
     np.testing.assert_allclose(recoloured.reshape(-1, 3).mean(0), c.reshape(-1, 3).mean(0), atol=0.02)
     np.testing.assert_allclose(np.cov(recoloured.reshape(-1, 3).T), np.cov(c.reshape(-1, 3).T), atol=0.01)
+
+
+def test_color_mode_gives_the_photo_mean_colour_whatever_the_decoder_cast(stylizer, images):
+    content, style, _ = images
+    src = np.asarray(content, np.float32) / 255.0
+    plain = np.asarray(stylizer.stylize(content, style), np.float32) / 255.0
+    kept = np.asarray(stylizer.stylize(content, style, preserve_color="color"), np.float32) / 255.0
+    miss = np.abs(kept.reshape(-1, 3).mean(0) - src.reshape(-1, 3).mean(0)).max()
+    # the seeded random decoder has a strong cast of its own: recolouring the style alone leaves it
+    assert np.abs(plain.reshape(-1, 3).mean(0) - src.reshape(-1, 3).mean(0)).max() > 0.05
+    assert miss < 0.01  # issue #25 asks for 0.05; the shift and 8-bit rounding leave less
+    # it is a shift of the recoloured-style output, per channel, nothing else (strokes, contrast kept)
+    recoloured = match_color(np.asarray(style, np.float32) / 255.0, src)
+    unshifted = np.asarray(stylizer.stylize(content, (recoloured * 255 + 0.5).astype(np.uint8)), np.float32) / 255.0
+    inside = (kept > 0.01) & (kept < 0.99) & (unshifted > 0.01) & (unshifted < 0.99)
+    moved = [(kept - unshifted)[..., c][inside[..., c]] for c in range(3)]
+    moved = [m for m in moved if m.size > 100]  # a channel the random decoder saturates has nothing to compare
+    assert len(moved) >= 2 and all(m.std() < 3 / 255 for m in moved)
+
+
+def test_mean_colour_shift_survives_clipping():
+    rng = np.random.default_rng(1)
+    output = np.clip(rng.normal(0.8, 0.2, (32, 32, 3)), 0, 1).astype(np.float32)  # bright, much of it at 1
+    content = np.clip(rng.normal([0.3, 0.5, 0.6], 0.1, (40, 24, 3)), 0, 1).astype(np.float32)
+    shifted = match_mean_color(output, content)
+    np.testing.assert_allclose(shifted.reshape(-1, 3).mean(0), content.reshape(-1, 3).mean(0), atol=5e-3)
+    assert shifted.min() >= 0.0 and shifted.max() <= 1.0
 
 
 def test_stored_style_gives_the_same_output_as_its_image(tmp_path, stylizer, images, exported_dir, monkeypatch):

@@ -216,8 +216,8 @@ def test_the_measure_is_zero_for_the_style_and_the_baseline_for_the_content():
     images = [torch.from_numpy(np.asarray(synthetic_image(64, 64, seed=s), np.float32) / 255).permute(2, 0, 1)
               for s in (1, 2)]
     content, style = images[0][None], images[1][None]
-    as_style, _ = score_pairs(encoder, lambda c, s: s, content, style)
-    as_content, _ = score_pairs(encoder, lambda c, s: c, content, style)
+    as_style, _ = score_pairs(encoder, lambda c, s, a: s, content, style)
+    as_content, _ = score_pairs(encoder, lambda c, s, a: c, content, style)
     assert as_style.style_loss < 1e-6 * as_style.baseline_style_loss
     assert as_content.baseline_style_loss > 0
     assert as_content.style_loss == pytest.approx(as_content.baseline_style_loss, rel=1e-4)

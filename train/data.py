@@ -30,14 +30,20 @@ class ImageFolder:
 
     @classmethod
     def load(cls, root: str | Path, resize: int, min_side: int, holdout_every: int = 0,
-             holdout: bool = False) -> ImageFolder:
+             holdout: bool = False, heldout_names: frozenset[str] | None = None) -> ImageFolder:
         """Read the folder. With ``holdout_every`` = k, every k-th file (sorted) is held out:
-        ``holdout=False`` returns the others, ``holdout=True`` only those."""
+        ``holdout=False`` returns the others, ``holdout=True`` only those. ``heldout_names`` (file
+        names relative to the folder, see :func:`read_heldout_list`) holds out those files instead."""
         root = Path(root)
         if not root.is_dir():
             raise AdainrtError(f"{root}: no such image folder")
         files = list_images(root, recursive=True)
-        if holdout_every:
+        if heldout_names is not None:
+            files = [f for f in files if (f.relative_to(root).as_posix() in heldout_names) == holdout]
+            if holdout and not files:
+                raise AdainrtError(f"{root}: none of the {len(heldout_names)} held-out names of its list is in "
+                                   "this folder; pass the folder the list was made for")
+        elif holdout_every:
             count = len(files)
             files = [f for i, f in enumerate(files) if (i % holdout_every == holdout_every - 1) == holdout]
             if holdout and not files:
@@ -59,16 +65,28 @@ class ImageFolder:
             raise AdainrtError(f"{root}: no readable images ({len(skipped)} unreadable)")
         return cls(root, images, names, skipped)
 
-    def random_crops(self, rng: np.random.Generator, count: int, crop: int, recolor: float = 0.0) -> np.ndarray:
+    def source_weights(self) -> np.ndarray:
+        """Sampling probabilities that give each source (a file name's prefix before ``__``) a share
+        growing as the square root of its size: 150 texture photos of one data set draw 12x, not
+        150x, a source of one painting, yet still more than a source of four."""
+        sources = [Path(name).name.split("__", 1)[0] if "__" in Path(name).name else "" for name in self.names]
+        counts = {source: sources.count(source) for source in set(sources)}
+        weights = np.array([counts[s] ** -0.5 for s in sources])
+        return weights / weights.sum()
+
+    def random_crops(self, rng: np.random.Generator, count: int, crop: int, recolor: float = 0.0,
+                     weights: np.ndarray | None = None) -> np.ndarray:
         """(count, 3, crop, crop) float32 in [0, 1] from randomly chosen images and positions.
 
+        ``weights``: probabilities of the images (:meth:`source_weights`); None draws them uniformly.
         ``recolor``: the fraction of crops (chosen at random; 1.0: all) also mirrored at random and
         turned in hue by a random angle (see :func:`hue_rotation`), so that a few dozen styles stand
         for many more palettes while some crops keep their painter's own.
         """
         out = np.empty((count, 3, crop, crop), dtype=np.float32)
         for i in range(count):
-            img = self.images[rng.integers(len(self.images))]
+            img = self.images[rng.integers(len(self.images)) if weights is None else rng.choice(len(self.images),
+                                                                                                 p=weights)]
             top = rng.integers(img.shape[0] - crop + 1)
             left = rng.integers(img.shape[1] - crop + 1)
             out[i] = img[top:top + crop, left:left + crop].transpose(2, 0, 1) / 255.0
@@ -97,3 +115,30 @@ def hue_rotation(angle: float) -> np.ndarray:
     cross = np.array([[0.0, -axis[2], axis[1]], [axis[2], 0.0, -axis[0]], [-axis[1], axis[0], 0.0]])
     rotation = np.cos(angle) * np.eye(3) + np.sin(angle) * cross + (1.0 - np.cos(angle)) * np.outer(axis, axis)
     return rotation.astype(np.float32)
+
+
+def read_heldout_list(path: str | Path) -> dict[str, frozenset[str]]:
+    """The held-out file names of a list such as train/heldout.txt, by folder: lines
+    ``content/NAME`` or ``style/NAME``; blank lines and ``#`` comments ignored."""
+    names: dict[str, set[str]] = {"content": set(), "style": set()}
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AdainrtError(f"{path}: cannot read the held-out list ({exc})") from None
+    for number, line in enumerate(lines, 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        kind, sep, name = line.partition("/")
+        if not sep or kind not in names or not name:
+            raise AdainrtError(f"{path}:{number}: expected 'content/NAME' or 'style/NAME', got {line!r}")
+        names[kind].add(name)
+    if not names["content"] or not names["style"]:
+        raise AdainrtError(f"{path}: a held-out list needs content/ and style/ names (it has "
+                           f"{len(names['content'])} and {len(names['style'])})")
+    return {kind: frozenset(v) for kind, v in names.items()}
+
+
+def default_heldout_list() -> Path:
+    """The held-out list committed with adainrt (v0.4's held-out images and new ones)."""
+    return Path(__file__).with_name("heldout.txt")

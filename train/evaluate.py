@@ -1,5 +1,6 @@
 """The paper's quality measures on content/style pairs: content loss, style loss, and the
-style loss of the unstylized content as the baseline.
+style loss of the unstylized content as the baseline; beside them a structure distance, which
+the style ratio alone would let a decoder win by painting pure texture.
 
 Scoring is separate from producing the outputs, so the same measure applies to the PyTorch
 decoder and to whatever a runtime backend (onnxruntime, TensorRT, FP16 graphs) returns.
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,15 +20,39 @@ import torch
 from torch import nn
 
 from adainrt.errors import AdainrtError, OutputExists
-from adainrt.network import adain_from_stats, encode_with_intermediates
-from adainrt.train.losses import style_loss, style_targets, stylization_losses
+from adainrt.network import STYLE_LAYERS, adain_from_stats, encode_with_intermediates, mean_std
+from adainrt.train.losses import content_loss, style_loss, style_targets
 
 #: (content (1, 3, H, W), style (1, 3, h, w)) -> output (1, 3, H, W) in [0, 1]
 StylizeFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-#: One pair's (content loss, style loss, baseline style loss).
-PairLosses = tuple[float, float, float]
+#: One pair's (content loss, style loss, baseline style loss, structure distance).
+PairLosses = tuple[float, float, float, float]
+
+#: The layers whose instance-normalized features the structure distance compares: deep enough to
+#: describe shapes (edges, faces, horizons), not the brush strokes of relu1_1/relu2_1.
+STRUCTURE_LAYERS = ("relu3_1", "relu4_1")
+
+
+def structure_distance(output_feats: list[torch.Tensor], content_feats: list[torch.Tensor]) -> torch.Tensor:
+    """Mean over STRUCTURE_LAYERS of the MSE between the output's and the photo's features, each
+    channel normalized to mean 0 and std 1 over the image.
+
+    The normalization removes exactly what AdaIN changes on purpose (each channel's mean and std:
+    the style), so what is left is where the features fire: the photo's layout. 0 means the
+    photo's structure exactly; unrelated images score about 2 (two unit-variance signals).
+    Features are listed as :func:`encode_with_intermediates` returns them."""
+    order = sorted(STYLE_LAYERS, key=STYLE_LAYERS.get)
+    total = output_feats[0].new_zeros((), dtype=torch.float32)
+    for name in STRUCTURE_LAYERS:
+        normalized = []
+        for feats in (output_feats, content_feats):
+            feat = feats[order.index(name)].float()
+            mean, std = mean_std(feat)
+            normalized.append((feat - mean) / std)
+        total = total + torch.nn.functional.mse_loss(*normalized)
+    return total / len(STRUCTURE_LAYERS)
 
 
 @dataclass
@@ -35,6 +60,7 @@ class Scores:
     content_loss: float
     style_loss: float
     baseline_style_loss: float  # style loss of the content image itself: the paper's baseline
+    structure: float  # structure_distance of the output from the photo (0: the photo's layout exactly)
     pairs: int
     per_pair: list[PairLosses] = field(default_factory=list, repr=False)
 
@@ -55,20 +81,23 @@ class Scores:
 
     def as_dict(self) -> dict[str, float]:
         return {"content_loss": self.content_loss, "style_loss": self.style_loss,
-                "baseline_style_loss": self.baseline_style_loss, "pairs": self.pairs, "style_ratio": self.style_ratio}
+                "baseline_style_loss": self.baseline_style_loss, "structure": self.structure, "pairs": self.pairs,
+                "style_ratio": self.style_ratio}
 
 
 @torch.no_grad()
 def score_pairs(
     encoder: nn.Sequential, stylize: StylizeFn | nn.Sequential, contents: torch.Tensor, styles: torch.Tensor,
-    done: Callable[[int, int], None] = lambda _done, _total: None,
+    done: Callable[[int, int], None] = lambda _done, _total: None, alpha: float = 1.0,
 ) -> tuple[Scores, torch.Tensor]:
-    """Mean losses over pairs (contents[i], styles[i]) at alpha 1, and the outputs (N, 3, H, W).
+    """Mean losses over pairs (contents[i], styles[i]) at ``alpha``, and the outputs (N, 3, H, W).
 
-    ``stylize`` makes the outputs; a decoder module is run on the AdaIN target computed here
-    (the reference path, no second encoder pass).
+    ``stylize(content, style, alpha)`` makes the outputs; a decoder module is run on the AdaIN
+    target computed here (the reference path, no second encoder pass).
     The losses always use ``encoder`` in FP32, so backends are compared on one measure, and
-    are taken on the output clipped to [0, 1], as the image a user gets.
+    are taken on the output clipped to [0, 1], as the image a user gets. The content loss is
+    measured against the target the decoder was given (at alpha < 1, the blend with the photo's
+    features); the style loss against the style, so it grows as alpha falls.
     """
     decoder = stylize if isinstance(stylize, nn.Module) else None
     per_pair, outputs = [], []
@@ -76,21 +105,28 @@ def score_pairs(
         targets = style_targets(encoder, style)
         content_feats = encode_with_intermediates(encoder, content)
         target = adain_from_stats(content_feats[-1], *targets[-1])
-        out = decoder(target) if decoder is not None else stylize(content, style)
+        target = alpha * target + (1.0 - alpha) * content_feats[-1]
+        out = decoder(target) if decoder is not None else stylize(content, style, alpha)
         out = out.float().clamp(0, 1)  # what a user gets: an image
-        loss_c, loss_s = stylization_losses(encoder, out, target, targets)
-        base = style_loss(content_feats, targets)
-        per_pair.append((loss_c.item(), loss_s.item(), base.item()))
+        out_feats = encode_with_intermediates(encoder, out)
+        losses = (content_loss(out_feats[-1], target), style_loss(out_feats, targets),
+                  style_loss(content_feats, targets), structure_distance(out_feats, content_feats))
+        per_pair.append(tuple(loss.item() for loss in losses))
         outputs.append(out)
         done(len(per_pair), len(contents))  # pairs scored so far, of all (a progress bar)
     return Scores.of(per_pair), torch.cat(outputs)
 
 
-def pair_indices(contents: int, styles: int, all_pairs: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """Which content and which style make each pair: content i with style i mod ``styles``, or
-    (``all_pairs``) every content with every style."""
+def pair_indices(contents: int, styles: int, all_pairs: bool = False,
+                 per_style: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Which content and which style make each pair: content i with style i mod ``styles``;
+    (``all_pairs``) every content with every style; or (``per_style`` = k) each style with k
+    contents, taken in turn so that every content is used about equally often."""
     if all_pairs:
         return torch.arange(contents).repeat_interleave(styles), torch.arange(styles).repeat(contents)
+    if per_style:
+        index_s = torch.arange(styles).repeat_interleave(per_style)
+        return torch.arange(len(index_s)) % contents, index_s
     return torch.arange(contents), torch.arange(contents) % styles
 
 
@@ -100,21 +136,71 @@ def pair_up(contents: torch.Tensor, styles: torch.Tensor, all_pairs: bool = Fals
     return contents[index_c], styles[index_s]
 
 
+def contact_sheet(contents: torch.Tensor, styles: torch.Tensor, index_c: torch.Tensor, index_s: torch.Tensor,
+                  outputs: torch.Tensor, cell: int = 128) -> np.ndarray:
+    """A grid (3, H, W) in [0, 1]: the styles along the top, the photos down the left, each pair's
+    output where its photo's row meets its style's column (white where a pair was not scored)."""
+    rows, cols = index_c.unique().tolist(), index_s.unique().tolist()
+
+    def fit(image: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.interpolate(image[None].float(), size=(cell, cell), mode="area")[0]
+
+    grid = torch.ones(3, (len(rows) + 1) * cell, (len(cols) + 1) * cell)
+    for j, k in enumerate(cols):
+        grid[:, :cell, (j + 1) * cell:(j + 2) * cell] = fit(styles[k])
+    for i, k in enumerate(rows):
+        grid[:, (i + 1) * cell:(i + 2) * cell, :cell] = fit(contents[k])
+    for out, c, s in zip(outputs, index_c.tolist(), index_s.tolist()):
+        i, j = rows.index(c) + 1, cols.index(s) + 1
+        grid[:, i * cell:(i + 1) * cell, j * cell:(j + 1) * cell] = fit(out)
+    return grid.numpy()
+
+
 @dataclass
 class Evaluation:
-    """What `adainrt evaluate` reports: scores overall and per style, and what made the outputs."""
+    """What `adainrt evaluate` reports: scores at each alpha (overall), per style at the first
+    alpha, and what made the outputs."""
 
     backend: str
     precision: str
     size: int
     decoder_hash: str | None
-    scores: Scores
+    by_alpha: dict[float, Scores]
     by_style: dict[str, Scores]
+
+    @property
+    def scores(self) -> Scores:
+        """The scores at the first alpha (1 unless others were asked for)."""
+        return next(iter(self.by_alpha.values()))
+
+    def report(self) -> str:
+        """The scores as `adainrt evaluate` prints them: overall, by alpha, by style."""
+        scores, alpha = self.scores, next(iter(self.by_alpha))
+        lines = [f"backend                       {self.backend}"
+                 + ("" if self.backend == "torch" else f" ({self.precision})"),
+                 f"decoder                       {self.decoder_hash}",
+                 f"pairs                         {scores.pairs} (alpha {alpha:g}, {self.size}x{self.size} crops)",
+                 f"content loss                  {scores.content_loss:.4f}",
+                 f"style loss                    {scores.style_loss:.4f}",
+                 f"style loss of content (base)  {scores.baseline_style_loss:.4f}",
+                 f"style / baseline              {scores.style_ratio:.3f}",
+                 f"structure (0: the photo's)    {scores.structure:.3f}"]
+        if len(self.by_alpha) > 1:
+            lines.append(f"\n{'by alpha':<10}content    style  ratio  structure")
+            lines += [f"  {a:<8g}{part.content_loss:>7.3f}{part.style_loss:>9.3f}{part.style_ratio:>7.3f}"
+                      f"{part.structure:>11.3f}" for a, part in self.by_alpha.items()]
+        lines.append(f"\n{'by style (alpha ' + f'{alpha:g})':<38}pairs  content    style  baseline  ratio  structure")
+        for name, part in self.by_style.items():
+            short = name if len(name) <= 36 else f"{name[:16]}...{name[-17:]}"
+            lines.append(f"  {short:<36}{part.pairs:>5}{part.content_loss:>9.3f}{part.style_loss:>9.3f}"
+                         f"{part.baseline_style_loss:>10.3f}{part.style_ratio:>7.3f}{part.structure:>11.3f}")
+        return "\n".join(lines)
 
     def as_dict(self) -> dict[str, Any]:
         return {"backend": self.backend, "precision": self.precision, "size": self.size,
-                "decoder_hash": self.decoder_hash, **self.scores.as_dict(),
-                "by_style": {name: part.as_dict() for name, part in self.by_style.items()}}
+                "decoder_hash": self.decoder_hash, "alpha": next(iter(self.by_alpha)), **self.scores.as_dict(),
+                "by_style": {name: part.as_dict() for name, part in self.by_style.items()},
+                "by_alpha": {f"{alpha:g}": part.as_dict() for alpha, part in self.by_alpha.items()}}
 
 
 def evaluation_stylizer(encoder_meta: dict[str, Any], encoder: str | os.PathLike | None,
@@ -141,11 +227,11 @@ def evaluation_stylizer(encoder_meta: dict[str, Any], encoder: str | os.PathLike
         raise AdainrtError(f"the graphs were exported with encoder {graph_encoder}, but the losses would be "
                            f"measured with {encoder_meta['weights_hash']}: give that encoder's weights")
 
-    def run(content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+    def run(content: torch.Tensor, style: torch.Tensor, alpha: float) -> torch.Tensor:
         def hwc(x: torch.Tensor) -> np.ndarray:
             return x[0].permute(1, 2, 0).numpy()
 
-        out = stylizer.stylize(hwc(content), hwc(style))
+        out = stylizer.stylize(hwc(content), hwc(style), alpha)
         return torch.from_numpy(np.ascontiguousarray(out.transpose(2, 0, 1)))[None]
 
     run.close = stylizer.close  # evaluate_folders frees the runners when scoring is done
@@ -157,35 +243,51 @@ def evaluate_folders(content_dir: str | os.PathLike, style_dir: str | os.PathLik
                      backend: str = "torch", model_dir: str | os.PathLike | None = None,
                      precision: str | None = None, size: int = 256, sheet: str | os.PathLike | None = None,
                      overwrite: bool = False, progress: Callable[[str], None] = lambda _msg: None,
-                     pair_done: Callable[[int, int], None] = lambda _done, _total: None) -> Evaluation:
-    """Score a decoder on centre crops of two folders' images (pairs as :func:`pair_indices`), per style
-    too; optionally write a contact sheet (content | style | output per row). ``pair_done(done, total)``
-    follows the scoring (a progress bar)."""
+                     pair_done: Callable[[int, int], None] = lambda _done, _total: None,
+                     alphas: Sequence[float] = (1.0,), per_style: int = 0,
+                     heldout_list: str | os.PathLike | None = None) -> Evaluation:
+    """Score a decoder on centre crops of two folders' images (pairs as :func:`pair_indices`) at each
+    of ``alphas``, per style too (at the first alpha); optionally write a contact sheet of the first
+    alpha's outputs (:func:`contact_sheet`). ``heldout_list`` (train/heldout.txt's form) scores only
+    the files it names. ``pair_done(done, total)`` follows the scoring (a progress bar)."""
     from adainrt.images import from_tensor, save_image
     from adainrt.spec import MIN_SIZE
-    from adainrt.train.data import ImageFolder
+    from adainrt.train.data import ImageFolder, read_heldout_list
     from adainrt.weights import load_encoder
 
     if size < MIN_SIZE:
         raise AdainrtError(f"crop size {size} is below the minimum of {MIN_SIZE}: give the size of the centre "
                            "crops, such as 256")
+    alphas = list(dict.fromkeys(float(a) for a in alphas))
+    if not alphas or not all(0.0 <= a <= 1.0 for a in alphas):
+        raise AdainrtError(f"alphas must lie in [0, 1], got {alphas}")
+    if per_style < 0 or (per_style and all_pairs):
+        raise AdainrtError("give --all-pairs or --per-style N (N >= 1), not both")
     if sheet is not None and Path(sheet).exists() and not overwrite:
         raise OutputExists(sheet)  # before minutes of work
+    listed = read_heldout_list(heldout_list) if heldout_list is not None else {}
+    content_folder, style_folder = (ImageFolder.load(d, size, size, holdout=bool(listed), heldout_names=listed.get(k))
+                                    for d, k in ((content_dir, "content"), (style_dir, "style")))
     enc, enc_meta = load_encoder(encoder)
     stylize, decoder_hash, precision = evaluation_stylizer(enc_meta, encoder, decoder, backend, model_dir,
                                                            precision, progress)
-    content_folder, style_folder = (ImageFolder.load(d, size, size) for d in (content_dir, style_dir))
-    index_c, index_s = pair_indices(len(content_folder.images), len(style_folder.images), all_pairs)
-    contents = torch.from_numpy(content_folder.center_crops(size))[index_c]
-    styles = torch.from_numpy(style_folder.center_crops(size))[index_s]
+    index_c, index_s = pair_indices(len(content_folder.images), len(style_folder.images), all_pairs, per_style)
+    contents, styles = (torch.from_numpy(f.center_crops(size)) for f in (content_folder, style_folder))
+    total = len(index_c) * len(alphas)
+    by_alpha, first_outputs = {}, None
     try:
-        scores, outputs = score_pairs(enc, stylize, contents, styles, done=pair_done)
+        for n, alpha in enumerate(alphas):
+            by_alpha[alpha], outputs = score_pairs(enc, stylize, contents[index_c], styles[index_s], alpha=alpha,
+                                                   done=lambda done, _t, n=n: pair_done(n * len(index_c) + done,
+                                                                                         total))
+            first_outputs = outputs if first_outputs is None else first_outputs
     finally:
         getattr(stylize, "close", lambda: None)()
-    by_style = {name: scores.subset(torch.nonzero(index_s == k).flatten().tolist())
+    first = next(iter(by_alpha.values()))
+    by_style = {name: first.subset(torch.nonzero(index_s == k).flatten().tolist())
                 for k, name in enumerate(style_folder.names) if (index_s == k).any()}
     if sheet is not None:
-        rows = [torch.cat(trio, dim=2) for trio in zip(contents, styles, outputs)]
-        save_image(from_tensor(torch.cat(rows, dim=1).numpy()), sheet, overwrite=overwrite)
+        save_image(from_tensor(contact_sheet(contents, styles, index_c, index_s, first_outputs)), sheet,
+                   overwrite=overwrite)
         progress(f"wrote {sheet}")
-    return Evaluation(backend, precision, size, decoder_hash, scores, by_style)
+    return Evaluation(backend, precision, size, decoder_hash, by_alpha, by_style)

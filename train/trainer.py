@@ -31,7 +31,7 @@ from adainrt.errors import AdainrtError
 from adainrt.fileio import atomic_path
 from adainrt.images import from_tensor, save_image
 from adainrt.network import adain_from_stats, build_decoder
-from adainrt.train.data import ImageFolder
+from adainrt.train.data import ImageFolder, read_heldout_list
 from adainrt.train.evaluate import Scores, pair_up, score_pairs
 from adainrt.train.feature_pool import FeaturePool
 from adainrt.train.losses import style_targets, stylization_losses
@@ -73,6 +73,8 @@ class TrainConfig:
     eval_every: int = 500  # held-out losses and a sample grid
     log_every: int = 10
     holdout_every: int = 25  # every k-th image of each folder is held out for evaluation
+    holdout_list: str | None = None  # a file of held-out names (train/heldout.txt); replaces holdout_every
+    style_sampling: str = "uniform"  # uniform | source: styles weighted by source (ImageFolder.source_weights)
     eval_size: int = 256
     seed: int = 0
     amp: str = "auto"  # auto | fp32 | bf16 | fp16: mixed precision of the forward passes (see amp_dtype)
@@ -102,6 +104,12 @@ class TrainConfig:
         if not 0.0 <= self.recolor_styles <= 1.0:
             raise _setting_error("recolor_styles", f"recolor_styles must be a fraction in [0, 1], got "
                                  f"{self.recolor_styles}")
+        if self.style_sampling not in ("uniform", "source"):
+            raise _setting_error("style_sampling", f"style_sampling must be 'uniform' or 'source', got "
+                                 f"{self.style_sampling!r}")
+        if self.style_sampling == "source" and self.pool_crops_per_image:
+            raise _setting_error("style_sampling", "style_sampling 'source' draws fresh crops; the crop pool "
+                                 "draws its styles uniformly: pass pool_crops_per_image 0 with it")
         if self.holdout_every == 1:
             raise _setting_error("holdout_every", "holdout_every 1 would hold out every image; use 0 to hold out none")
 
@@ -113,8 +121,8 @@ class TrainConfig:
 
 #: Settings a resumed run keeps whatever is given: they decide which images are held out (changing
 #: them would train on the evaluation images) and where the run's weights came from.
-FIXED_ON_RESUME = ("content_dir", "style_dir", "encoder", "init_decoder", "holdout_every", "seed")
-_PATHS = ("content_dir", "style_dir", "encoder", "init_decoder")
+FIXED_ON_RESUME = ("content_dir", "style_dir", "encoder", "init_decoder", "holdout_every", "holdout_list", "seed")
+_PATHS = ("content_dir", "style_dir", "encoder", "init_decoder", "holdout_list")
 
 
 def resume_config(saved: dict[str, Any], given: dict[str, Any]) -> tuple[TrainConfig, dict[str, tuple[Any, Any]]]:
@@ -258,15 +266,20 @@ class Trainer:
         self.step = 0
         self.heldout_scores: dict[str, float] | None = None
         min_side = config.crop
-        self.content = ImageFolder.load(config.content_dir, config.resize, min_side, config.holdout_every)
-        self.style = ImageFolder.load(config.style_dir, config.resize, min_side, config.holdout_every)
+        listed = read_heldout_list(config.holdout_list) if config.holdout_list else {}
+        every = 0 if listed else config.holdout_every
+
+        def folder(kind: str, size: int, min_side: int, holdout: bool = False) -> ImageFolder:
+            return ImageFolder.load(getattr(config, f"{kind}_dir"), size, min_side, every, holdout, listed.get(kind))
+
+        self.content = folder("content", config.resize, min_side)
+        self.style = folder("style", config.resize, min_side)
+        self.style_weights = self.style.source_weights() if config.style_sampling == "source" else None
         self.pool: FeaturePool | None = None  # built by run() when pool_crops_per_image > 0
         self.heldout = None
-        if config.holdout_every:
-            self.heldout = (
-                ImageFolder.load(config.content_dir, config.eval_size, config.eval_size, config.holdout_every, True),
-                ImageFolder.load(config.style_dir, config.eval_size, config.eval_size, config.holdout_every, True),
-            )
+        if every or listed:
+            self.heldout = (folder("content", config.eval_size, config.eval_size, True),
+                            folder("style", config.eval_size, config.eval_size, True))
 
     # ------------------------------------------------------------------ state
 
@@ -342,8 +355,10 @@ class Trainer:
     # ------------------------------------------------------------------ steps
 
     def _batch(self, folder: ImageFolder) -> torch.Tensor:
-        recolor = self.config.recolor_styles if folder is self.style else 0.0
-        crops = folder.random_crops(self.rng, self.config.batch_size, self.config.crop, recolor)
+        is_style = folder is self.style
+        crops = folder.random_crops(self.rng, self.config.batch_size, self.config.crop,
+                                    self.config.recolor_styles if is_style else 0.0,
+                                    self.style_weights if is_style else None)
         return torch.from_numpy(crops).to(self.device, memory_format=torch.channels_last)
 
     def _inputs(self, inverting: bool) -> tuple[torch.Tensor, torch.Tensor, list | None]:
