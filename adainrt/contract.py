@@ -235,17 +235,66 @@ def read_manifest(model_dir: str | os.PathLike) -> dict[str, Any]:
                              f"it again with `adainrt export --output {model_dir} --overwrite`")
         raise ModelError(f"{model_dir}: not a model folder (it has no {MANIFEST}); give a folder written by "
                          "`adainrt export --output DIR`, or leave the model folder out to use the cached export")
-    try:
-        manifest = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"{path}: unreadable ({exc}); export the folder again with --overwrite") from exc
+    manifest = _parse_manifest(path)
     if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT \
             or not isinstance(manifest.get("graphs"), dict):
         raise ModelError(f"{path}: not an adainrt manifest; export the folder again with --overwrite")
-    if manifest.get("format_version", 0) > MANIFEST_VERSION:
-        raise ModelError(f"{path}: manifest format {manifest.get('format_version')} is newer than this adainrt "
+    version = manifest.get("format_version", 0)
+    if isinstance(version, bool) or not isinstance(version, (int, float)):
+        raise ModelError(f"{path}: \"format_version\" is {_short(version)}, not a number; export the folder again "
+                         "with --overwrite")
+    if version > MANIFEST_VERSION:
+        raise ModelError(f"{path}: manifest format {version} is newer than this adainrt "
                          f"reads ({MANIFEST_VERSION}); upgrade adainrt")
+    _check_manifest_fields(path, manifest)
     return manifest
+
+
+#: Larger than any manifest an export writes (a few kB) by far: a bigger file is not one, and is not read.
+MAX_MANIFEST_BYTES = 1 << 20
+
+
+def _parse_manifest(path: Path) -> Any:
+    """The JSON of a manifest file; a huge, deeply nested or malformed one is one ModelError (Python's
+    parser recurses per nesting level, so 10,000 nested arrays would end in RecursionError)."""
+    again = "export the folder again with --overwrite"
+    try:
+        if path.stat().st_size > MAX_MANIFEST_BYTES:
+            raise ModelError(f"{path}: {path.stat().st_size} bytes, too large for a manifest "
+                             f"(at most {MAX_MANIFEST_BYTES}); {again}")
+        return json.loads(path.read_bytes())
+    except RecursionError as exc:
+        raise ModelError(f"{path}: unreadable (nested too deeply to be a manifest); {again}") from exc
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{path}: unreadable ({exc}); {again}") from exc
+
+
+def _check_manifest_fields(path: Path, manifest: dict[str, Any]) -> None:
+    """The fields runtimes read have their types: each graph entry an object named by a plain file name
+    inside the folder, the weights hashes strings; anything else is refused here, in one line."""
+    for key in ("encoder_hash", "decoder_hash"):
+        if not isinstance(manifest.get(key, ""), str):
+            raise ModelError(f"{path}: \"{key}\" is {_short(manifest[key])}, not a string; export the folder "
+                             "again with --overwrite")
+    for name, entry in manifest["graphs"].items():
+        if not is_plain_file_name(name):
+            raise ModelError(f"{path}: graph {_short(name)} is not a file name inside the folder (graphs are "
+                             "named by file name alone); export the folder again with --overwrite")
+        if not isinstance(entry, dict):
+            raise ModelError(f"{path}: the entry of graph {_short(name)} is {_short(entry)}, not an object; "
+                             "export the folder again with --overwrite")
+
+
+def is_plain_file_name(name: str) -> bool:
+    """A name that can only mean a file directly inside the folder: no separator, not '.' or '..', no control
+    character (the C++ reader applies the same rule)."""
+    return bool(name) and name not in (".", "..") and not any(c in "/\\" or ord(c) < 0x20 or c == "\x7f" for c in name)
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    """A value as a message shows it: its repr, cut (a fuzzed manifest's values can be megabytes)."""
+    text = repr(value) if not isinstance(value, (list, dict)) else f"a {'list' if isinstance(value, list) else 'dict'}"
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def manifest_graphs(manifest: dict[str, Any], graphs: tuple[str, ...], precision: str,
@@ -255,7 +304,9 @@ def manifest_graphs(manifest: dict[str, Any], graphs: tuple[str, ...], precision
     files = {graph: graph_file(graph, precision) for graph in graphs}
     missing = [f for f in files.values() if f not in manifest["graphs"]]
     if missing:
-        held = ", ".join(sorted(manifest["graphs"])) or "no graphs"
+        listed = sorted(manifest["graphs"])
+        more = f" and {len(listed) - 6} more" if len(listed) > 6 else ""
+        held = ", ".join(name[:60] for name in listed[:6]) + more or "no graphs"
         form = "full" if graphs == ("full",) else "split"
         raise ModelError(f"{model_dir} has no {', '.join(missing)} (its {MANIFEST} lists {held}); add them with "
                          f"`adainrt export --output {model_dir} --form {form} --precision {precision}` "
@@ -291,8 +342,8 @@ def verified_graphs(model_dir: str | os.PathLike, graphs: tuple[str, ...], preci
 def _check_recorded_tensors(path: Path, graph: str, entry: dict[str, Any]) -> None:
     """The tensors the manifest records for a graph are this adainrt's contract (an export by an
     older adainrt, e.g. a decoder taking one alpha per batch, is refused before it runs)."""
-    def layout(specs: Any) -> list[tuple[Any, list[Any]]]:
-        return [(t.get("name"), list(t.get("shape", []))) for t in specs if isinstance(t, dict)] \
+    def layout(specs: Any) -> list[tuple[Any, Any]]:
+        return [(t.get("name"), t.get("shape")) for t in specs if isinstance(t, dict)] \
             if isinstance(specs, list) else []
 
     contract = GRAPHS[graph]

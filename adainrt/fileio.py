@@ -9,6 +9,7 @@ import hashlib
 import os
 import re
 import socket
+import stat
 import sys
 import tempfile
 import time
@@ -44,6 +45,7 @@ def atomic_path(target: str | os.PathLike, overwrite: bool = True) -> Iterator[P
     run left beside the target (their process is gone) are removed first.
     """
     target = Path(target)
+    check_replaceable(target)
     if not overwrite and target.exists():
         raise OutputExists(target)
     check_folder_path(target.parent)
@@ -65,6 +67,21 @@ def atomic_path(target: str | os.PathLike, overwrite: bool = True) -> Iterator[P
         raise
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def check_replaceable(target: str | os.PathLike) -> None:
+    """Refuse an output that exists and is not a regular file (a FIFO, a device, a socket, a folder):
+    moving a result over it would replace the node itself (as root, /dev/full), so even an allowed
+    overwrite does not; a link is judged by what it points to."""
+    try:
+        mode = os.stat(target).st_mode
+    except OSError:  # absent (or a dangling link): nothing is replaced
+        return
+    if not stat.S_ISREG(mode):
+        kind = ("a named pipe (FIFO)" if stat.S_ISFIFO(mode) else "a folder" if stat.S_ISDIR(mode)
+                else "a socket" if stat.S_ISSOCK(mode) else "a device")
+        raise OutputUnwritable(f"{target} is {kind}, not a regular file; it is not replaced").hinted(
+            "write to a regular file")
 
 
 def check_folder_path(folder: Path) -> None:

@@ -39,8 +39,23 @@ def load_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS,
     """
     path = Path(path)
     if not path.is_file():
-        raise ImageError(f"{path}: no such image file")
+        raise ImageError(f"{path}: {_not_a_file(path)}")
     return decode_image(path.read_bytes(), str(path), max_pixels, background)
+
+
+def _not_a_file(path: Path) -> str:
+    """Why a path named as an image cannot be read as one: a dangling or looping link, a FIFO or a
+    device (reading those could block or never end), or nothing there."""
+    if path.is_symlink():
+        try:
+            path.resolve(strict=True)
+        except FileNotFoundError:
+            return f"a link to {os.readlink(path)}, which does not exist"
+        except (RuntimeError, OSError):  # Python < 3.13 raises RuntimeError on a loop, later ones OSError
+            return "a link that loops (it leads back to itself)"
+    if path.exists():
+        return "not a regular file (a folder, a named pipe or a device), so not an image file"
+    return "no such image file"
 
 
 def decode_image(data: bytes, what: str = "image", max_pixels: int = MAX_PIXELS,
@@ -53,6 +68,7 @@ def decode_image(data: bytes, what: str = "image", max_pixels: int = MAX_PIXELS,
                 raise ImageError(_too_many_pixels(f"{what}: {width}x{height}", width * height, max_pixels))
             if img.format == "PNG":
                 check_png_complete(data, what)
+            check_one_frame(img, what)
             img.load()
             rgb = to_rgb(ImageOps.exif_transpose(img), background)
     except ImageError:
@@ -68,6 +84,19 @@ def decode_image(data: bytes, what: str = "image", max_pixels: int = MAX_PIXELS,
         raise ImageError(f"{what}: not a readable image ({reason}); is the file complete?") from exc
     check_size(rgb.size, what)
     return rgb
+
+
+def check_one_frame(img: Image.Image, what: str = "image") -> None:
+    """Refuse an animation (GIF, APNG, WebP) or a multi-page file: Pillow reads its first frame only, and
+    the rest would be dropped without a word."""
+    try:
+        frames = getattr(img, "n_frames", 1)
+    except (OSError, EOFError, ValueError, SyntaxError):  # a damaged later frame: the first one is judged on load
+        frames = 1
+    if frames > 1:
+        raise ImageError(f"{what}: an animated or multi-page {img.format} of {frames} frames; only one image is "
+                         "stylized here: make it a video (ffmpeg -i anim.gif anim.mp4) to stylize every frame, or "
+                         "save the one frame wanted as a PNG")
 
 
 def _damaged_format(data: bytes) -> str | None:
@@ -265,11 +294,16 @@ def save_image(image: Image.Image, path: str | os.PathLike, overwrite: bool = Fa
     return path
 
 
-def list_images(folder: str | os.PathLike, recursive: bool = False) -> list[Path]:
-    """Image files in ``folder`` by suffix, sorted."""
+def list_images(folder: str | os.PathLike, recursive: bool = False, unreadable: bool = False) -> list[Path]:
+    """Image files in ``folder`` by suffix, sorted.
+
+    ``unreadable``: also the entries named like images that are no file to read (dangling or looping
+    links, FIFOs, devices), for a job that reports each of them rather than leaving them out unsaid.
+    """
     folder = Path(folder)
     pattern = "**/*" if recursive else "*"
-    return sorted(p for p in folder.glob(pattern) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    named = (p for p in folder.glob(pattern) if p.suffix.lower() in IMAGE_SUFFIXES)
+    return sorted(p for p in named if p.is_file() or (unreadable and not p.is_dir()))
 
 
 def bundled_sample(name: str = "astronaut") -> Path:

@@ -197,10 +197,44 @@ def export_model(
     check_folder_path(output_dir)  # before minutes of export
     provenance = provenance or {}
     paths = {g: output_dir / graph_file(g, precision) for g in graphs}
+    _check_targets(output_dir, paths, provenance, overwrite)  # at once, before waiting for another export
+    with folder_lock(output_dir):  # a second export into the folder waits, then finds the first's graphs
+        _check_targets(output_dir, paths, provenance, overwrite)
+        results = _export_graphs(model.eval(), paths, provenance, verify_sizes, overwrite, progress, precision)
+        _record(output_dir, provenance, precision, paths)
+    return results
+
+
+def _check_targets(output_dir: Path, paths: dict[str, Path], provenance: dict[str, str], overwrite: bool) -> None:
+    """Without ``overwrite``, refuse graphs already there, and a folder whose manifest records other
+    weights (adding to it would drop their graphs from the manifest)."""
+    if overwrite:
+        return
     existing = [str(p) for p in paths.values() if p.exists()]
-    if existing and not overwrite:
+    if existing:
         raise OutputExists(existing[0], ", ".join(existing), len(existing))
-    model = model.eval()
+    recorded = _read_recorded(output_dir / MANIFEST)
+    if recorded.get("graphs") and not _same_weights(recorded, provenance):
+        held = ", ".join(sorted(recorded["graphs"]))
+        raise OutputExists(output_dir / MANIFEST, f"graphs of other weights in {output_dir} ({held})", count=2)
+
+
+def _read_recorded(manifest_path: Path) -> dict[str, Any]:
+    """A folder's manifest as an export reads it back: {} where there is none, or none readable."""
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (OSError, ValueError, RecursionError):
+        return {}
+    return manifest if isinstance(manifest, dict) and isinstance(manifest.get("graphs"), dict) else {}
+
+
+def _same_weights(manifest: dict[str, Any], provenance: dict[str, str]) -> bool:
+    return all(manifest.get(k) == provenance.get(k, "") for k in ("encoder_hash", "decoder_hash"))
+
+
+def _export_graphs(model: AdaINModel, paths: dict[str, Path], provenance: dict[str, str],
+                   verify_sizes: tuple[tuple[int, int], ...], overwrite: bool, progress: Callable[[str], None],
+                   precision: str) -> list[ExportResult]:
     results = []
     for graph, path in paths.items():
         progress(f"exporting {graph} graph to {path}")
@@ -210,13 +244,12 @@ def export_model(
         proto.producer_name = "adainrt"
         proto.producer_version = __version__
         onnx.checker.check_model(proto, full_check=True)
-        with atomic_path(path) as tmp:
+        with atomic_path(path, overwrite=overwrite) as tmp:
             onnx.save_model(proto, str(tmp))
         progress(f"verifying {graph} graph against PyTorch")
         errors, ranges = verify_against_torch(path, _wrap(graph, model), graph, verify_sizes)
         _check_tolerance(path, graph, precision, errors, ranges)
         results.append(ExportResult(path, graph, errors, ranges))
-    _record(output_dir, provenance, precision, paths)
     return results
 
 
@@ -234,19 +267,15 @@ def _check_tolerance(path: Path, graph: str, precision: str, errors: dict[str, f
 
 
 def _record(output_dir: Path, provenance: dict[str, str], precision: str, paths: dict[str, Path]) -> None:
-    """Add the graphs to the folder's manifest (a new one when the weights differ from those recorded)."""
+    """Add the graphs to the folder's manifest (a new one when the weights differ from those recorded).
+    Called under the folder's lock: two exports into one folder (say fp32 and fp16) keep each other's entries."""
     manifest_path = output_dir / MANIFEST
-    with folder_lock(output_dir):  # two exports into one folder (say fp32 and fp16) keep each other's entries
-        try:
-            manifest = json.loads(manifest_path.read_text())
-        except (OSError, ValueError):
-            manifest = {}
-        same_weights = all(manifest.get(k) == provenance.get(k, "") for k in ("encoder_hash", "decoder_hash"))
-        if not (isinstance(manifest, dict) and isinstance(manifest.get("graphs"), dict) and same_weights):
-            manifest = new_manifest(provenance, __version__)
-        for graph, path in paths.items():
-            manifest["graphs"][path.name] = graph_entry(graph, precision, sha256_file(path))
-        atomic_write_bytes(manifest_path, json.dumps(manifest, indent=1).encode())
+    manifest = _read_recorded(manifest_path)
+    if not (manifest and _same_weights(manifest, provenance)):
+        manifest = new_manifest(provenance, __version__)
+    for graph, path in paths.items():
+        manifest["graphs"][path.name] = graph_entry(graph, precision, sha256_file(path))
+    atomic_write_bytes(manifest_path, json.dumps(manifest, indent=1).encode())
 
 
 def verify_against_torch(

@@ -18,7 +18,7 @@ from PIL import Image
 
 from adainrt.contract import graph_precision
 from adainrt.errors import AdainrtError, ImageError, OutputExists
-from adainrt.fileio import check_folder_path
+from adainrt.fileio import check_folder_path, check_replaceable
 from adainrt.images import (
     BLACK,
     IMAGE_SUFFIXES,
@@ -219,7 +219,7 @@ def plan_outputs(content: Path, output: Path, style_names: Sequence[str], ext: s
     check_folder_path(output if folder else output.parent)
     if folder and output.is_file():
         raise AdainrtError(f"{output} is a file, but the output must be a folder here (the input is {content})")
-    contents = list_images(content) if content.is_dir() else [content]
+    contents = list_images(content, unreadable=True) if content.is_dir() else [content]
     earlier: tuple[Path, ...] = ()
     if content.is_dir() and _same_folder(content, output):  # our results would become inputs on a rerun
         earlier = tuple(c for c in contents if RESULT_MARK in c.stem)
@@ -237,6 +237,7 @@ def plan_outputs(content: Path, output: Path, style_names: Sequence[str], ext: s
         if dst in seen:
             raise AdainrtError(f"{seen[dst]} and {src} would both be written to {dst}; rename one of them")
         seen[dst] = src
+        check_replaceable(dst)  # a FIFO or a device named like an output: refused before any work
     existing = [dst for _, dst in pairs if dst.exists()]
     if existing and skip_existing and not overwrite:
         return OutputPlan([(src, dst) for src, dst in pairs if not dst.exists()], folder, tuple(existing), earlier)
@@ -339,6 +340,7 @@ def check_video_job(output: Path, options: StylizeOptions, masks: Sequence[Image
     if not is_video(output):
         raise AdainrtError(f"{output}: the input is a video, so the output must be a video file "
                            f"({', '.join(VIDEO_SUFFIXES)})")
+    check_replaceable(output)
 
 
 def is_video_input(content: Path) -> bool:
@@ -377,21 +379,21 @@ def add_style(name: str, image: str | os.PathLike, options: StylizeOptions,
 def stylize_on_server(server: str, plan: OutputPlan, styles: Sequence[str], options: StylizeOptions,
                       api_key: str | None = None) -> JobReport:
     """Each planned image sent to an `adainrt serve`; the answers written as the local job writes them."""
-    from adainrt.client import list_styles, stylize_remote
-    from adainrt.fileio import atomic_write_bytes
+    from adainrt.client import list_styles, output_format, save_served, stylize_remote
 
     if len(styles) != 1 and any(Path(s).is_file() for s in styles):
         raise ControlError("a server takes one style image, or the names of styles stored on it")
     if options.crop or options.style_size != StylizeOptions.style_size:
         raise ControlError("cropping and the style size are not sent to a server: resize or crop the images first, "
                            "or add the style to the server at the size wanted")
+    formats = {dst: output_format(dst) for _src, dst in plan.pairs}  # an unknown suffix: refused before sending
     refuse_ambiguous_style(styles[0], lambda: list_styles(server, api_key), f"a style stored on {server}")
     style: str | bytes = Path(styles[0]).read_bytes() if Path(styles[0]).is_file() else ",".join(styles)
     report = JobReport()
     for src, dst in plan.pairs:
         data = stylize_remote(server, Path(src).read_bytes(), style, options.alpha, options.content_size, api_key,
-                              jpeg=dst.suffix.lower() in (".jpg", ".jpeg"), style_weights=options.style_weights,
+                              jpeg=formats[dst] == "JPEG", style_weights=options.style_weights,
                               preserve_color=options.preserve_color)
-        atomic_write_bytes(dst, data, overwrite=options.overwrite)
+        save_served(data, dst, overwrite=options.overwrite)
         report.written.append(dst)
     return report

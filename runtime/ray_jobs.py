@@ -52,6 +52,11 @@ class StylizeWorker:
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         errors = []
         for src, dst in zip(batch["src"], batch["dst"], strict=True):
+            if not self.options.overwrite and Path(dst).is_file():
+                # The plan left out outputs that existed, so this one was written by this job: a batch Ray
+                # retries after its worker died had written part of its outputs (whole: writes are atomic).
+                errors.append("")
+                continue
             plan = OutputPlan([(Path(src), Path(dst))], folder=True)
             report = stylize_images(self.stylizer, plan, self.styles, self.options, self.masks)
             errors.append(report.skipped[0] if report.skipped else "")

@@ -56,14 +56,24 @@ def check_name(name: str) -> str:
     return name
 
 
+#: Above any relu4_1 mean or std an encoder gives on images in [0, 1]: the embedded (normalized) VGG-19
+#: stays below 100 on noise, checkerboards and saturated colours, the original unnormalized one in the low
+#: thousands. A stored value beyond it (a hand-made or damaged file: 3e38 is finite) would flatten the
+#: decoder's output to one colour, so it is refused instead.
+MAX_STATISTIC = 1e4
+
+
 def _validate(stats: StyleStats) -> StyleStats:
     for what, array in (("means", stats.mean), ("stds", stats.std)):
         if array.shape != _SHAPE:
             raise ValueError(f"{what} have shape {array.shape}, not {_SHAPE}")
         if not np.isfinite(array).all():
             raise ValueError(f"{what} hold NaN or infinite values")
-    if (stats.std < 0).any():
-        raise ValueError("stds hold negative values")
+        if (array < 0).any():  # relu4_1 is never negative, nor its mean or std
+            raise ValueError(f"{what} hold negative values")
+        if (array > MAX_STATISTIC).any():
+            raise ValueError(f"{what} reach {float(array.max()):.3g}, beyond what an encoder gives "
+                             f"(at most {MAX_STATISTIC:g})")
     return stats
 
 
@@ -96,25 +106,28 @@ class StyleBank:
 
     def _read(self, name: str) -> StoredStyle:
         path = self.path(name)
+        if not path.is_file():  # a FIFO would block np.load forever, a device would stream without end
+            raise StyleBankError(f"stored style {name!r} ({path}) is broken (not a regular file); remove it with "
+                                 f"`adainrt style remove {name}`")
         try:
             with np.load(path, allow_pickle=False) as data:
                 stats = _validate(StyleStats(np.asarray(data["mean"], np.float32), np.asarray(data["std"], np.float32)))
                 record = json.loads(str(data["record"])) if "record" in data else self._old_record(name)
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
+        except (OSError, ValueError, KeyError, RecursionError, zipfile.BadZipFile, EOFError) as exc:
             reason = "not an archive of style statistics" if "pickle" in str(exc) else str(exc)  # numpy's wording
             raise StyleBankError(f"stored style {name!r} ({path}) is broken ({reason}); remove it with "
                                  f"`adainrt style remove {name}` and add it again") from exc
         if not isinstance(record, dict):
             raise StyleBankError(f"stored style {name!r} ({path}) is broken (its record is not an object); remove "
                                  f"it with `adainrt style remove {name}` and add it again")
-        return StoredStyle(name, stats, record)
+        return StoredStyle(name, stats, {**record, "name": name})  # the file's name is the one --style takes
 
     def _old_record(self, name: str) -> dict:
         sidecar = self.folder / f"{name}.json"
         return json.loads(sidecar.read_text()) if sidecar.is_file() else {"name": name}
 
     def get(self, name: str, encoder_hash: str | None = None) -> StoredStyle:
-        if not self.path(name).is_file():
+        if not os.path.lexists(self.path(name)):
             known = ", ".join(self.names()) or "none"
             raise StyleBankError(f"no style named {name!r} in {self.folder} (stored: {known}); "
                                  f"add it with `adainrt style add {name} IMAGE`")
@@ -140,7 +153,7 @@ class StyleBank:
 
     def remove(self, name: str) -> None:
         path = self.path(name)
-        if not path.exists():
+        if not os.path.lexists(path):
             raise StyleBankError(f"no style named {name!r} in {self.folder}")
         path.unlink()
         path.with_suffix(".json").unlink(missing_ok=True)

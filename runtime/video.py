@@ -9,6 +9,8 @@ optional temporal smoothing replaces them by an exponential moving average.
 from __future__ import annotations
 
 import os
+import re
+import subprocess
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,7 +63,31 @@ def probe(path: str | os.PathLike) -> VideoInfo:
     except (OSError, RuntimeError, StopIteration) as exc:
         raise AdainrtError(f"{path}: not a readable video ({ffmpeg_reason(exc)})") from exc
     width, height = meta["size"]
+    check_one_frame_size(path)
     return VideoInfo(width, height, float(meta["fps"]), int(frames), "audio_codec" in meta)
+
+
+def check_one_frame_size(path: str | os.PathLike) -> None:
+    """Refuse a video whose frame size changes mid-stream: ffmpeg scales every frame to the first
+    one's size, so the later part would come out squashed without a word. A size changes only at a
+    keyframe, so only keyframes are decoded (seconds for an hour of video)."""
+    command = [_ffmpeg().get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-skip_frame", "nokey", "-i", str(path),
+               "-map", "0:v:0", "-an", "-sn", "-vf", "showinfo=checksum=0", "-f", "null", "-"]
+    try:
+        log = subprocess.run(command, capture_output=True, text=True, errors="replace", timeout=3600).stderr
+    except (OSError, subprocess.TimeoutExpired):
+        return  # no verdict: the frames still come at the first size, as before
+    sizes = [(m.group(2), float(m.group(1))) for m in _SHOWINFO.finditer(log)]
+    changes = [(size, at) for (size, at), (before, _) in zip(sizes[1:], sizes, strict=False) if size != before]
+    if changes:
+        more = f" and {len(changes) - 1} more change(s)" if len(changes) > 1 else ""
+        raise AdainrtError(f"{path}: its frame size changes mid-stream ({sizes[0][0]} to {changes[0][0]} at "
+                           f"{changes[0][1]:g} s{more}); one output video has one size, so the later frames would be "
+                           "squashed: cut it where the size changes and stylize each part")
+
+
+#: showinfo's line per frame: its time and its size.
+_SHOWINFO = re.compile(r"pts_time:\s*(-?[\d.]+).*? s:(\d+x\d+) ")
 
 
 def read_frames(path: str | os.PathLike) -> Iterator[np.ndarray]:

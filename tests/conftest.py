@@ -109,3 +109,14 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "content").is_dir():
         pytest.skip(f"real photos and paintings not present at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def cpp_build(tmp_path_factory) -> Path:
+    """cpp/ built once per run (the library and the example), for the C++ tests and the manifest fuzz."""
+    from adainrt.benchmarks import cpp_bench
+
+    reason = cpp_bench.missing_tools()
+    if reason:
+        pytest.skip(f"C++ build not possible here: {reason}")
+    return cpp_bench.build(tmp_path_factory.mktemp("cpp-build"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import json
+import os
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -37,14 +38,6 @@ C_ABI = {
     "adainrt_last_error": (ctypes.c_char_p, []),
 }
 ADAINRT_ERROR_INVALID_ARGUMENT, ADAINRT_ERROR_MODEL = 1, 2
-
-
-@pytest.fixture(scope="module")
-def cpp_build(tmp_path_factory) -> Path:
-    reason = cpp_bench.missing_tools()
-    if reason:
-        pytest.skip(f"C++ build not possible here: {reason}")
-    return cpp_bench.build(tmp_path_factory.mktemp("cpp-build"))
 
 
 @pytest.fixture(scope="module")
@@ -254,3 +247,27 @@ def test_example_too_small_and_no_overwrite(cpp_build, example_args, tmp_path):
     example_args[3].write_bytes(b"keep")
     _assert_fails(run_example(cpp_build, *example_args), "exists; pass --overwrite")
     assert example_args[3].read_bytes() == b"keep"
+
+
+def test_example_refuses_graph_names_that_are_paths(cpp_build, exported_dir, example_args, tmp_path):
+    """Graph names are file names inside the model folder: a manifest naming another folder's graphs, an
+    absolute path or '..' is refused before anything is opened (the FIFO would block an open)."""
+    os.mkfifo(tmp_path / "adain_style.onnx")  # outside the model folder: opening it would hang the example
+    manifest = json.loads((exported_dir / "manifest.json").read_text())
+    for bad in ("../adain_style.onnx", str(tmp_path / "adain_style.onnx"), "/etc/passwd", "../../..", "..", "a\\b"):
+        model = tmp_path / f"model-{abs(hash(bad))}"
+        model.mkdir()
+        graphs = {(bad if entry["graph"] == "style" and entry["precision"] == "fp32" else name): entry
+                  for name, entry in manifest["graphs"].items()}
+        (model / "manifest.json").write_text(json.dumps({**manifest, "graphs": graphs}))
+        done = run_example(cpp_build, model, *example_args[1:])
+        _assert_fails(done, f'graph "{bad}" is not a file name inside the folder')
+
+
+def test_example_refuses_an_output_that_is_a_fifo_or_a_device(cpp_build, example_args, tmp_path):
+    fifo = tmp_path / "pipe.ppm"
+    os.mkfifo(fifo)
+    for target, kind in ((fifo, "a named pipe (FIFO)"), (Path("/dev/null"), "a device")):
+        done = run_example(cpp_build, *example_args[:3], target, "--overwrite")
+        _assert_fails(done, f"{target} is {kind}, not a regular file")
+    assert fifo.is_fifo() and Path("/dev/null").is_char_device()

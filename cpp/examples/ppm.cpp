@@ -85,8 +85,21 @@ adainrt::Image read(const std::string& path) {
   return image;
 }
 
+void check_replaceable(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ignored;
+  const fs::file_status status = fs::status(path, ignored);
+  if (!fs::exists(status) || fs::is_regular_file(status)) return;
+  const char* kind = fs::is_fifo(status)        ? "a named pipe (FIFO)"
+                     : fs::is_directory(status) ? "a folder"
+                     : fs::is_socket(status)    ? "a socket"
+                                                : "a device";
+  throw Error(path + " is " + kind + ", not a regular file; it is not replaced: write to a file");
+}
+
 void write_atomic(const std::string& path, const adainrt::Image& image) {
   namespace fs = std::filesystem;
+  check_replaceable(path);
   // Same folder as the target, so the rename stays within one file system and is atomic.
   const std::string temp = path + ".tmp-" + std::to_string(::getpid());
   {

@@ -109,6 +109,7 @@ void print_timings(const adainrt::Image& content, double load_ms, double style_m
 
 void run(const Args& args) {
   std::error_code ignored;
+  ppm::check_replaceable(args.out);  // before --overwrite's question: a device is never replaced
   if (!args.overwrite && std::filesystem::exists(args.out, ignored)) {
     throw UsageError(args.out + " exists; pass --overwrite to replace it");
   }

@@ -1,5 +1,7 @@
 #include "manifest.hpp"
 
+#include <algorithm>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -19,6 +21,17 @@ constexpr double kFormatVersion = 1;
 constexpr const char* kPrecision = "fp32";  // bf16 runs the FP32 graphs, lowered by OpenVINO
 
 Error model_error(const std::string& message) { return Error(ErrorCode::Model, message); }
+
+bool is_control(char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; }
+
+bool has_control(const std::string& text) { return std::any_of(text.begin(), text.end(), is_control); }
+
+// A string from the manifest as a message may show it: on one line (control characters as '?'), cut short.
+std::string printable(const std::string& text, size_t limit = 80) {
+  std::string out = text.substr(0, limit);
+  std::replace_if(out.begin(), out.end(), is_control, '?');
+  return text.size() > limit ? out + "..." : out;
+}
 
 std::string reexport_hint(const std::string& model_dir) {
   return "; export the folder again with `adainrt export --output " + model_dir + " --overwrite`";
@@ -43,11 +56,21 @@ int positive_int(const Value& object, const std::string& key, const std::string&
 void expect_string(const Value& object, const std::string& key, const std::string& wanted, const std::string& where) {
   const std::string& got = member(object, key, Value::Type::String, where).string;
   if (got != wanted) {
-    throw model_error(where + ": \"" + key + "\" is \"" + got + "\"; this reader handles \"" + wanted + "\" only");
+    throw model_error(where + ": \"" + key + "\" is \"" + printable(got) + "\"; this reader handles \"" + wanted +
+                      "\" only");
   }
 }
 
+// Far above any manifest an export writes (a few kB), as adainrt/contract.py's MAX_MANIFEST_BYTES.
+constexpr std::uintmax_t kMaxManifestBytes = 1 << 20;
+
 Value parse_file(const fs::path& path, const std::string& model_dir) {
+  std::error_code error;
+  const std::uintmax_t size = fs::file_size(path, error);
+  if (!error && size > kMaxManifestBytes) {
+    throw model_error(path.string() + ": " + std::to_string(size) + " bytes, too large for a manifest (at most " +
+                      std::to_string(kMaxManifestBytes) + ")" + reexport_hint(model_dir));
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) throw model_error(path.string() + ": cannot be read" + reexport_hint(model_dir));
   std::stringstream text;
@@ -62,7 +85,11 @@ Value parse_file(const fs::path& path, const std::string& model_dir) {
 std::vector<std::string> tensor_names(const Value& entry, const std::string& key, const std::string& where) {
   std::vector<std::string> names;
   for (const Value& tensor : member(entry, key, Value::Type::Array, where).items) {
-    names.push_back(member(tensor, "name", Value::Type::String, where + " " + key).string);
+    const std::string& name = member(tensor, "name", Value::Type::String, where + " " + key).string;
+    if (has_control(name)) {
+      throw model_error(where + " " + key + ": tensor name \"" + printable(name) + "\" is not a name");
+    }
+    names.push_back(name);
   }
   return names;
 }
@@ -81,9 +108,22 @@ size_t entry_index(const Value& graphs, const std::string& role, const fs::path&
                     " --form split --precision fp32`");
 }
 
+// A graph's name in manifest.json is a file name inside the model folder, nothing else: no folder part,
+// not "." or "..", no control character (adainrt/contract.py's is_plain_file_name). A path there could make the library
+// load another folder's graphs, or open and parse any file it can read.
+bool is_plain_file_name(const std::string& name) {
+  return !name.empty() && name != "." && name != ".." && name.find_first_of("/\\") == std::string::npos &&
+         !has_control(name);
+}
+
 GraphFile graph_file(const Value& graphs, size_t index, const fs::path& dir, const std::string& where) {
   const Value& entry = graphs.items[index];
-  const std::string at = where + " graphs." + graphs.keys[index];
+  const std::string& name = graphs.keys[index];
+  if (!is_plain_file_name(name)) {
+    throw model_error(where + ": graph \"" + printable(name) + "\" is not a file name inside the folder (graphs "
+                      "are named by file name alone)" + reexport_hint(dir.string()));
+  }
+  const std::string at = where + " graphs." + printable(name);
   return GraphFile{(dir / graphs.keys[index]).string(), member(entry, "sha256", Value::Type::String, at).string,
                    tensor_names(entry, "inputs", at), tensor_names(entry, "outputs", at)};
 }
@@ -104,8 +144,8 @@ void check_wiring(const Manifest& m) {
   const std::vector<std::string> fed = {m.encoder.outputs[0], m.style.outputs[0], m.style.outputs[1]};
   for (size_t i = 0; i < fed.size(); ++i) {
     if (m.decoder.inputs[i] != fed[i]) {
-      throw model_error(m.decoder.path + ": input " + std::to_string(i) + " is \"" + m.decoder.inputs[i] +
-                        "\" in manifest.json, but the graph feeding it outputs \"" + fed[i] + "\"");
+      throw model_error(m.decoder.path + ": input " + std::to_string(i) + " is \"" + printable(m.decoder.inputs[i]) +
+                        "\" in manifest.json, but the graph feeding it outputs \"" + printable(fed[i]) + "\"");
     }
   }
 }

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import sys
 import threading
 from collections.abc import Collection, Mapping
 from pathlib import Path
@@ -17,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from adainrt.errors import BackendUnavailable, ModelError
-from adainrt.fileio import cache_root
+from adainrt.errors import BackendUnavailable, ModelError, OutputUnwritable
+from adainrt.fileio import cache_root, check_folder_path
 from adainrt.hardware import NATIVE_BF16_FLAGS, isa_cap, native_bf16
 from adainrt.runtime.backend import Backend, RunnerBase, Value, register_backend
 
@@ -50,10 +51,19 @@ def precision_why_not(precision: str) -> str | None:
 
 @functools.cache
 def _core_caching_in(folder: str) -> Any:
+    """A Core caching compiled models in ``folder``; where that cannot be written (a read-only
+    $ADAINRT_CACHE), one without the cache, said once: OpenVINO would fail writing it at the first
+    compile, and the cache only saves time."""
     import openvino as ov
 
     core = ov.Core()
-    Path(folder).mkdir(parents=True, exist_ok=True)
+    try:
+        check_folder_path(Path(folder))
+        Path(folder).mkdir(parents=True, exist_ok=True)
+    except (OutputUnwritable, OSError) as exc:
+        print(f"adainrt: OpenVINO runs without its compile cache (each start compiles again): {exc}",
+              file=sys.stderr)
+        return core
     core.set_property({"CACHE_DIR": folder})
     return core
 
