@@ -47,3 +47,25 @@ def test_color_preservation_keeps_the_photo_mean_colour(networks):
     # 0.046 vs 0.089 with v0.3, 0.077 vs 0.117 with v0.4 (every style crop recoloured, as in
     # run v8, gave 0.108 vs 0.123: not shipped, MODEL_CARD.md).
     assert error_kept < 0.08 and error_kept < error_plain
+
+
+@pytest.mark.slow
+def test_color_mode_keeps_the_photo_mean_colour_on_held_out_pairs(shared_data):
+    """Issue #25: `--preserve-color color` within 0.05 per channel of the photo's mean colour, through
+    the runtime (the bundled decoder's exported graphs), on photos and styles it never trained on."""
+    from adainrt.runtime.jobs import open_stylizer
+    from adainrt.train.data import default_heldout_list, read_heldout_list
+
+    heldout = read_heldout_list(default_heldout_list())
+    photos = sorted(heldout["content"])[::8]
+    styles = sorted(heldout["style"])[::5]
+    stylizer = open_stylizer(None, None, None, "ort-cpu", None)  # the bundled weights, exported once
+    try:
+        for photo_name, style_name in zip(photos, styles):
+            photo = resize_smaller_side(load_image(shared_data / "content" / photo_name), 256)
+            style = resize_smaller_side(load_image(shared_data / "style" / style_name), 256)
+            out = np.asarray(stylizer.stylize(photo, style, preserve_color="color"), np.float32) / 255.0
+            miss = np.abs(out.reshape(-1, 3).mean(0) - np.asarray(photo, np.float32).reshape(-1, 3).mean(0) / 255.0)
+            assert miss.max() < 0.05, (photo_name, style_name, miss)
+    finally:
+        stylizer.close()

@@ -12,6 +12,7 @@ from PIL import Image
 from adainrt.bundled import weights_metadata
 from adainrt.cli import main
 from adainrt.errors import AdainrtError
+from adainrt.network import build_decoder
 from adainrt.train import TrainConfig, Trainer
 from adainrt.weights import read_weights
 from tests.conftest import synthetic_image
@@ -208,6 +209,42 @@ def test_the_crop_pool_holds_the_encoder_outputs_of_its_crops(tmp_path):
     assert [m.shape[:2] for m, _ in stats] == [(1, 64), (1, 128), (1, 256), (1, 512)]
 
 
+def test_structure_is_zero_for_the_photo_restyled_and_large_for_another_image():
+    from adainrt.train.evaluate import score_pairs_at
+    from adainrt.weights import load_encoder
+
+    encoder, _ = load_encoder()
+    images = [torch.from_numpy(np.asarray(synthetic_image(64, 64, seed=s), np.float32) / 255).permute(2, 0, 1)[None]
+              for s in (1, 2)]
+    content, style = images
+    # a per-channel gain and offset changes the colours, not the layout: features move, their
+    # normalized form barely does
+    recoloured = (content * torch.tensor([0.6, 0.9, 0.7]).view(1, 3, 1, 1) + 0.2).clamp(0, 1)
+    same, = score_pairs_at(encoder, lambda c, s, a: c, content, style, [1.0])
+    tinted, = score_pairs_at(encoder, lambda c, s, a: recoloured, content, style, [1.0])
+    other, = score_pairs_at(encoder, lambda c, s, a: s, content, style, [1.0])
+    assert same[0].structure < 1e-6
+    assert tinted[0].structure < 0.3 * other[0].structure
+    assert 0.5 < other[0].structure < 4.0
+
+
+def test_scores_at_several_alphas_match_single_runs():
+    from adainrt.train.evaluate import score_pairs, score_pairs_at
+    from adainrt.weights import load_encoder
+
+    encoder, _ = load_encoder()
+    torch.manual_seed(0)
+    decoder = build_decoder().eval()
+    images = torch.stack([torch.from_numpy(np.asarray(synthetic_image(48, 48, seed=s), np.float32) / 255)
+                          .permute(2, 0, 1) for s in (3, 4, 5)])
+    both = score_pairs_at(encoder, decoder, images[:2], images[1:], [1.0, 0.5])
+    for (scores, outputs), alpha in zip(both, (1.0, 0.5)):
+        alone, alone_outputs = score_pairs(encoder, decoder, images[:2], images[1:], alpha=alpha)
+        assert scores.as_dict() == pytest.approx(alone.as_dict(), rel=1e-5)
+        torch.testing.assert_close(outputs, alone_outputs)
+    assert both[1][0].content_loss != pytest.approx(both[0][0].content_loss)
+
+
 def test_the_measure_is_zero_for_the_style_and_the_baseline_for_the_content():
     from adainrt.train.evaluate import score_pairs
     from adainrt.weights import load_encoder
@@ -250,8 +287,13 @@ def test_evaluate_measures_torch_and_exported_graphs_alike(tmp_path, exported_di
     for key in ("content_loss", "style_loss", "baseline_style_loss"):
         assert np.mean([part[key] for part in by_style.values()]) == pytest.approx(reference[key], rel=1e-7)
     assert len({part["style_ratio"] for part in by_style.values()}) == 4
-    with Image.open(tmp_path / "sheet.png") as sheet:
-        assert sheet.size == (3 * 48, 24 * 48)
+    for part in [reference, graphs, *by_style.values()]:  # a random decoder keeps little of the photo's layout
+        assert 0.2 < part["structure"] < 4.0
+    assert graphs["structure"] == pytest.approx(reference["structure"], rel=1e-2)
+    with Image.open(tmp_path / "sheet.png") as sheet:  # the styles along the top, the 6 photos down the left
+        assert sheet.size == ((4 + 1) * 128, (6 + 1) * 128)
+        corner = np.asarray(sheet.crop((0, 0, 128, 128)), np.float32)
+        assert corner.min() > 250  # the empty corner cell stays white
 
 
 def torchrun_train(root, out, max_iter: int) -> None:

@@ -90,31 +90,44 @@ def score_pairs(
     encoder: nn.Sequential, stylize: StylizeFn | nn.Sequential, contents: torch.Tensor, styles: torch.Tensor,
     done: Callable[[int, int], None] = lambda _done, _total: None, alpha: float = 1.0,
 ) -> tuple[Scores, torch.Tensor]:
-    """Mean losses over pairs (contents[i], styles[i]) at ``alpha``, and the outputs (N, 3, H, W).
+    """Mean losses over pairs (contents[i], styles[i]) at ``alpha``, and the outputs (N, 3, H, W):
+    :func:`score_pairs_at` at one alpha."""
+    return score_pairs_at(encoder, stylize, contents, styles, [alpha], done)[0]
+
+
+@torch.no_grad()
+def score_pairs_at(
+    encoder: nn.Sequential, stylize: StylizeFn | nn.Sequential, contents: torch.Tensor, styles: torch.Tensor,
+    alphas: Sequence[float], done: Callable[[int, int], None] = lambda _done, _total: None,
+) -> list[tuple[Scores, torch.Tensor]]:
+    """(scores, outputs) of pairs (contents[i], styles[i]) at each of ``alphas``.
 
     ``stylize(content, style, alpha)`` makes the outputs; a decoder module is run on the AdaIN
-    target computed here (the reference path, no second encoder pass).
+    target computed here (the reference path, no second encoder pass). The photo's and the
+    style's features are computed once per pair for all alphas (they are half of the work).
     The losses always use ``encoder`` in FP32, so backends are compared on one measure, and
     are taken on the output clipped to [0, 1], as the image a user gets. The content loss is
     measured against the target the decoder was given (at alpha < 1, the blend with the photo's
     features); the style loss against the style, so it grows as alpha falls.
     """
     decoder = stylize if isinstance(stylize, nn.Module) else None
-    per_pair, outputs = [], []
-    for content, style in zip(contents.split(1), styles.split(1)):  # style stats are per pair
+    per_pair: list[list[PairLosses]] = [[] for _ in alphas]
+    outputs: list[list[torch.Tensor]] = [[] for _ in alphas]
+    for pair, (content, style) in enumerate(zip(contents.split(1), styles.split(1))):  # style stats are per pair
         targets = style_targets(encoder, style)
         content_feats = encode_with_intermediates(encoder, content)
-        target = adain_from_stats(content_feats[-1], *targets[-1])
-        target = alpha * target + (1.0 - alpha) * content_feats[-1]
-        out = decoder(target) if decoder is not None else stylize(content, style, alpha)
-        out = out.float().clamp(0, 1)  # what a user gets: an image
-        out_feats = encode_with_intermediates(encoder, out)
-        losses = (content_loss(out_feats[-1], target), style_loss(out_feats, targets),
-                  style_loss(content_feats, targets), structure_distance(out_feats, content_feats))
-        per_pair.append(tuple(loss.item() for loss in losses))
-        outputs.append(out)
-        done(len(per_pair), len(contents))  # pairs scored so far, of all (a progress bar)
-    return Scores.of(per_pair), torch.cat(outputs)
+        stylized = adain_from_stats(content_feats[-1], *targets[-1])
+        baseline = style_loss(content_feats, targets).item()
+        for k, alpha in enumerate(alphas):
+            target = alpha * stylized + (1.0 - alpha) * content_feats[-1]
+            out = decoder(target) if decoder is not None else stylize(content, style, alpha)
+            out = out.float().clamp(0, 1)  # what a user gets: an image
+            out_feats = encode_with_intermediates(encoder, out)
+            per_pair[k].append((content_loss(out_feats[-1], target).item(), style_loss(out_feats, targets).item(),
+                                baseline, structure_distance(out_feats, content_feats).item()))
+            outputs[k].append(out)
+        done(pair + 1, len(contents))  # pairs scored so far, of all (a progress bar)
+    return [(Scores.of(losses), torch.cat(outs)) for losses, outs in zip(per_pair, outputs)]
 
 
 def pair_indices(contents: int, styles: int, all_pairs: bool = False,
@@ -273,17 +286,12 @@ def evaluate_folders(content_dir: str | os.PathLike, style_dir: str | os.PathLik
                                                            precision, progress)
     index_c, index_s = pair_indices(len(content_folder.images), len(style_folder.images), all_pairs, per_style)
     contents, styles = (torch.from_numpy(f.center_crops(size)) for f in (content_folder, style_folder))
-    total = len(index_c) * len(alphas)
-    by_alpha, first_outputs = {}, None
     try:
-        for n, alpha in enumerate(alphas):
-            by_alpha[alpha], outputs = score_pairs(enc, stylize, contents[index_c], styles[index_s], alpha=alpha,
-                                                   done=lambda done, _t, n=n: pair_done(n * len(index_c) + done,
-                                                                                         total))
-            first_outputs = outputs if first_outputs is None else first_outputs
+        scored = score_pairs_at(enc, stylize, contents[index_c], styles[index_s], alphas, done=pair_done)
     finally:
         getattr(stylize, "close", lambda: None)()
-    first = next(iter(by_alpha.values()))
+    by_alpha = {alpha: scores for alpha, (scores, _) in zip(alphas, scored)}
+    first, first_outputs = scored[0]
     by_style = {name: first.subset(torch.nonzero(index_s == k).flatten().tolist())
                 for k, name in enumerate(style_folder.names) if (index_s == k).any()}
     if sheet is not None:
