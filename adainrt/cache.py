@@ -18,13 +18,9 @@ from pathlib import Path
 from adainrt.errors import AdainrtError
 from adainrt.fileio import cache_root
 
-#: The derived parts of the cache folder: what each holds and what clearing it costs later.
-DERIVED = {
-    "onnx": "graphs exported from weights; exported again on first use (needs torch)",
-    "openvino": "OpenVINO's compiled models; the next start compiles again (seconds)",
-    "tensorrt": "TensorRT engines and timing caches; rebuilt on a GPU on first use (minutes)",
-    "ort-trt": "onnxruntime TensorRT provider's engines; rebuilt on a GPU on first use (minutes)",
-}
+#: The exporter's part of the cache; the backends' parts (compiled models, engines) are what each
+#: registered backend declares (:attr:`adainrt.runtime.backend.Backend.cache`).
+EXPORTED = ("onnx", "graphs exported from weights; exported again on first use (needs torch)")
 
 
 @dataclass(frozen=True)
@@ -52,13 +48,21 @@ def _usage(folder: Path) -> tuple[int, int]:
     return files, size
 
 
+def derived() -> dict[str, str]:
+    """The derived parts of the cache folder, {name: what it holds and what clearing it costs later}:
+    the exported graphs, then every registered backend's folders (a new backend's show up here)."""
+    from adainrt.runtime.backend import cache_folders
+
+    return dict([EXPORTED, *((folder.name, folder.about) for folder in cache_folders())])
+
+
 def cache_parts() -> list[CachePart]:
     """Every derived part (present or not) and the style bank when it lives in the cache folder."""
     from adainrt.runtime.style_bank import default_bank_dir
 
     root = cache_root()
     parts = [CachePart(name, str(root / name), about, *_usage(root / name), clearable=True)
-             for name, about in DERIVED.items()]
+             for name, about in derived().items()]
     styles = default_bank_dir()
     parts.append(CachePart("styles", str(styles), "stored styles (yours: `adainrt style remove NAME` removes one)",
                            *_usage(styles), clearable=False))
@@ -72,9 +76,10 @@ def clear(names: Sequence[str] = (), dry_run: bool = False) -> list[CachePart]:
     """
     from adainrt.runtime.style_bank import default_bank_dir
 
-    unknown = sorted(set(names) - set(DERIVED))
+    parts = derived()
+    unknown = sorted(set(names) - set(parts))
     if unknown:
-        raise AdainrtError(f"no cache part {', '.join(unknown)}: choose from {', '.join(DERIVED)} "
+        raise AdainrtError(f"no cache part {', '.join(unknown)}: choose from {', '.join(parts)} "
                            "(stored styles are removed with `adainrt style remove NAME`)")
     chosen = [part for part in cache_parts() if part.clearable and (not names or part.name in names)]
     present = [part for part in chosen if Path(part.path).exists()]

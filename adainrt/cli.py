@@ -46,6 +46,14 @@ def _say(message: str) -> None:
     click.echo(message, err=True)
 
 
+def _exported_graphs() -> Callable[..., Path]:
+    """The exporter's cache, handed to the runtime as its graph source (the runtime never imports the
+    exporter; adainrt.export.cache itself loads torch only when it must export)."""
+    from adainrt.export.cache import cached_model_dir
+
+    return cached_model_dir
+
+
 weights_options = [
     click.option("--encoder", type=click.Path(dir_okay=False, path_type=Path),
                  help="Encoder weights (.safetensors from `adainrt import-weights`). "
@@ -62,8 +70,26 @@ run_precision_option = click.option(
     "--precision", type=click.Choice(["fp32", "fp16", "bf16"]), default=None,
     help=_PRECISION_HELP + " bf16: the FP32 graphs computed in bf16 (openvino on CPUs with native bf16). "
     "Default: the backend's own (tensorrt: fp16; openvino: bf16 where the CPU has it natively; else fp32).")
+class BackendChoice(click.Choice):
+    """The registered backends (between fixed words such as auto or torch), read from the registry when
+    a command parses or shows its help: importing the CLI, or `adainrt --help`, imports no backend,
+    and a backend module added later is a choice without any change here."""
+
+    def __init__(self, before: tuple[str, ...] = (), after: tuple[str, ...] = ()):
+        self.before, self.after = before, after
+        self.case_sensitive = True
+
+    @property
+    def choices(self) -> tuple[str, ...]:  # type: ignore[override]
+        return (*self.before, *backend_names(), *self.after)
+
+    @choices.setter
+    def choices(self, _value: Any) -> None:
+        """click's own __init__ sets the choices; ours are always the registry's."""
+
+
 backend_option = click.option(
-    "--backend", type=click.Choice(["auto", *backend_names()]), default="auto", show_default=True,
+    "--backend", type=BackendChoice(("auto",)), default="auto", show_default=True,
     help="auto: the best backend that can run here (native TensorRT > onnxruntime TensorRT EP > CUDA EP > "
          "CPU; `adainrt info` says which and why). tensorrt: native TensorRT engines of the FP16 graphs, "
          "built once and cached.")
@@ -265,7 +291,8 @@ def stylize(content: Path, styles: tuple[str, ...], output: Path, alpha: float, 
     if plan is not None:
         jobs.check_image_job(options)
     mask_images = [jobs.load_mask(m) for m in masks]
-    with jobs.open_stylizer(model_dir, encoder, decoder, backend, precision, max_pixels, progress=_say) as stylizer:
+    with jobs.open_stylizer(model_dir, encoder, decoder, backend, precision, max_pixels, progress=_say,
+                            graphs=_exported_graphs()) as stylizer:
         style_inputs = jobs.resolve_styles(styles, stylizer.metadata.get("encoder_hash"), options)
         if plan is None:
             _stylize_video(stylizer, content, output, style_inputs, options, mask_images)
@@ -293,7 +320,8 @@ def _stylize_on_ray(content: Path, plan, output: Path, styles: tuple[str, ...], 
     from adainrt.contract import read_manifest
     from adainrt.runtime import jobs, ray_jobs
 
-    folder, precision = jobs.model_dir_for(model_dir, encoder, decoder, backend, precision, progress=_say)
+    folder, precision = jobs.model_dir_for(model_dir, encoder, decoder, backend, precision, progress=_say,
+                                           graphs=_exported_graphs())
     style_inputs = jobs.resolve_styles(styles, read_manifest(folder).get("encoder_hash"), options)
     place = {"address": address, "workers": workers, "cpus_per_worker": cpus, "gpus_per_worker": gpus}
     _say(f"starting {workers} Ray worker(s){f' on {address}' if address else ' on a local Ray'}")
@@ -365,7 +393,7 @@ def style_add(name: str, image: Path, style_size: int, model_dir: Path | None, e
     from adainrt.runtime import jobs
 
     path = jobs.add_style(name, image, jobs.StylizeOptions(style_size=style_size, overwrite=overwrite),
-                          model_dir, encoder, decoder, progress=_say)
+                          model_dir, encoder, decoder, progress=_say, graphs=_exported_graphs())
     click.echo(f"stored style {name!r} in {path.parent}")
 
 
@@ -436,8 +464,9 @@ def cache_list(as_json: bool) -> None:
 @click.option("--dry-run", is_flag=True, help="Say what would be removed, remove nothing.")
 @_clean_errors
 def cache_clear(parts: tuple[str, ...], dry_run: bool) -> None:
-    """Remove derived parts of the cache: onnx, openvino, tensorrt, ort-trt (all four when none is
-    named). Stored styles are never removed here. Do not clear while another adainrt runs."""
+    """Remove derived parts of the cache, as `adainrt cache list` names them (onnx, and each
+    backend's compiled models or engines); every derived part when none is named. Stored styles
+    are never removed here. Do not clear while another adainrt runs."""
     from adainrt.cache import clear, human_bytes
 
     removed = clear(parts, dry_run=dry_run)
@@ -455,7 +484,7 @@ def cache_clear(parts: tuple[str, ...], dry_run: bool) -> None:
 @click.option("--size", "sizes", type=int, multiple=True, default=[512], show_default=True,
               help="Square size to time; repeat for several (the paper reports 256 and 512).")
 @click.option("--backend", "backends", multiple=True,
-              type=click.Choice(["all", *backend_names(), "torch"]), default=["all"],
+              type=BackendChoice(("all",), ("torch",)), default=["all"],
               show_default=True, help="Backends to time; all = every one usable here plus torch eager.")
 @click.option("--runs", type=int, default=10, show_default=True, help="Timed runs per measurement.")
 @click.option("--warmup", type=int, default=2, show_default=True, help="Untimed runs first.")
@@ -645,7 +674,7 @@ def snapshot(run_dir: str, output: Path, overwrite: bool) -> None:
               help="Content-style trade-off to score at; repeat for several (the first one is reported per "
                    "style and drawn on the sheet; default 1).")
 @_with(weights_options)
-@click.option("--backend", type=click.Choice(["torch", "auto", *backend_names()]), default="torch", show_default=True,
+@click.option("--backend", type=BackendChoice(("torch", "auto")), default="torch", show_default=True,
               help="What makes the outputs: torch (the PyTorch decoder, the reference) or a runtime "
                    "backend running the exported graphs (see `adainrt stylize --help`). The losses are "
                    "always measured with the PyTorch encoder in FP32, so backends compare on one scale.")
@@ -731,24 +760,47 @@ def demo(ctx: click.Context, output: Path, with_bench: bool, backend: str, overw
 # ---------------------------------------------------------------------------------- serve
 
 
+class _FiniteFloat(click.ParamType):
+    """A finite number above (or from) a bound: click's FloatRange lets nan and inf through."""
+
+    name = "number"
+
+    def __init__(self, low: float, low_open: bool):
+        self.low, self.low_open = low, low_open
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        import math
+
+        number = click.FLOAT.convert(value, param, ctx)
+        if not math.isfinite(number) or number < self.low or (self.low_open and number == self.low):
+            self.fail(f"{value!r} is not a finite number {'above' if self.low_open else 'of at least'} {self.low:g}",
+                      param, ctx)
+        return number
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: every interface).")
-@click.option("--port", type=int, default=8000, show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
 @click.option("--model", "model_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Folder of graphs from `adainrt export`. Default: the bundled weights, exported once.")
 @backend_option
-@click.option("--replicas", type=int, default=1, show_default=True, help="Replicas (each loads the graphs once).")
-@click.option("--min-replicas", type=int, help="Autoscale from this many replicas ...")
-@click.option("--max-replicas", type=int, help="... to this many, by load.")
-@click.option("--cpus-per-replica", type=float, default=1.0, show_default=True)
-@click.option("--gpus-per-replica", type=float, default=0.0, show_default=True)
+@click.option("--replicas", type=click.IntRange(1), default=1, show_default=True,
+              help="Replicas (each loads the graphs once).")
+@click.option("--min-replicas", type=click.IntRange(1), help="Autoscale from this many replicas ...")
+@click.option("--max-replicas", type=click.IntRange(1), help="... to this many, by load.")
+@click.option("--cpus-per-replica", type=_FiniteFloat(0, low_open=True), default=1.0, show_default=True)
+@click.option("--gpus-per-replica", type=_FiniteFloat(0, low_open=False), default=0.0, show_default=True)
 @click.option("--address", help="Join this Ray cluster (e.g. ray://head:10001 or auto). Default: a local Ray.")
 @click.option("--api-key", envvar="ADAINRT_API_KEY",
-              help="Require 'Authorization: Bearer KEY' (or set $ADAINRT_API_KEY). Default: no key.")
+              help="Require 'Authorization: Bearer KEY' (or set $ADAINRT_API_KEY); an empty one is refused. "
+                   "Default: no key.")
 @click.option("--max-pixels", type=int, default=2048 * 2048, show_default=True,
               help="Refuse (413) content or style images above this many pixels after resizing: what one "
                    "request may make a replica hold.")
-@click.option("--max-body-mb", type=float, default=50.0, show_default=True, help="Larger request bodies get 413.")
+@click.option("--max-body-mb", type=_FiniteFloat(0, low_open=True), default=50.0, show_default=True,
+              help="Larger request bodies get 413, cut off while they arrive.")
+@click.option("--body-timeout", type=_FiniteFloat(0, low_open=True), default=60.0, show_default=True,
+              help="Seconds a request body may take to arrive; a slower or stalled client gets 408.")
 @click.option("--bank-dir", type=click.Path(file_okay=False, path_type=Path),
               help="The style bank the replicas share (default $ADAINRT_STYLES or the cache's styles/). On a "
                    "cluster, this and --model must be on storage every node sees.")
@@ -762,8 +814,8 @@ def demo(ctx: click.Context, output: Path, with_bench: bool, backend: str, overw
 @_clean_errors
 def serve(host: str, port: int, model_dir: Path | None, backend: str, replicas: int, min_replicas: int | None,
           max_replicas: int | None, cpus_per_replica: float, gpus_per_replica: float, address: str | None,
-          api_key: str | None, max_pixels: int, max_body_mb: float, bank_dir: Path | None, max_batch: int | None,
-          batch_wait_ms: float) -> None:
+          api_key: str | None, max_pixels: int, max_body_mb: float, body_timeout: float, bank_dir: Path | None,
+          max_batch: int | None, batch_wait_ms: float) -> None:
     """Serve stylization over HTTP on Ray Serve (pip install 'adainrt[serve]').
 
     \b
@@ -771,33 +823,43 @@ def serve(host: str, port: int, model_dir: Path | None, backend: str, replicas: 
       curl -X POST --data-binary @painting.jpg localhost:8000/v1/styles/starry
       curl -X POST --data-binary @photo.jpg 'localhost:8000/v1/stylize?style=starry&alpha=0.8' -o out.png
     \b
+    The web page is at /, the API's description at /docs and /openapi.json.
     Routes: GET /healthz, GET /v1/styles, POST /v1/styles/NAME (image body),
     POST /v1/stylize?style=NAME[,NAME2]&alpha=A&size=S[&style_weights=..&preserve_color=color]
     (image body, or multipart 'content' and 'style' parts). Errors are JSON {"error": ...}:
-    400 bad input, 401 key, 404 unknown style, 413 too big. Ctrl-C stops it.
+    400 bad input, 401 key, 404 unknown style, 406 Accept, 408 slow body, 413 too big. Ctrl-C stops it.
     Requests arriving together are batched (--max-batch), whatever their styles; the
     X-Adainrt-Batch response header says how many shared the run.
     """
     from adainrt.runtime import jobs
-    from adainrt.runtime.ray_jobs import init_ray
-    from adainrt.server import ServeSettings, check_settings, deployment
+    from adainrt.runtime.ray_jobs import check_room, init_ray
+    from adainrt.server import ServeSettings, check_folders, check_listening, check_ray_address, check_settings
+    from adainrt.server import deployment as serve_app
 
     try:
         import ray
         from ray import serve as ray_serve
     except ImportError as exc:
         raise AdainrtError("serving needs Ray Serve: pip install 'adainrt[serve]'") from exc
-    folder, _precision = jobs.model_dir_for(model_dir, backend=backend, progress=_say)
+    check_listening(host, port)
+    check_ray_address(address)
+    check_folders(bank_dir)
+    folder, _precision = jobs.model_dir_for(model_dir, backend=backend, progress=_say, graphs=_exported_graphs())
     if max_batch is None:  # replicas given GPUs may run where this driver has none (a CPU head node)
         max_batch = 8 if gpus_per_replica > 0 or choose(backend).backend.device == "cuda" else 1
-    settings = ServeSettings(str(folder.resolve()), backend, max_pixels, int(max_body_mb * (1 << 20)), api_key or None,
-                             str(bank_dir.resolve()) if bank_dir else None, max_batch, batch_wait_ms / 1000.0)
+    settings = ServeSettings(str(folder.resolve()), backend, max_pixels, int(max_body_mb * (1 << 20)), api_key,
+                             str(bank_dir.resolve()) if bank_dir else None, max_batch, batch_wait_ms / 1000.0,
+                             body_timeout)
     check_settings(settings)
     init_ray(ray, address)
+    try:  # a local Ray would wait forever for replicas it cannot place
+        check_room(ray, address, min_replicas or replicas, cpus_per_replica, gpus_per_replica)
+    except AdainrtError as exc:
+        raise exc.hinted("lower --replicas or --cpus-per-replica / --gpus-per-replica") from None
     signal.signal(signal.SIGTERM, _interrupt)  # `docker stop`, systemd, kill: the same clean stop as Ctrl-C
     try:
         ray_serve.start(http_options={"host": host, "port": port})
-        ray_serve.run(deployment(settings, replicas, min_replicas, max_replicas, cpus_per_replica, gpus_per_replica),
+        ray_serve.run(serve_app(settings, replicas, min_replicas, max_replicas, cpus_per_replica, gpus_per_replica),
                       name="adainrt", route_prefix="/")
         click.echo(f"adainrt serve: ready on http://{host}:{port} (model {folder}, backend {backend}, "
                    f"{'autoscaling' if min_replicas or max_replicas else f'{replicas} replica(s)'}, batches of up "
@@ -949,8 +1011,8 @@ def build_engine(onnx_path: Path, output: Path | None, min_size: str, opt_size: 
     shapes inside it. Engines are valid only for the TensorRT
     version and GPU that built them: the sidecar JSON records both and loading checks them.
     """
-    from adainrt.runtime.tensorrt_engine import build_engine as build
-    from adainrt.runtime.tensorrt_engine import default_timing_cache, profiles_for
+    from adainrt.runtime.backends.tensorrt.engine import build_engine as build
+    from adainrt.runtime.backends.tensorrt.engine import default_timing_cache, profiles_for
 
     profiles = profiles_for(onnx_path, min_size, opt_size, max_size, max_batch,
                             {"min": min_shapes, "opt": opt_shapes, "max": max_shapes})

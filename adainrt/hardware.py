@@ -1,9 +1,16 @@
-"""What the CPU is and can do, read without torch: speed claims and precision choices name it."""
+"""What the machine is and can do, read without torch: speed claims and precision choices name it.
+
+The one GPU probe is here too (:func:`gpu_name`, :func:`gpu_why_not`): every backend that needs an
+NVIDIA GPU, `adainrt info` and the tests ask it, so "is there a GPU" has one answer everywhere.
+"""
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
+import shutil
+import subprocess
 
 #: CPU flags (Linux /proc/cpuinfo names) that give native bf16 arithmetic.
 NATIVE_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
@@ -62,3 +69,27 @@ def describe_cpu() -> str:
     cap = isa_cap()
     capped = f"; oneDNN (OpenVINO, torch) capped at {cap} by ONEDNN_MAX_CPU_ISA, onnxruntime not" if cap else ""
     return f"{model}, {cpu_threads()} CPU threads, flags: {' '.join(shown) or 'unknown'}{capped}"
+
+
+@functools.cache
+def gpu_name() -> str | None:
+    """The first NVIDIA GPU as nvidia-smi names it (with its compute capability), or None (no driver,
+    no GPU). Asked once per process: the answer does not change while it runs."""
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return None
+    try:
+        out = subprocess.run([smi, "--query-gpu=name,compute_cap", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=10, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.strip().splitlines()[0] if out.strip() else None
+
+
+def gpu_why_not() -> str | None:
+    """None when an NVIDIA GPU and its driver are here, else why not (the reason backends and tests give)."""
+    if shutil.which("nvidia-smi") is None:
+        return "no NVIDIA GPU driver (nvidia-smi) found"
+    if gpu_name() is None:
+        return "nvidia-smi lists no NVIDIA GPU"
+    return None

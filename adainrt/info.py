@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import importlib
 import importlib.metadata
 import os
 import platform
-import shutil
-import subprocess
 from typing import Any
 
 from adainrt import __version__
 from adainrt.bundled import bundled_decoder_path, weights_metadata
 from adainrt.errors import WeightsError
 from adainrt.fileio import cache_root
+from adainrt.hardware import gpu_name
 
 
 def _version(dist: str) -> str | None:
@@ -21,27 +19,6 @@ def _version(dist: str) -> str | None:
         return importlib.metadata.version(dist)
     except importlib.metadata.PackageNotFoundError:
         return None
-
-
-def tensorrt_version() -> str | None:
-    """TensorRT's Python API version, or None when it is absent or cannot load its libraries."""
-    try:
-        return importlib.import_module("tensorrt").__version__
-    except Exception:  # ImportError, or OSError when its shared libraries are missing
-        return None
-
-
-def gpu_name() -> str | None:
-    """The first NVIDIA GPU as nvidia-smi names it, or None (no driver, no GPU)."""
-    smi = shutil.which("nvidia-smi")
-    if smi is None:
-        return None
-    try:
-        out = subprocess.run([smi, "--query-gpu=name,compute_cap", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=10, check=True).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.strip().splitlines()[0] if out.strip() else None
 
 
 def describe_decoder(path: str | os.PathLike) -> str:
@@ -60,9 +37,9 @@ def describe_decoder(path: str | os.PathLike) -> str:
 
 
 def collect() -> dict[str, Any]:
-    """Everything `adainrt info` shows; "backends" lists every registered backend with whether it can
-    run here and why (not)."""
-    from adainrt.runtime.backend import choose, statuses
+    """Everything `adainrt info` shows; the backends' libraries (versions, providers) and "backends"
+    (every registered backend with whether it can run here and why not) come from the registry."""
+    from adainrt.runtime.backend import choose, library_versions, statuses
 
     choice = choose("auto")
     precision, why = choice.backend.precision()
@@ -72,11 +49,9 @@ def collect() -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "numpy": _version("numpy") or "absent",
-        "onnxruntime": _onnxruntime(),
         "onnx": _version("onnx") or "absent (needed for export)",
         "torch": _version("torch") or "absent (needed for export, train, import-weights)",
-        "tensorrt": tensorrt_version() or "absent",
-        "providers": _providers(),
+        **library_versions(),
         "backend (auto)": f"{choice.name} ({precision}: {why}): {choice.reason}",
         "backends": [status.as_dict() for status in statuses()],
         "gpu": gpu_name() or "none found (no nvidia-smi or no NVIDIA GPU)",
@@ -93,22 +68,6 @@ def _cache_derived() -> str:
 
     derived = sum(part.bytes for part in cache_parts() if part.clearable)
     return f"{human_bytes(derived)} (made again on demand; `adainrt cache list` shows the parts)"
-
-
-def _onnxruntime() -> str:
-    dists = [d for d in ("onnxruntime", "onnxruntime-gpu") if _version(d)]
-    if not dists:
-        return "absent (pip install 'adainrt[cpu]', or 'adainrt[gpu]' with an NVIDIA GPU)"
-    warning = "; BOTH installed: they overwrite each other, keep one" if len(dists) > 1 else ""
-    return ", ".join(f"{d} {_version(d)}" for d in dists) + warning
-
-
-def _providers() -> str:
-    try:
-        import onnxruntime
-    except ImportError:
-        return "none (onnxruntime absent)"
-    return ", ".join(onnxruntime.get_available_providers())
 
 
 def format_report(report: dict[str, Any]) -> str:

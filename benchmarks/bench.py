@@ -215,10 +215,11 @@ def reference_output(model_dir: Path, size: int) -> np.ndarray:
 
 
 def reference_backend() -> str:
-    """What outputs are compared against: FP32 onnxruntime CPU, or OpenVINO f32 where onnxruntime is absent."""
-    from adainrt.runtime import available
+    """What outputs are compared against: the registry's FP32 reference (onnxruntime CPU, or OpenVINO
+    f32 where onnxruntime is absent; each backend says whether it can be the reference)."""
+    from adainrt.runtime.backend import reference_backend as reference
 
-    return "ort-cpu" if "ort-cpu" in available() else "openvino"
+    return reference().name
 
 
 def _as_array(output: object) -> np.ndarray:
@@ -339,17 +340,18 @@ class BenchPlan:
                   progress: Callable[[str], None] = lambda _msg: None) -> Path | None:
         """The graphs this plan runs: the folder given, or the weights' graphs exported once (full and
         split, in every precision the chosen backends run; both precisions to compare)."""
+        from adainrt.export.cache import cached_model_dir
         from adainrt.runtime.jobs import ensure_model_dir
 
         if model_dir is None and all(b == TORCH for b in self.backends):
             return None
         precisions = ("fp32", "fp16") if self.compare else needed_precisions(self.targets)
-        return ensure_model_dir(model_dir, encoder, decoder, ("full", "split"), precisions, progress)
+        return ensure_model_dir(model_dir, encoder, decoder, ("full", "split"), precisions, progress, cached_model_dir)
 
 
 def compare_all(plan: BenchPlan, model_dir: Path, encoder: str | None = None, decoder: str | None = None,
                 progress: Callable[[str], None] = lambda _msg: None) -> list[Fidelity]:
-    """Every planned backend in every precision the folder holds, at every size, against FP32 onnxruntime."""
+    """Every planned backend in every precision the folder holds, at every size, against the FP32 reference."""
     from adainrt.contract import PRECISIONS, graph_file, read_manifest
 
     listed = read_manifest(model_dir)["graphs"]

@@ -35,6 +35,7 @@ def make_clip(path: Path, frames: int, fps: int = 10, size: tuple[int, int] = (1
 
 
 def main() -> None:
+    from adainrt.export.cache import cached_model_dir
     from adainrt.runtime.jobs import open_stylizer
     from adainrt.runtime.video import stylize_video
 
@@ -42,7 +43,7 @@ def main() -> None:
     parser.add_argument("--model", type=Path, help="graphs folder (default: bundled weights, cached export)")
     parser.add_argument("--frames", type=int, default=100)
     args = parser.parse_args()
-    stylizer = open_stylizer(args.model)
+    stylizer = open_stylizer(args.model, graphs=cached_model_dir)
     style = stylizer.style_stats(resize_smaller_side(load_image(bundled_sample("strokes")), 256))
     with tempfile.TemporaryDirectory() as tmp:
         clip = Path(tmp) / "clip.mp4"

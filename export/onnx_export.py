@@ -281,31 +281,21 @@ def _record(output_dir: Path, provenance: dict[str, str], precision: str, paths:
 def verify_against_torch(
     path: Path, module: nn.Module, graph: str, sizes: tuple[tuple[int, int], ...]
 ) -> tuple[dict[str, float], dict[str, float]]:
-    """Max abs error of the exported graph (onnxruntime CPU, else OpenVINO f32) vs PyTorch at each
-    content size, and output ranges."""
-    run = _reference_runtime(path)
+    """Max abs error of the exported graph vs PyTorch at each content size, and output ranges. The
+    graph runs on the registry's FP32 reference backend (onnxruntime CPU where installed, else
+    OpenVINO at f32), through the same runner the runtime uses."""
+    from adainrt.runtime.backend import reference_backend
+
     errors, ranges = {}, {}
-    for height, width in sizes:
-        feeds = example_inputs(graph, height, width, seed=height * 7919 + width)
-        with torch.no_grad():
-            expected = module(*(torch.from_numpy(v) for v in feeds.values()))
-        expected = expected if isinstance(expected, tuple) else (expected,)
-        got = run(feeds)
-        key = f"{height}x{width}"
-        errors[key] = max(float(np.abs(g - e.numpy()).max()) for g, e in zip(got, expected))
-        ranges[key] = max(float(e.max() - e.min()) for e in expected)
+    with reference_backend().load(path, "fp32") as runner:
+        for height, width in sizes:
+            feeds = example_inputs(graph, height, width, seed=height * 7919 + width)
+            with torch.no_grad():
+                expected = module(*(torch.from_numpy(v) for v in feeds.values()))
+            expected = expected if isinstance(expected, tuple) else (expected,)
+            got = runner.infer(feeds)
+            key = f"{height}x{width}"
+            errors[key] = max(float(np.abs(got[name] - e.numpy()).max())
+                              for name, e in zip(runner.output_names, expected))
+            ranges[key] = max(float(e.max() - e.min()) for e in expected)
     return errors, ranges
-
-
-def _reference_runtime(path: Path) -> Callable[[dict[str, np.ndarray]], list[np.ndarray]]:
-    """The exported file in an FP32 CPU runtime: onnxruntime where installed (adainrt[cpu]), else OpenVINO
-    (a base dependency) at f32 inference precision."""
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        import openvino as ov
-
-        compiled = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
-        return lambda feeds: [np.asarray(v) for v in compiled(feeds).values()]
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return lambda feeds: session.run(None, feeds)

@@ -6,10 +6,14 @@ explicit, cached) and how to *open* one (load only) as a :class:`Runner`. A runn
 ``infer(feeds)`` returns its outputs by name, can keep outputs on the device for the next
 graph, and ``close()`` (or leaving its ``with`` block) frees what it allocated.
 
-Each backend is one module in :mod:`adainrt.runtime.backends` that calls
+Each backend is one module (or package) in :mod:`adainrt.runtime.backends` that calls
 :func:`register_backend`; the registry imports them all, so the CLI's choices, ``bench``,
-``info`` and the :class:`~adainrt.runtime.stylizer.Stylizer` list backends from here and a new
-backend touches no dispatch list. ``auto`` is the usable backend of lowest ``preference``.
+``info``, ``cache`` and the :class:`~adainrt.runtime.stylizer.Stylizer` list backends from here
+and a new backend touches no dispatch list. Everything a backend knows is declared with it: its
+cache folders (:func:`cache_folders`), its libraries for ``info`` (:func:`library_versions`),
+whether it can be the FP32 reference (:func:`reference_backend`). ``auto`` is the usable backend
+of lowest ``preference``. Runners derive from :class:`RunnerBase`, which checks state and feeds
+before the runner's own ``_infer``.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from adainrt.contract import check_execution_precision
 from adainrt.errors import BackendUnavailable, ModelError
+from adainrt.fileio import cache_root
 
 #: What runners take and give: numpy arrays, or a backend's own device values (kept outputs).
 Value = Any
@@ -48,7 +53,9 @@ class Runner(Protocol):
 
 
 class RunnerBase:
-    """What every runner shares: the context manager, the closed state, checking feeds."""
+    """What every runner shares, Polygraphy's template: :meth:`infer` checks the runner is open and
+    every input is fed, then calls the runner's own :meth:`_infer`; :meth:`close` frees once, through
+    the runner's own :meth:`_close`. A runner never repeats these checks itself."""
 
     path: Path
     input_names: list[str]
@@ -62,15 +69,40 @@ class RunnerBase:
     def __exit__(self, *_exc: object) -> None:
         self.close()
 
-    def close(self) -> None:
-        self._closed = True
-
-    def _check_feeds(self, feeds: Mapping[str, Value]) -> None:
+    def infer(self, feeds: Mapping[str, Value], keep: Collection[str] = ()) -> dict[str, Value]:
+        """Run once (see :class:`Runner`): refused when closed or when an input is missing."""
         if self._closed:
             raise ModelError(f"{self.path}: this runner was closed; open the graph again")
         missing = set(self.input_names) - set(feeds)
         if missing:
             raise ModelError(f"{self.path}: inputs {sorted(missing)} not given")
+        return self._infer(feeds, keep)
+
+    def _infer(self, feeds: Mapping[str, Value], keep: Collection[str]) -> dict[str, Value]:
+        """The backend's own run, on feeds already checked."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Free what the runner holds, once; closing again does nothing."""
+        if self._closed:
+            return
+        self._closed = True
+        self._close()
+
+    def _close(self) -> None:
+        """The backend's own freeing (nothing by default)."""
+
+
+@dataclass(frozen=True)
+class CacheFolder:
+    """A folder of the cache a backend fills (compiled models, engines): `adainrt cache` lists and
+    clears it because the backend declares it, so a new backend's cache shows with no other change."""
+
+    name: str  # the folder's name under the cache root, and the part's name in `adainrt cache`
+    about: str  # what it holds and what clearing it costs later
+
+    def path(self) -> Path:
+        return cache_root() / self.name
 
 
 @dataclass(frozen=True)
@@ -94,6 +126,14 @@ class Backend:
     max_batch: int | None = None
     #: Why one of ``precisions`` cannot run on this machine (openvino's bf16 without native bf16), or None.
     precision_why_not: Callable[[str], str | None] = lambda _precision: None
+    #: The cache folders it fills (`adainrt cache list` and `clear` show them).
+    cache: tuple[CacheFolder, ...] = ()
+    #: The libraries it runs on, for `adainrt info`: {name: version or why absent}. Backends on one
+    #: library return the same facts; info shows each once.
+    libraries: Callable[[], dict[str, str]] = dict
+    #: Rank as the FP32 reference others are compared with (export verification, bench's PSNR): the
+    #: usable backend of lowest rank is it. None: never the reference (not deterministic FP32 on the CPU).
+    reference_rank: int | None = None
 
     def why_not(self) -> str | None:
         return self.probe()
@@ -226,6 +266,35 @@ def choose(requested: str = "auto", precision: str | None = None) -> Choice:
             return Choice(backend, backend.summary + skipped)
         passed_over[backend.name] = why_not
     raise BackendUnavailable("no backend can run here: " + "; ".join(f"{k}: {v}" for k, v in passed_over.items()))
+
+
+def reference_backend() -> Backend:
+    """The FP32 reference here: the usable backend of lowest ``reference_rank`` (onnxruntime's CPU
+    provider, else OpenVINO in f32), or a clear error naming what would give one."""
+    candidates = [b for b in registered() if b.reference_rank is not None]
+    for backend in sorted(candidates, key=lambda b: b.reference_rank):
+        if backend.why_not() is None:
+            return backend
+    raise BackendUnavailable("no FP32 reference backend can run here (" + "; ".join(
+        f"{b.name}: {b.why_not()}" for b in candidates) + ")")
+
+
+def cache_folders() -> list[CacheFolder]:
+    """Every cache folder the registered backends fill, each once, in the registry's order."""
+    folders: dict[str, CacheFolder] = {}
+    for backend in registered():
+        for folder in backend.cache:
+            folders.setdefault(folder.name, folder)
+    return list(folders.values())
+
+
+def library_versions() -> dict[str, str]:
+    """What every backend runs on, for `adainrt info`: {library: version or why absent}, each once."""
+    libraries: dict[str, str] = {}
+    for backend in registered():
+        for name, value in backend.libraries().items():
+            libraries.setdefault(name, value)
+    return libraries
 
 
 def open_graph(path: str | Path, backend: str = "auto", precision: str | None = None) -> Runner:

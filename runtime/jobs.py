@@ -4,6 +4,10 @@ Options are checked once, when a :class:`StylizeOptions` is made; styles are res
 image files or the style bank; outputs are planned (and refused on collision or when they
 exist) before any work; then every image goes through :meth:`Stylizer.stylize`, the one
 pipeline of the controls. No torch here, and no CLI flag names in the errors.
+
+Graphs come from a model folder, or, without one, from a :class:`GraphSource` the caller hands
+in (the exporter's cache, :func:`adainrt.export.cache.cached_model_dir`): the runtime never
+imports the exporter, so it runs where torch is not installed.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from PIL import Image
 
@@ -45,6 +50,14 @@ OUTPUT_FORMATS = ("png", "jpg")
 RESULT_MARK = "_stylized_"
 
 
+class GraphSource(Protocol):
+    """Makes (or finds) a folder with the graphs of a weight pair when no model folder is given;
+    :func:`adainrt.export.cache.cached_model_dir` is one (it exports once into the cache)."""
+
+    def __call__(self, encoder: str | os.PathLike | None, decoder: str | os.PathLike | None, *,
+                 forms: tuple[str, ...], progress: Callable[[str], None], precisions: tuple[str, ...]) -> Path: ...
+
+
 def ensure_model_dir(
     model_dir: str | os.PathLike | None,
     encoder: str | os.PathLike | None = None,
@@ -52,18 +65,21 @@ def ensure_model_dir(
     forms: tuple[str, ...] = ("split",),
     precisions: tuple[str, ...] = ("fp32",),
     progress: Callable[[str], None] = lambda _msg: None,
+    graphs: GraphSource | None = None,
 ) -> Path:
-    """The one way from the run-time side to export: the folder given, or the weights' cached graphs.
+    """The folder given, or the weights' graphs from ``graphs`` (the caller's exporter).
 
     A given folder is used as it is (the Stylizer checks it against its manifest); without one,
-    the chosen weights are exported once into the cache (needs torch; local, nothing downloaded).
+    ``graphs`` makes them (the exporter's cache: exported once, needs torch; local, nothing
+    downloaded). The runtime is handed the exporter rather than importing it.
     """
     if model_dir is not None:
         check_weights_match(Path(model_dir), encoder, decoder)
         return Path(model_dir)
-    from adainrt.export.cache import cached_model_dir
-
-    return cached_model_dir(encoder, decoder, forms, progress=progress, precisions=precisions)
+    if graphs is None:
+        raise InvalidArgument("no model folder given and no way to export one here: give a folder of graphs "
+                              "from `adainrt export` (or pass graphs=adainrt.export.cache.cached_model_dir)")
+    return graphs(encoder, decoder, forms=forms, progress=progress, precisions=precisions)
 
 
 def check_weights_match(model_dir: Path, encoder: str | os.PathLike | None,
@@ -94,21 +110,23 @@ def open_stylizer(
     precision: str | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     progress: Callable[[str], None] = lambda _msg: None,
+    graphs: GraphSource | None = None,
 ) -> Stylizer:
-    """A Stylizer on the graphs of ``model_dir`` (or of the weights, exported once) in the precision
-    the backend runs (its own default unless one is asked for)."""
-    folder, precision = model_dir_for(model_dir, encoder, decoder, backend, precision, progress)
+    """A Stylizer on the graphs of ``model_dir`` (or of the weights, made by ``graphs``) in the
+    precision the backend runs (its own default unless one is asked for)."""
+    folder, precision = model_dir_for(model_dir, encoder, decoder, backend, precision, progress, graphs)
     return Stylizer(folder, backend, max_pixels=max_pixels, precision=precision)
 
 
 def model_dir_for(model_dir: str | os.PathLike | None, encoder: str | os.PathLike | None = None,
                   decoder: str | os.PathLike | None = None, backend: str = "auto", precision: str | None = None,
-                  progress: Callable[[str], None] = lambda _msg: None) -> tuple[Path, str]:
+                  progress: Callable[[str], None] = lambda _msg: None,
+                  graphs: GraphSource | None = None) -> tuple[Path, str]:
     """(folder, precision): the split graphs in the precision the backend runs (its own unless asked),
-    exported once into the cache when no folder is given."""
+    made by ``graphs`` when no folder is given."""
     precision, _why = choose(backend, precision).backend.precision(precision)
-    return ensure_model_dir(model_dir, encoder, decoder, ("split",), (graph_precision(precision),), progress), \
-        precision
+    folder = ensure_model_dir(model_dir, encoder, decoder, ("split",), (graph_precision(precision),), progress, graphs)
+    return folder, precision
 
 
 def load_mask(path: str | os.PathLike) -> Image.Image:
@@ -358,7 +376,7 @@ def check_image_job(options: StylizeOptions) -> None:
 def add_style(name: str, image: str | os.PathLike, options: StylizeOptions,
               model_dir: str | os.PathLike | None = None, encoder: str | os.PathLike | None = None,
               decoder: str | os.PathLike | None = None, bank: object | None = None,
-              progress: Callable[[str], None] = lambda _msg: None) -> Path:
+              progress: Callable[[str], None] = lambda _msg: None, graphs: GraphSource | None = None) -> Path:
     """Encode a style image once and store its statistics under ``name`` in the style bank.
 
     Computed in FP32 where the backend can (they are reused for every image stylized with them)."""
@@ -368,7 +386,8 @@ def add_style(name: str, image: str | os.PathLike, options: StylizeOptions,
     bank = bank or StyleBank()
     bank.check_name(name, options.overwrite)
     precision = "fp32" if "fp32" in choose("auto").backend.precisions else None
-    with open_stylizer(model_dir, encoder, decoder, precision=precision, progress=progress) as stylizer:
+    with open_stylizer(model_dir, encoder, decoder, precision=precision, progress=progress,
+                       graphs=graphs) as stylizer:
         stats = stylizer.style_stats(prepare_image(image, options.style_size, crop=False))
         encoder_hash = stylizer.metadata.get("encoder_hash")
     info = {"source": str(image), "source_sha256": sha256_file(image), "style_size": options.style_size,

@@ -1,26 +1,19 @@
-"""Shared fixtures: generated images, a seeded random decoder, graphs exported once per run."""
+"""Shared fixtures: generated images, a seeded random decoder, graphs exported once per run.
+
+Plain functions and constants tests share are in tests/helpers.py; the names imported from there
+below stay importable from here for files that still do so.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+from tests.helpers import NO_TORCH_PRELUDE, SHARED_DATA, synthetic_image
 
-#: Prepended to a subprocess script: any import of torch fails there.
-NO_TORCH_PRELUDE = """
-import sys
-class NoTorch:
-    def find_spec(self, name, path=None, target=None):
-        if name == "torch" or name.startswith("torch."):
-            raise ImportError("torch is blocked in this test")
-sys.meta_path.insert(0, NoTorch())
-"""
-
+__all__ = ["NO_TORCH_PRELUDE", "SHARED_DATA", "synthetic_image"]
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests that read ../shared/data carry the ``data`` marker (select or deselect them with -m)."""
@@ -35,18 +28,6 @@ def private_cache(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("adainrt-cache")
     os.environ["ADAINRT_CACHE"] = str(folder)
     return folder
-
-
-def synthetic_image(height: int, width: int, seed: int = 0) -> Image.Image:
-    """A photo-like test image: smooth colour gradients, a few discs, mild noise."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
-    img = np.stack([x / width, y / height, 0.5 + 0.5 * np.sin((x + y) / 17.0)], axis=-1)
-    for _ in range(4):
-        cy, cx, r = rng.uniform(0, height), rng.uniform(0, width), rng.uniform(5, min(height, width) / 3)
-        img[(y - cy) ** 2 + (x - cx) ** 2 < r * r] = rng.uniform(0, 1, 3)
-    img += rng.normal(0, 0.03, img.shape).astype(np.float32)
-    return Image.fromarray((np.clip(img, 0, 1) * 255).astype(np.uint8), "RGB")
 
 
 @pytest.fixture(scope="session")

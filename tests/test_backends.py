@@ -7,7 +7,7 @@ from click.testing import CliRunner
 from adainrt.errors import BackendUnavailable, ModelError
 from adainrt.runtime import Runner, Stylizer, backend_names, choose, get_backend, open_graph, registered, statuses
 from adainrt.runtime import backend as registry
-from tests.conftest import synthetic_image
+from tests.helpers import synthetic_image
 
 
 @pytest.fixture()
@@ -119,3 +119,102 @@ def test_content_beyond_a_backends_largest_side_is_tiled_to_fit(exported_dir):
         registry._REGISTRY.pop("test-256")
     assert got.shape == expected.shape == (200, 300, 3)
     assert max(seen) <= 256 and np.abs(got - expected).max() <= 2
+
+
+#: A backend module as a new one would be written: everything it knows (its cache folder, its library,
+#: whether it can be the reference) declared in it. It runs onnxruntime's CPU runner on a copy of each
+#: graph it keeps in its own cache folder, so its cache part really fills.
+NEW_BACKEND_MODULE = '''
+import shutil
+
+from adainrt.runtime.backend import Backend, CacheFolder, register_backend
+from adainrt.runtime.backends.onnxruntime import OrtRunner
+
+CACHE = CacheFolder("copycat", "copies of the graphs the copycat backend ran; copied again on first use")
+
+
+def open_copy(path, _precision):
+    CACHE.path().mkdir(parents=True, exist_ok=True)
+    copy = CACHE.path() / path.name
+    shutil.copyfile(path, copy)
+    return OrtRunner(copy, ["CPUExecutionProvider"])
+
+
+register_backend(Backend(
+    name="copycat", summary="onnxruntime's CPU runner on cached copies (a test's backend)", device="cpu",
+    precisions=("fp32",), preference=95, probe=lambda: None, open=open_copy, cache=(CACHE,),
+    libraries=lambda: {"copycat-lib": "7.1"},
+))
+'''
+
+
+def test_a_backend_module_alone_shows_in_cache_info_bench_and_the_choices(tmp_path, monkeypatch, exported_dir):
+    """Issue 27: a backend touches no file but its own module; the CLI, `cache`, `info` and `bench` ask
+    the registry."""
+    import json
+    import sys
+
+    from adainrt.cli import main
+
+    registered()  # the shipped backends first, so the copy of the registry below holds them
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    monkeypatch.setenv("ADAINRT_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "copycat_backend.py").write_text(NEW_BACKEND_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "copycat_backend", raising=False)
+    __import__("copycat_backend")
+    cli = CliRunner()
+
+    assert "copycat" in cli.invoke(main, ["stylize", "--help"]).output  # the --backend choices
+    bench = cli.invoke(main, ["bench", "--backend", "copycat", "--size", "32", "--runs", "1", "--warmup", "0",
+                              "--model", str(exported_dir), "--json"])
+    assert bench.exit_code == 0, bench.output
+    rows = json.loads(bench.stdout)
+    assert {(r["backend"], r["path"]) for r in rows} == {("copycat", "full"), ("copycat", "cached-style")}
+    assert all(r["psnr_db"] is None or r["psnr_db"] > 60 for r in rows)  # the same graphs as the reference
+
+    parts = {p["name"]: p for p in json.loads(cli.invoke(main, ["cache", "list", "--json"]).output)}
+    assert parts["copycat"]["files"] == 4 and parts["copycat"]["bytes"] > 1_000_000  # full + split graphs
+    assert parts["copycat"]["path"] == str(tmp_path / "cache" / "copycat") and parts["copycat"]["clearable"]
+    info = json.loads(cli.invoke(main, ["info", "--json"]).output)
+    assert info["copycat-lib"] == "7.1"
+    listed = {entry["name"]: entry for entry in info["backends"]}["copycat"]
+    assert listed["available"] and listed["precision"] == "fp32" and "a test's backend" in listed["reason"]
+    cleared = cli.invoke(main, ["cache", "clear", "copycat"])
+    assert cleared.exit_code == 0 and "removed copycat" in cleared.output
+    assert not (tmp_path / "cache" / "copycat").exists()
+
+
+def test_the_cli_help_imports_no_backend():
+    """`--backend` choices are read when a command needs them, so `adainrt --help` loads no backend."""
+    import subprocess
+    import sys
+
+    script = ("import sys\nfrom adainrt.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+              "print(sorted(m for m in sys.modules if m.startswith('adainrt.runtime.backends')))")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_a_runner_implements_only_its_own_run_and_the_base_checks_feeds_and_state(tmp_path):
+    """Polygraphy's template: infer checks the runner is open and fed, then calls _infer."""
+    calls = []
+
+    class Doubler(registry.RunnerBase):
+        def __init__(self) -> None:
+            self.path, self.input_names, self.output_names, self.metadata = tmp_path / "x", ["x"], ["y"], {}
+
+        def _infer(self, feeds, keep):
+            calls.append(sorted(feeds))
+            return {"y": feeds["x"] * 2}
+
+    runner = Doubler()
+    assert runner.infer({"x": np.arange(3.0)})["y"].tolist() == [0.0, 2.0, 4.0]
+    with pytest.raises(ModelError, match=r"inputs \['x'\] not given"):
+        runner.infer({"z": np.zeros(1)})
+    runner.close()
+    runner.close()  # closing twice frees once
+    with pytest.raises(ModelError, match="closed"):
+        runner.infer({"x": np.zeros(1)})
+    assert calls == [["x"]]

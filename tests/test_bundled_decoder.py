@@ -53,13 +53,15 @@ def test_color_preservation_keeps_the_photo_mean_colour(networks):
 def test_color_mode_keeps_the_photo_mean_colour_on_held_out_pairs(shared_data):
     """Issue #25: `--preserve-color color` within 0.05 per channel of the photo's mean colour, through
     the runtime (the bundled decoder's exported graphs), on photos and styles it never trained on."""
+    from adainrt.export.cache import cached_model_dir
     from adainrt.runtime.jobs import open_stylizer
     from adainrt.train.data import default_heldout_list, read_heldout_list
 
     heldout = read_heldout_list(default_heldout_list())
     photos = sorted(heldout["content"])[::8]
     styles = sorted(heldout["style"])[::5]
-    stylizer = open_stylizer(None, None, None, "ort-cpu", None)  # the bundled weights, exported once
+    # the bundled weights, exported once
+    stylizer = open_stylizer(None, None, None, "ort-cpu", None, graphs=cached_model_dir)
     try:
         for photo_name, style_name in zip(photos, styles):
             photo = resize_smaller_side(load_image(shared_data / "content" / photo_name), 256)

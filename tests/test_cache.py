@@ -10,7 +10,7 @@ from adainrt.cli import main
 from adainrt.runtime import StyleStats, Stylizer
 from adainrt.runtime.backend import get_backend
 from adainrt.runtime.style_bank import StyleBank
-from tests.conftest import synthetic_image
+from tests.helpers import synthetic_image
 
 
 def run(*args):

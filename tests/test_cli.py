@@ -16,7 +16,7 @@ from adainrt import weights
 from adainrt.bundled import bundled_decoder_path
 from adainrt.cli import main
 from adainrt.weights import read_weights
-from tests.conftest import NO_TORCH_PRELUDE
+from tests.helpers import NO_TORCH_PRELUDE
 
 
 def run(*args: str):

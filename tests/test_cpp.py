@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 
 from adainrt.benchmarks import cpp_bench
-from tests.conftest import synthetic_image
+from tests.helpers import synthetic_image
 
 SIZES = [(77, 101), (64, 96)]  # (height, width): the first is not a multiple of 8
 ALPHAS = [1.0, 0.5]

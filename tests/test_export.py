@@ -153,3 +153,22 @@ def test_export_refuses_a_filled_triton_repository_before_exporting(tmp_path):
                                        "--triton-repo", str(tmp_path / "repo")])
     assert result.exit_code == 1 and "adain_full/1/model.onnx already exists" in result.output
     assert not (tmp_path / "graphs").exists()  # refused before minutes of export
+
+
+def test_export_verifies_on_the_registry_reference_openvino_where_onnxruntime_cannot_run(model, tmp_path,
+                                                                                       monkeypatch):
+    """Verification runs the graph through the registry's FP32 reference runner: where onnxruntime
+    cannot run, that is OpenVINO at f32, and the graphs still match PyTorch within the contract."""
+    import dataclasses
+
+    from adainrt.runtime import backend as registry
+
+    ort_cpu = registry.get_backend("ort-cpu")
+    monkeypatch.setitem(registry._REGISTRY, "ort-cpu",
+                        dataclasses.replace(ort_cpu, probe=lambda: "onnxruntime is blocked in this test"))
+    assert registry.reference_backend().name == "openvino"
+    results = export_model(model[0], tmp_path / "graphs", "split", model[1], verify_sizes=((64, 80),))
+    assert [r.graph for r in results] == ["encoder", "style", "decoder"]
+    for result in results:
+        bound = GRAPHS[result.graph].tolerance.fp32_rel * result.output_range["64x80"]
+        assert 0 < result.max_abs_error["64x80"] <= bound, result

@@ -10,11 +10,7 @@ from adainrt.contract import graph_file
 from adainrt.export import export_model
 from adainrt.images import bundled_sample, load_image, resize_smaller_side
 from adainrt.runtime import Stylizer
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR of a against b for images in [0, 1]."""
-    return 10 * np.log10(1.0 / max(float(np.mean((a - b) ** 2)), 1e-30))
+from tests.helpers import psnr
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from adainrt.cli import main
-from tests.conftest import synthetic_image
+from tests.helpers import synthetic_image
 
 SEED = 20261123
 

@@ -16,24 +16,10 @@ import numpy as np
 import pytest
 
 from adainrt.errors import ModelError
-from adainrt.runtime import available
-from tests.conftest import synthetic_image
-from tests.test_tensorrt import tensorrt_and_gpu
-
-pytestmark = pytest.mark.gpu
-needs_tensorrt = pytest.mark.skipif(tensorrt_and_gpu() is not None, reason=str(tensorrt_and_gpu()))
+from tests.helpers import needs_backend, psnr, synthetic_image
 
 
-def needs(backend: str):
-    return pytest.mark.skipif(backend not in available(), reason=f"backend {backend} cannot run here")
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
-
-
-@needs("ort-cuda")
+@needs_backend("ort-cuda")
 def test_1_one_onnxruntime_distribution_with_the_gpu_providers():
     import onnxruntime as ort
 
@@ -43,7 +29,7 @@ def test_1_one_onnxruntime_distribution_with_the_gpu_providers():
     assert {"CUDAExecutionProvider", "TensorrtExecutionProvider"} <= set(ort.get_available_providers())
 
 
-@needs("ort-trt")
+@needs_backend("ort-trt")
 def test_2_the_tensorrt_provider_runs_on_the_installed_tensorrt(exported_dir):
     import tensorrt
 
@@ -56,7 +42,7 @@ def test_2_the_tensorrt_provider_runs_on_the_installed_tensorrt(exported_dir):
         assert features["content_features"].shape == (1, 512, 8, 12)
 
 
-@needs_tensorrt
+@needs_backend("tensorrt")
 def test_4_5_6_bench_json_is_json_labels_what_ran_and_auto_is_native_tensorrt(exported_dir):
     from adainrt.runtime import choose
 
@@ -68,7 +54,7 @@ def test_4_5_6_bench_json_is_json_labels_what_ran_and_auto_is_native_tensorrt(ex
     assert {"tensorrt", "ort-cuda"} <= {row["backend"] for row in rows}
 
 
-@needs("ort-trt")
+@needs_backend("ort-trt")
 def test_7_a_new_size_does_not_rebuild_the_ort_trt_engine(exported_dir, tmp_path, monkeypatch):
     from adainrt.runtime import Stylizer
     from adainrt.runtime.backends.onnxruntime import trt_cache_dir
@@ -82,7 +68,7 @@ def test_7_a_new_size_does_not_rebuild_the_ort_trt_engine(exported_dir, tmp_path
         assert sorted(p.name for p in trt_cache_dir().glob("*.engine")) == engines and engines
 
 
-@needs_tensorrt
+@needs_backend("tensorrt")
 def test_8_native_engines_take_every_size_the_runtime_sends():
     from adainrt.export.cache import cached_model_dir
     from adainrt.runtime import Stylizer
@@ -97,7 +83,7 @@ def test_8_native_engines_take_every_size_the_runtime_sends():
             assert psnr(got, cpu.stylize(content, style)) >= 35.0, (height, width)
 
 
-@needs_tensorrt
+@needs_backend("tensorrt")
 def test_9_10_11_features_stay_on_the_device_graphs_are_captured_once_and_close_frees_everything():
     from cuda.bindings import runtime as cudart
 
@@ -119,11 +105,11 @@ def test_9_10_11_features_stay_on_the_device_graphs_are_captured_once_and_close_
     assert free_before - free_after < 64 << 20  # within 64 MiB of where it started
 
 
-@needs_tensorrt
+@needs_backend("tensorrt")
 def test_12_an_engine_for_another_graph_is_refused(tmp_path, exported_dir, model):
     from adainrt.export import export_model
     from adainrt.runtime.backends.tensorrt import TensorRTRunner
-    from adainrt.runtime.tensorrt_engine import build_engine, default_profiles
+    from adainrt.runtime.backends.tensorrt.engine import build_engine, default_profiles
 
     export_model(model[0], tmp_path, "split", model[1], precision="fp16", verify_sizes=((64, 64),))
     engine = tmp_path / "encoder.engine"

@@ -6,7 +6,7 @@ from PIL import Image
 
 from adainrt.errors import ImageError, OutputExists
 from adainrt.images import from_tensor, load_image, resize_smaller_side, save_image, to_pil, to_tensor
-from tests.conftest import synthetic_image
+from tests.helpers import synthetic_image
 
 
 def test_corrupt_and_truncated_files(tmp_path):

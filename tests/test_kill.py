@@ -13,7 +13,7 @@ from PIL import Image
 
 from adainrt.errors import ModelError
 from adainrt.runtime import Stylizer
-from tests.conftest import synthetic_image
+from tests.helpers import synthetic_image
 
 pytestmark = pytest.mark.slow
 ADAINRT = [sys.executable, "-m", "adainrt.cli"]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import synthetic_image
+from tests.helpers import psnr, synthetic_image
 
 pytest.importorskip("ray.data", reason="Ray Data is not installed (pip install 'adainrt[serve]')")
 pytestmark = pytest.mark.slow
@@ -89,6 +89,3 @@ def test_a_video_on_two_ray_workers_keeps_order_frames_and_audio(exported_dir, t
     assert refused.returncode == 1 and "runs on one machine" in refused.stderr
 
 
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)

@@ -10,7 +10,7 @@ from PIL import Image
 
 from adainrt.errors import BackendUnavailable, ImageError, ModelError
 from adainrt.runtime import InvalidArgument, Stylizer, available, choose, open_graph
-from tests.conftest import NO_TORCH_PRELUDE, synthetic_image
+from tests.helpers import NO_TORCH_PRELUDE, synthetic_image
 
 
 @pytest.fixture(scope="module")

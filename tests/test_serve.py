@@ -1,9 +1,11 @@
 """`adainrt serve`: a real server on 127.0.0.1 (a local Ray, two replicas), called over HTTP."""
 
 import concurrent.futures
+import contextlib
 import io
 import json
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -11,6 +13,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,6 +27,12 @@ from tests.conftest import synthetic_image
 pytest.importorskip("ray.serve", reason="Ray Serve is not installed (pip install 'adainrt[serve]')")
 pytestmark = pytest.mark.slow
 KEY = "test-key"
+BODY_TIMEOUT = 5.0
+#: Where the browser test also saves its screenshot of the page (the README's picture), when set.
+SCREENSHOT_ENV = "ADAINRT_SCREENSHOT"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
 
 
 def png(image: Image.Image) -> bytes:
@@ -52,7 +61,8 @@ def server(exported_dir, tmp_path_factory):
     env = {**os.environ, "ADAINRT_STYLES": str(bank), "RAY_DEDUP_LOGS": "0"}
     process = subprocess.Popen([sys.executable, "-m", "adainrt.cli", "serve", "--port", str(port), "--model",
                                 str(exported_dir), "--backend", "ort-cpu", "--replicas", "2", "--max-batch", "8",
-                                "--api-key", KEY, "--max-body-mb", "1"], env=env, stdout=subprocess.PIPE,
+                                "--api-key", KEY, "--max-body-mb", "1",
+                                "--body-timeout", str(BODY_TIMEOUT)], env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 240
@@ -216,3 +226,167 @@ def test_bench_serve_measures_levels_and_refuses_other_hosts(server, tmp_path):
                for level in report["levels"])
     refused = CliRunner().invoke(main, ["bench-serve", "http://192.0.2.1:8000"])
     assert refused.exit_code == 1 and "only targets loopback" in refused.output
+
+
+# ------------------------------------------------------------------------------------------ hostile clients
+
+
+def port_of(url: str) -> int:
+    return int(url.rsplit(":", 1)[1])
+
+
+def open_request(url: str, head: str, body: bytes = b"") -> socket.socket:
+    """A raw HTTP/1.1 request on its own connection, its body (or part of it) sent as given."""
+    sock = socket.create_connection(("127.0.0.1", port_of(url)), timeout=60)
+    sock.sendall(head.replace("\n", "\r\n").encode() + b"\r\n" + body)
+    return sock
+
+
+def status_of_reply(sock: socket.socket) -> int:
+    line = sock.recv(4096).split(b"\r\n", 1)[0]
+    return int(line.split()[1]) if line.startswith(b"HTTP/") else 0
+
+
+def health_seconds(url: str) -> float:
+    started = time.monotonic()
+    assert call(f"{url}/healthz", key=None)[0] == 200
+    return time.monotonic() - started
+
+
+def test_slow_and_stalled_bodies_get_408_and_health_answers_within_a_second_throughout(server):
+    """16 clients dribbling a body at 1 byte/s and one announcing more than it sends: each is cut off
+    with 408 at the deadline, and /healthz answers within a second all the while."""
+    head = (f"POST /v1/stylize?style=conc HTTP/1.1\nHost: x\nAuthorization: Bearer {KEY}\n"
+            "Content-Type: application/octet-stream\nContent-Length: 100000\n")
+    slow = [open_request(server, head, b"x") for _ in range(16)]
+    stalled = open_request(server, head, b"y" * 1000)
+    started, worst = time.monotonic(), 0.0
+    while time.monotonic() - started < BODY_TIMEOUT + 4:
+        for sock in slow:
+            with contextlib.suppress(OSError):
+                sock.send(b"x")
+        worst = max(worst, health_seconds(server))
+        time.sleep(max(0.0, 1.0 - worst))
+    assert worst < 1.0
+    statuses = [status_of_reply(sock) for sock in [*slow, stalled]]
+    assert statuses == [408] * 17, statuses
+    for sock in [*slow, stalled]:
+        sock.close()
+
+
+def test_a_chunked_flood_is_cut_off_unread_and_without_the_key_refused_first(server):
+    """300 MB chunked: 401 before reading without the key; 413 soon after the 1 MB limit with it."""
+    chunk = b"%x\r\n%s\r\n" % (1 << 16, b"\0" * (1 << 16))
+    for key, expected in ((None, 401), (KEY, 413)):
+        auth = f"Authorization: Bearer {key}\n" if key else ""
+        sock = open_request(server, f"POST /v1/stylize?style=conc HTTP/1.1\nHost: x\n{auth}"
+                                    "Transfer-Encoding: chunked\n")
+        sent = 0
+        with contextlib.suppress(OSError):
+            while sent < 300 << 20:
+                readable, _w, _x = select.select([sock], [], [], 0)
+                if readable:
+                    break
+                sock.sendall(chunk)
+                sent += len(chunk)
+        assert status_of_reply(sock) == expected
+        assert sent < 32 << 20, f"{sent} bytes went in before the {expected}"
+        sock.close()
+    assert health_seconds(server) < 1.0
+
+
+def test_many_tiny_multipart_parts_are_refused_at_once(server):
+    body = b"".join(b"--b\r\nContent-Disposition: form-data; name=\"p%d\"\r\n\r\nx\r\n" % k
+                    for k in range(15000)) + b"--b--\r\n"  # under the 1 MB limit
+    started = time.monotonic()
+    status, _headers, reply = call(f"{server}/v1/stylize", body,
+                                   headers={"Content-Type": "multipart/form-data; boundary=b"})
+    assert len(body) < 1 << 20 and status == 400 and "error" in json.loads(reply)
+    assert time.monotonic() - started < 10
+    assert health_seconds(server) < 1.0
+
+
+@pytest.mark.parametrize(("query", "headers", "status", "names"), [
+    ("style=conc&alpah=0.1", {}, 400, "alpah"),
+    ("style=conc&alpha[]=0.5", {}, 400, "alpha[]"),
+    ("style=conc&style=conc", {}, 400, "style"),
+    ("style=conc", {"Accept": "image/jpeg;q=0"}, 406, "image/png"),
+])
+def test_misspelt_array_and_repeated_parameters_and_refused_formats(server, query, headers, status, names):
+    got, reply_headers, body = call(f"{server}/v1/stylize?{query}", png(synthetic_image(32, 32, 6)), headers=headers)
+    assert got == status and names in json.loads(body)["error"]
+    assert reply_headers.get("Content-Type", "").startswith("application/json")
+
+
+def test_the_api_is_described_and_the_page_served(server):
+    status, _headers, schema = call(f"{server}/openapi.json", key=None)
+    assert status == 200 and "/v1/stylize" in json.loads(schema)["paths"]
+    status, headers, page = call(f"{server}/", key=None)
+    assert status == 200 and headers.get("Content-Type", "").startswith("text/html") and b"web/app.js" in page
+
+
+def test_schemathesis_finds_no_server_error_and_no_response_off_the_schema(server, tmp_path):
+    """Generated requests against every operation of /openapi.json: never a 500, every status,
+    content type and body as the schema says."""
+    st = Path(sys.executable).with_name("st")
+    if not st.exists():
+        pytest.skip("schemathesis is not installed (pip install 'adainrt[test]')")
+    checks = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
+    result = subprocess.run([str(st), "run", f"{server}/openapi.json", "--checks", checks, "-H",
+                             f"Authorization: Bearer {KEY}", "--max-examples", "15", "--workers", "1", "--seed", "1",
+                             "--request-timeout", "60", "--no-color"],
+                            capture_output=True, text=True, timeout=900, cwd=tmp_path)  # its state goes there
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    assert health_seconds(server) < 1.0
+
+
+def test_the_page_in_a_real_browser(server, tmp_path, images_dir):
+    """Chromium through the page: a photo uploaded, a stored style picked, the slider moved, the result
+    a stylization of the photo's size, downloaded; a bad file shows an error in words."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install 'adainrt[test]'")
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
+    from adainrt.images import bundled_sample, load_image
+
+    assert call(f"{server}/v1/styles/web-style?size=256", bundled_sample("strokes").read_bytes())[0] in (201, 409)
+    photo = tmp_path / "photo.png"
+    load_image(bundled_sample("astronaut")).resize((160, 120)).save(photo)
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1000, "height": 900}, accept_downloads=True)
+            page.goto(f"{server}/")
+            page.fill("#api-key", KEY)  # the page asks for the key: this server has one
+            page.click("#key-save")
+            page.set_input_files("#photo", str(photo))
+            page.click('.style[data-name="web-style"]')
+            page.wait_for_selector('.style[data-name="web-style"] img')  # its thumbnail
+            page.focus("#alpha")
+            for _ in range(4):
+                page.keyboard.press("ArrowLeft")
+            assert page.input_value("#alpha") == "0.8" and page.inner_text("#alpha-value") == "0.80"
+            page.click("#go")
+            page.wait_for_selector("#result:not([hidden])", timeout=180_000)
+            assert page.is_visible("#download") and not page.is_visible("#error")
+            with page.expect_download() as download:
+                page.click("#download")
+            result = np.asarray(Image.open(download.value.path()).convert("RGB"), np.int16)
+            original = np.asarray(Image.open(photo).convert("RGB"), np.int16)
+            assert result.shape == original.shape == (120, 160, 3)
+            assert np.abs(result - original).mean() > 10  # a stylization, not the photo back
+            page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
+            if os.environ.get(SCREENSHOT_ENV):
+                page.screenshot(path=os.environ[SCREENSHOT_ENV], full_page=True)
+            assert Image.open(tmp_path / "page.png").size[0] == 1000
+
+            page.set_viewport_size({"width": 390, "height": 844})  # a phone: one column, nothing cut off
+            assert page.evaluate("document.documentElement.scrollWidth") <= 390
+
+            bad = tmp_path / "notes.png"
+            bad.write_bytes(b"this is not an image")
+            page.set_input_files("#photo", str(bad))
+            page.click("#go")
+            page.wait_for_selector("#error:not([hidden])", timeout=60_000)
+            assert "could not use" in page.inner_text("#error") and "content" in page.inner_text("#error")
+        finally:
+            browser.close()

@@ -1,6 +1,5 @@
 """TensorRT engines: profile and sidecar logic on any machine; building and running on a GPU."""
 
-import shutil
 
 import numpy as np
 import pytest
@@ -9,8 +8,7 @@ from click.testing import CliRunner
 from adainrt.bundled import bundled_decoder_path
 from adainrt.cli import main
 from adainrt.errors import ModelError
-from adainrt.runtime import available
-from adainrt.runtime.tensorrt_engine import (
+from adainrt.runtime.backends.tensorrt.engine import (
     EngineSidecar,
     InputProfile,
     check_compatible,
@@ -22,22 +20,7 @@ from adainrt.runtime.tensorrt_engine import (
     read_sidecar,
     sidecar_path,
 )
-
-
-def tensorrt_and_gpu() -> str | None:
-    """Why GPU tests cannot run here, or None when they can."""
-    try:
-        import tensorrt  # noqa: F401
-    except Exception as exc:
-        return f"TensorRT not importable ({exc})"
-    if shutil.which("nvidia-smi") is None:
-        return "no NVIDIA GPU (nvidia-smi absent)"
-    return None
-
-
-def gpu(test):
-    """Marked ``gpu``; skipped, with the reason, where TensorRT or an NVIDIA GPU is missing."""
-    return pytest.mark.gpu(pytest.mark.skipif(tensorrt_and_gpu() is not None, reason=str(tensorrt_and_gpu()))(test))
+from tests.helpers import needs_backend, tensorrt_and_gpu
 
 
 def sidecar(**kw) -> EngineSidecar:
@@ -129,12 +112,12 @@ def test_build_engine_on_a_file_that_is_no_graph_is_one_line(tmp_path):
     assert "Traceback" not in result.output
 
 
-@gpu
+@needs_backend("tensorrt")
 def test_fp16_engine_matches_fp32_onnxruntime(tmp_path, exported_dir, model):
     from adainrt.export import export_model
     from adainrt.runtime import open_graph
     from adainrt.runtime.backends.tensorrt import TensorRTRunner
-    from adainrt.runtime.tensorrt_engine import build_engine
+    from adainrt.runtime.backends.tensorrt.engine import build_engine
 
     export_model(model[0], tmp_path, "full", model[1], precision="fp16", verify_sizes=((64, 64),))
     engine = tmp_path / "full.engine"
@@ -154,7 +137,7 @@ def test_fp16_engine_matches_fp32_onnxruntime(tmp_path, exported_dir, model):
     runner.close()
 
 
-@gpu
+@needs_backend("tensorrt")
 @pytest.mark.skipif(not bundled_decoder_path().is_file(), reason="no decoder bundled in this version")
 def test_tensorrt_backend_matches_fp32_cpu_on_a_real_photo_and_painting(tmp_path, monkeypatch):
     """The bundled decoder, the bundled photo and style, through native FP16 engines vs FP32 on the CPU."""
@@ -170,8 +153,7 @@ def test_tensorrt_backend_matches_fp32_cpu_on_a_real_photo_and_painting(tmp_path
     assert 10 * np.log10(1 / np.mean((got - expected) ** 2)) >= 35.0
 
 
-@pytest.mark.gpu
-@pytest.mark.skipif("ort-cuda" not in available(), reason="onnxruntime has no CUDAExecutionProvider here")
+@needs_backend("ort-cuda")
 def test_ort_cuda_keeps_features_on_the_gpu_and_matches_the_cpu(exported_dir):
     import onnxruntime as ort
 
@@ -206,7 +188,7 @@ def test_ort_trt_provider_gets_the_native_profile_and_keyed_caches(exported_dir)
 
 def test_profiles_refuse_sizes_below_the_graphs_minimum_and_unknown_inputs(exported_dir):
     from adainrt.errors import ModelError
-    from adainrt.runtime.tensorrt_engine import profiles_for
+    from adainrt.runtime.backends.tensorrt.engine import profiles_for
 
     with pytest.raises(ModelError, match="16x16 is below the graphs' minimum of 32x32"):
         profiles_for(exported_dir / "adain_full.onnx", min_size="16")

@@ -9,7 +9,7 @@ import pytest
 
 from adainrt.runtime import Stylizer
 from tests import trt_emulation
-from tests.conftest import synthetic_image
+from tests.helpers import synthetic_image
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +57,7 @@ def test_every_size_the_stylizer_accepts_runs(cuda, fp16_graphs, size):
 
 def test_cuda_graph_is_captured_once_sizes_settle_and_recapture_leaks_nothing(cuda, fp16_graphs):
     from adainrt.runtime.backends.tensorrt import TensorRTRunner
-    from adainrt.runtime.tensorrt_engine import cached_engine
+    from adainrt.runtime.backends.tensorrt.engine import cached_engine
 
     runner = TensorRTRunner(cached_engine(fp16_graphs / "adain_style_fp16.onnx"))
     rng = np.random.default_rng(0)
@@ -78,7 +78,7 @@ def test_cuda_graph_is_captured_once_sizes_settle_and_recapture_leaks_nothing(cu
 def test_sizes_outside_the_engine_profile_are_refused_before_running(cuda, fp16_graphs):
     from adainrt.errors import ModelError
     from adainrt.runtime.backends.tensorrt import TensorRTRunner
-    from adainrt.runtime.tensorrt_engine import cached_engine
+    from adainrt.runtime.backends.tensorrt.engine import cached_engine
 
     with TensorRTRunner(cached_engine(fp16_graphs / "adain_full_fp16.onnx")) as runner:
         feeds = {"content": np.zeros((1, 3, 2100, 64), np.float32), "style": np.zeros((1, 3, 64, 64), np.float32),

@@ -15,7 +15,7 @@ from adainrt.errors import AdainrtError
 from adainrt.network import build_decoder
 from adainrt.train import TrainConfig, Trainer
 from adainrt.weights import read_weights
-from tests.conftest import synthetic_image
+from tests.helpers import synthetic_image
 
 
 def make_folders(root):

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from adainrt.cli import main
 from adainrt.runtime import Stylizer
 from adainrt.runtime.video import probe, stylize_video
-from tests.conftest import synthetic_image
+from tests.helpers import synthetic_image
 
 imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg", reason="video needs imageio-ffmpeg (adainrt[video])")
 

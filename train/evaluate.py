@@ -231,9 +231,11 @@ def evaluation_stylizer(encoder_meta: dict[str, Any], encoder: str | os.PathLike
 
         module, meta = load_decoder(decoder, encoder_meta)
         return module, meta["weights_hash"], "fp32"
+    from adainrt.export.cache import cached_model_dir
     from adainrt.runtime.jobs import open_stylizer
 
-    stylizer = open_stylizer(model_dir, encoder, decoder, backend, precision, progress=progress)
+    stylizer = open_stylizer(model_dir, encoder, decoder, backend, precision, progress=progress,
+                             graphs=cached_model_dir)
     graph_encoder = stylizer.metadata.get("encoder_hash")
     if graph_encoder != encoder_meta["weights_hash"]:
         stylizer.close()

@@ -1,5 +1,6 @@
-"""The runtime backends, one module each; every module here registers itself on import.
+"""The runtime backends, one module (or package, as ``tensorrt/``) each; each registers itself on import.
 
-To add a backend, add a module that calls :func:`adainrt.runtime.backend.register_backend`
-(see ``onnxruntime.py``): the CLI, bench, info and the Stylizer find it through the registry.
+To add a backend, add a module that calls :func:`adainrt.runtime.backend.register_backend` (see
+``onnxruntime.py``) and declares there what it knows (cache folders, libraries, whether it can be the
+reference): the CLI, bench, info, cache and the Stylizer find it through the registry.
 """

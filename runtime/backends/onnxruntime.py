@@ -12,6 +12,7 @@ it is the same code path in host memory.
 from __future__ import annotations
 
 import functools
+import importlib.metadata
 import importlib.util
 import re
 from collections.abc import Collection, Mapping
@@ -21,9 +22,11 @@ from typing import Any
 import numpy as np
 
 from adainrt.errors import BackendUnavailable, ModelError
-from adainrt.fileio import cache_root, stdout_to_stderr
-from adainrt.runtime.backend import Backend, RunnerBase, Value, register_backend
-from adainrt.runtime.tensorrt_engine import MAX_SIDE
+from adainrt.fileio import stdout_to_stderr
+from adainrt.hardware import gpu_name
+from adainrt.runtime.backend import Backend, CacheFolder, RunnerBase, Value, register_backend
+from adainrt.runtime.backends.tensorrt.cuda import tensorrt_version
+from adainrt.runtime.backends.tensorrt.engine import MAX_SIDE, default_profiles, onnx_inputs
 
 #: Backend name -> onnxruntime provider, best first.
 PROVIDERS = {
@@ -32,6 +35,8 @@ PROVIDERS = {
     "ort-cpu": "CPUExecutionProvider",
 }
 GPU_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider")
+#: The TensorRT EP's engines and timing caches (`adainrt cache` lists and clears it).
+TRT_CACHE = CacheFolder("ort-trt", "onnxruntime TensorRT provider's engines; rebuilt on a GPU on first use (minutes)")
 
 
 def _ort() -> Any:
@@ -46,10 +51,8 @@ def _ort() -> Any:
 def trt_cache_dir() -> Path:
     """Where the TensorRT EP keeps its engine and timing caches: one folder per GPU and TensorRT
     version, since neither cache is valid for another."""
-    from adainrt.info import gpu_name, tensorrt_version
-
     key = f"{gpu_name() or 'no-gpu'}-trt{tensorrt_version() or 'unknown'}"
-    return cache_root() / "ort-trt" / re.sub(r"[^A-Za-z0-9_.-]+", "_", key)
+    return TRT_CACHE.path() / re.sub(r"[^A-Za-z0-9_.-]+", "_", key)
 
 
 def trt_options(path: Path | None) -> dict[str, str]:
@@ -61,8 +64,6 @@ def trt_options(path: Path | None) -> dict[str, str]:
     options = {"trt_fp16_enable": "False", "trt_engine_cache_enable": "True", "trt_engine_cache_path": folder,
                "trt_timing_cache_enable": "True", "trt_timing_cache_path": folder}
     if path is not None:
-        from adainrt.runtime.tensorrt_engine import default_profiles, onnx_inputs
-
         profiles = default_profiles(onnx_inputs(path))
         for key in ("min", "opt", "max"):
             options[f"trt_profile_{key}_shapes"] = ",".join(
@@ -101,15 +102,13 @@ class OrtRunner(RunnerBase):
         # Where outputs bound with IO binding live: the GPU for the CUDA and TensorRT providers.
         self.device = "cuda" if self.providers[0] in GPU_PROVIDERS else "cpu"
 
-    def infer(self, feeds: Mapping[str, Value], keep: Collection[str] = ()) -> dict[str, Value]:
-        self._check_feeds(feeds)
-        ort = _ort()
+    def _infer(self, feeds: Mapping[str, Value], keep: Collection[str]) -> dict[str, Value]:
         try:
-            return self._infer(ort, feeds, keep)
+            return self._run(_ort(), feeds, keep)
         except Exception as exc:  # onnxruntime's Fail/RuntimeException: out of memory, a shape beyond a profile
             raise ModelError(f"{self.path}: onnxruntime failed to run it ({exc})") from exc
 
-    def _infer(self, ort: Any, feeds: Mapping[str, Value], keep: Collection[str]) -> dict[str, Value]:
+    def _run(self, ort: Any, feeds: Mapping[str, Value], keep: Collection[str]) -> dict[str, Value]:
         if not keep and not any(isinstance(v, ort.OrtValue) for v in feeds.values()):
             values = self.session.run(None, {name: feeds[name] for name in self.input_names})
             return dict(zip(self.output_names, values))
@@ -126,8 +125,7 @@ class OrtRunner(RunnerBase):
         return {name: value if name in keep else value.numpy()
                 for name, value in zip(self.output_names, binding.get_outputs())}
 
-    def close(self) -> None:
-        super().close()
+    def _close(self) -> None:
         self.session = None  # onnxruntime frees the session (and its device memory) with the object
 
 
@@ -185,16 +183,42 @@ def _open(backend: str, path: Path) -> OrtRunner:
     return runner
 
 
+def _distributions() -> str:
+    """Which onnxruntime wheel is installed (both at once overwrite each other: said, with the fix)."""
+    found = {d: importlib.metadata.version(d) for d in ("onnxruntime", "onnxruntime-gpu") if _installed(d)}
+    if not found:
+        return "absent (pip install 'adainrt[cpu]', or 'adainrt[gpu]' with an NVIDIA GPU)"
+    warning = "; BOTH installed: they overwrite each other, keep one" if len(found) > 1 else ""
+    return ", ".join(f"{d} {v}" for d, v in found.items()) + warning
+
+
+def _installed(distribution: str) -> bool:
+    try:
+        importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+def _libraries() -> dict[str, str]:
+    """onnxruntime's wheel and the providers it offers, for `adainrt info`."""
+    try:
+        providers = ", ".join(_ort().get_available_providers())
+    except BackendUnavailable:
+        providers = "none (onnxruntime absent)"
+    return {"onnxruntime": _distributions(), "providers": providers}
+
+
 def _register(name: str, summary: str, device: str, preference: int, precisions: tuple[str, ...],
-              max_side: int | None = None, max_batch: int | None = None) -> None:
+              **facts: Any) -> None:
     register_backend(Backend(
         name=name, summary=summary, device=device, precisions=precisions, preference=preference,
-        probe=lambda: _probe(name), open=lambda path, _precision: _open(name, path), max_side=max_side,
-        max_batch=max_batch,
+        probe=lambda: _probe(name), open=lambda path, _precision: _open(name, path), libraries=_libraries, **facts,
     ))
 
 
 _register("ort-trt", "onnxruntime's TensorRT execution provider (the FP16 graphs, engine cache, explicit profile)",
-          "cuda", 20, ("fp16", "fp32"), max_side=MAX_SIDE, max_batch=1)
+          "cuda", 20, ("fp16", "fp32"), max_side=MAX_SIDE, max_batch=1, cache=(TRT_CACHE,))
 _register("ort-cuda", "onnxruntime's CUDA execution provider", "cuda", 30, ("fp32", "fp16"))
-_register("ort-cpu", "onnxruntime's CPU execution provider", "cpu", 90, ("fp32", "fp16"))
+# The FP32 reference others are compared with: deterministic FP32 on the CPU, in every install with onnxruntime.
+_register("ort-cpu", "onnxruntime's CPU execution provider", "cpu", 90, ("fp32", "fp16"), reference_rank=0)

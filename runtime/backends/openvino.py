@@ -9,6 +9,7 @@ adainrt cache (``CACHE_DIR``), so a second start skips most of the compilation.
 from __future__ import annotations
 
 import functools
+import importlib.metadata
 import importlib.util
 import sys
 import threading
@@ -19,12 +20,14 @@ from typing import Any
 import numpy as np
 
 from adainrt.errors import BackendUnavailable, ModelError, OutputUnwritable
-from adainrt.fileio import cache_root, check_folder_path
+from adainrt.fileio import check_folder_path
 from adainrt.hardware import NATIVE_BF16_FLAGS, isa_cap, native_bf16
-from adainrt.runtime.backend import Backend, RunnerBase, Value, register_backend
+from adainrt.runtime.backend import Backend, CacheFolder, RunnerBase, Value, register_backend
 
 #: Our precision -> OpenVINO's INFERENCE_PRECISION_HINT.
 _HINTS = {"fp32": "f32", "bf16": "bf16"}
+#: OpenVINO's compiled models (`adainrt cache` lists and clears it).
+CACHE = CacheFolder("openvino", "OpenVINO's compiled models; the next start compiles again (seconds)")
 
 
 def default_precision() -> tuple[str, str]:
@@ -38,7 +41,7 @@ def default_precision() -> tuple[str, str]:
 
 def _core() -> Any:
     """One OpenVINO Core per cache folder (the folder follows $ADAINRT_CACHE as it is now)."""
-    return _core_caching_in(str(cache_root() / "openvino"))
+    return _core_caching_in(str(CACHE.path()))
 
 
 def precision_why_not(precision: str) -> str | None:
@@ -93,12 +96,11 @@ class OpenVINORunner(RunnerBase):
         self.request = self.compiled.create_infer_request()
         self._busy = threading.Lock()  # one infer request: calls from several threads take turns
 
-    def infer(self, feeds: Mapping[str, Value], keep: Collection[str] = ()) -> dict[str, Value]:
+    def _infer(self, feeds: Mapping[str, Value], keep: Collection[str]) -> dict[str, Value]:
         """Host memory in and out: on a CPU, outputs are "kept" where they are anyway. Inputs are read
         in place (no copy in); outputs are copied once out of the request, whose buffers the next call
         reuses, so a result stays valid (the decoder's input then goes in without a copy)."""
         del keep
-        self._check_feeds(feeds)
         arrays = {name: np.ascontiguousarray(feeds[name], dtype=np.float32) for name in self.input_names}
         with self._busy:
             try:
@@ -107,8 +109,7 @@ class OpenVINORunner(RunnerBase):
                 raise ModelError(f"{self.path}: OpenVINO failed to run it ({openvino_reason(exc)})") from exc
             return {name: self.request.get_tensor(name).data.copy() for name in self.output_names}
 
-    def close(self) -> None:
-        super().close()
+    def _close(self) -> None:
         self.request = self.compiled = None
 
 
@@ -135,8 +136,17 @@ def _probe() -> str | None:
     return None
 
 
+def _libraries() -> dict[str, str]:
+    try:
+        return {"openvino": importlib.metadata.version("openvino")}
+    except importlib.metadata.PackageNotFoundError:
+        return {"openvino": "absent (pip install openvino)"}
+
+
 register_backend(Backend(
     name="openvino", summary="OpenVINO on the CPU (bf16 where the CPU has it natively, else f32)", device="cpu",
     precisions=("fp32", "bf16"), preference=50, probe=_probe, open=OpenVINORunner, default_precision=default_precision,
     bench_precisions=("fp32", "bf16") if native_bf16() else ("fp32",), precision_why_not=precision_why_not,
+    cache=(CACHE,), libraries=_libraries,
+    reference_rank=1,  # computed in f32 it is the FP32 reference where onnxruntime is not installed
 ))

@@ -1,5 +1,6 @@
-"""Hostile and careless inputs (issue 19): each case gets a clear error or a correct result, never a
-silent wrong output, a traceback, a mixed folder or litter."""
+"""Input validation (issue 19): bad numbers, weights, paths, images, graphs and style names; each case
+gets a clear error or a correct result, never a silent wrong output, a traceback, a mixed folder or
+litter."""
 
 import json
 import os
@@ -20,7 +21,7 @@ from adainrt.images import center_crop, load_image, resize_smaller_side
 from adainrt.runtime import StyleStats, Stylizer
 from adainrt.runtime.controls import ControlError, normalize_weights
 from adainrt.runtime.style_bank import StyleBank, StyleBankError
-from tests.conftest import synthetic_image
+from tests.helpers import synthetic_image
 
 
 def run(*args):

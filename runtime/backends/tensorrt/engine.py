@@ -1,7 +1,7 @@
-"""TensorRT engines from our ONNX graphs: optimization profiles, sidecars, build and run.
+"""TensorRT engines from our ONNX graphs: optimization profiles, sidecars, building, the cache.
 
-Profiles, sidecars and their checks are plain Python (tested on any machine). Building and
-running need TensorRT (10.12+ or 11: strongly typed networks; the FP16 graph from
+Profiles, sidecars and their checks are plain Python (tested on any machine). Building (here) and
+running (:mod:`.runner`) need TensorRT (10.12+ or 11: strongly typed networks; the FP16 graph from
 ``adainrt export --precision fp16`` carries its own types) and an NVIDIA GPU, reached through
 cuda-python: it is NVIDIA's maintained binding, ships wheels for every CUDA 12/13 Python,
 and needs no compiler at install time (pycuda builds from source against a local CUDA).
@@ -18,14 +18,18 @@ from pathlib import Path
 
 from adainrt import __version__
 from adainrt.contract import GRAPHS, TensorSpec, concrete_shape
-from adainrt.errors import BackendUnavailable, ModelError, OutputExists
-from adainrt.fileio import atomic_path, atomic_write_bytes, cache_root, sha256_file
+from adainrt.errors import ModelError, OutputExists
+from adainrt.fileio import atomic_path, atomic_write_bytes, sha256_file
+from adainrt.runtime.backend import CacheFolder
+from adainrt.runtime.backends.tensorrt.cuda import gpu_identity, load_tensorrt
 from adainrt.spec import MIN_SIZE
 
 #: Default profile over H and W, tuned for 512: every size the runtime sends, from the method's
 #: minimum to the largest side a Stylizer on this backend runs in one pass (larger content is
 #: tiled to fit, styles above it are refused with a clear error).
 MAX_SIDE = 2048
+#: Where engines and their timing caches live (`adainrt cache` lists and clears it).
+CACHE = CacheFolder("tensorrt", "TensorRT engines and timing caches; rebuilt on a GPU on first use (minutes)")
 DEFAULT_MIN, DEFAULT_OPT, DEFAULT_MAX = (MIN_SIZE, MIN_SIZE), (512, 512), (MAX_SIDE, MAX_SIDE)
 #: Every graph input of the contract by name, where a name means the same tensor in every graph
 #: (alpha does not: one per call in the full graph, one per item in the decoder; see _input_specs).
@@ -191,53 +195,7 @@ def check_shapes(sidecar: EngineSidecar, shapes: dict[str, tuple[int, ...]]) -> 
             )
 
 
-# ------------------------------------------------------------------------------- GPU side
-
-
-def _tensorrt():
-    try:
-        import tensorrt as trt
-    except Exception as exc:  # ImportError, or OSError when its libraries are missing
-        raise BackendUnavailable(
-            "TensorRT is not installed or cannot load (pip install 'adainrt[gpu]' on a machine with "
-            f"an NVIDIA GPU and driver): {exc}"
-        ) from exc
-    return trt
-
-
-def _cudart():
-    try:
-        from cuda.bindings import runtime as cudart
-    except ImportError:
-        try:
-            from cuda import cudart  # cuda-python < 12.6
-        except ImportError as exc:
-            raise BackendUnavailable("cuda-python is not installed: pip install 'adainrt[gpu]'") from exc
-    return cudart
-
-
-def _check(result):
-    """cuda-python returns (error, value...): raise on error (with CUDA's own message), return the value(s)."""
-    err, *values = result if isinstance(result, tuple) else (result,)
-    if int(err) != 0:
-        raise BackendUnavailable(f"CUDA error {err}: {_cuda_message(err)}")
-    return values[0] if len(values) == 1 else values
-
-
-def _cuda_message(err) -> str:
-    try:
-        _code, text = _cudart().cudaGetErrorString(err)
-        return text.decode() if isinstance(text, bytes) else str(text)
-    except Exception:  # the message is a courtesy; the code above is the fact
-        return "no message"
-
-
-def gpu_identity() -> tuple[str, str]:
-    """(name, compute capability 'M.m') of GPU 0, or BackendUnavailable."""
-    cudart = _cudart()
-    props = _check(cudart.cudaGetDeviceProperties(0))
-    name = props.name.decode() if isinstance(props.name, bytes) else str(props.name)
-    return name.strip("\x00 "), f"{props.major}.{props.minor}"
+# ------------------------------------------------------------------------------- building
 
 
 def build_engine(
@@ -245,7 +203,7 @@ def build_engine(
     timing_cache: str | os.PathLike | None = None, overwrite: bool = False, workspace_gib: float = 4.0,
 ) -> EngineSidecar:
     """Parse the ONNX, build a strongly typed engine with one profile, write engine + sidecar atomically."""
-    trt = _tensorrt()
+    trt = load_tensorrt()
     engine_path = Path(engine_path)
     if engine_path.exists() and not overwrite:
         raise OutputExists(engine_path)
@@ -318,20 +276,20 @@ def onnx_inputs(path: str | os.PathLike) -> list[str]:
 def default_timing_cache() -> Path:
     """The timing cache shared by every build that names none, one per TensorRT version and GPU
     architecture (a cache of another is rejected or, worse, misleads the tactic choice)."""
-    trt = _tensorrt()
+    trt = load_tensorrt()
     _name, capability = gpu_identity()
-    return cache_root() / "tensorrt" / f"timing-trt{trt.__version__}-sm{capability.replace('.', '')}.cache"
+    return CACHE.path() / f"timing-trt{trt.__version__}-sm{capability.replace('.', '')}.cache"
 
 
 def engine_path_for(onnx_path: str | os.PathLike, profiles: list[InputProfile] | None = None) -> Path:
     """Where the cache keeps the engine of this ONNX for this TensorRT, GPU and profile."""
-    trt = _tensorrt()
+    trt = load_tensorrt()
     _name, capability = gpu_identity()
     profiles = profiles or default_profiles(onnx_inputs(onnx_path))
     metadata = onnx_metadata(onnx_path)
     key = engine_cache_key(sha256_file(onnx_path), trt.__version__, capability, profiles,
                            metadata.get("precision", "fp32")[:4])
-    return cache_root() / "tensorrt" / f"{Path(onnx_path).stem}-{key}.engine"
+    return CACHE.path() / f"{Path(onnx_path).stem}-{key}.engine"
 
 
 def cached_engine(onnx_path: str | os.PathLike, profiles: list[InputProfile] | None = None) -> Path:

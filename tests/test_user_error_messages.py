@@ -1,9 +1,7 @@
-"""Careless inputs, second round (a review of the CLI and the Python API): each gets a clear error
-naming the input and the fix, or the result a user meant, before any long work."""
+"""User mistakes through the CLI and the Python API (read-only outputs, mixed folders, odd images,
+masks, broken videos and stored styles): each gets a clear error naming the input and the fix, or
+the result a user meant, before any long work."""
 
-import shutil
-import subprocess
-import sys
 import zlib
 
 import numpy as np
@@ -19,7 +17,7 @@ from adainrt.runtime import StyleStats
 from adainrt.runtime.controls import ControlError
 from adainrt.runtime.jobs import StylizeOptions, plan_outputs, prepare_image, resolve_styles
 from adainrt.runtime.style_bank import StyleBank, StyleBankError
-from tests.conftest import synthetic_image
+from tests.helpers import read_only_run, synthetic_image
 
 
 def run(*args):
@@ -41,22 +39,8 @@ def style(tmp_path):
 # ------------------------------------------------------------------ where outputs go
 
 
-def _read_only_run(tmp_path, *args: str) -> subprocess.CompletedProcess:
-    """The CLI in a private mount namespace where ``tmp_path/ro`` is a read-only file system."""
-    if shutil.which("unshare") is None:
-        pytest.skip("needs unshare(1) to mount a read-only file system")
-    (tmp_path / "ro").mkdir()
-    command = f'mount -t tmpfs -o ro none "{tmp_path}/ro" && exec "$@"'
-    cli = [sys.executable, "-c", "from adainrt.cli import main; main()", *args]
-    result = subprocess.run(["unshare", "-m", "sh", "-c", command, "sh", *cli], capture_output=True, text=True,
-                            timeout=300)
-    if "mount" in result.stderr and "permission denied" in result.stderr.lower():
-        pytest.skip(f"cannot mount a read-only file system here: {result.stderr.strip()}")
-    return result
-
-
 def test_a_read_only_output_folder_is_refused_naming_it_not_a_temporary_file(tmp_path, style, exported_dir):
-    result = _read_only_run(tmp_path, "stylize", str(style), "-s", str(style), "-o", f"{tmp_path}/ro/out.png",
+    result = read_only_run(tmp_path, "stylize", str(style), "-s", str(style), "-o", f"{tmp_path}/ro/out.png",
                             "--model", str(exported_dir))
     assert result.returncode == 1, result.stderr
     error = result.stderr.strip().splitlines()[-1]
@@ -64,7 +48,7 @@ def test_a_read_only_output_folder_is_refused_naming_it_not_a_temporary_file(tmp
 
 
 def test_export_into_a_read_only_folder_is_refused_before_exporting(tmp_path):
-    result = _read_only_run(tmp_path, "export", "--output", f"{tmp_path}/ro/models")
+    result = read_only_run(tmp_path, "export", "--output", f"{tmp_path}/ro/models")
     assert result.returncode == 1, result.stderr
     assert "read-only" in result.stderr and "exporting" not in result.stderr, result.stderr
 

@@ -1,5 +1,6 @@
-"""Nothing silent, third round (issue 29): manifests, the style bank, video, GIFs, Ray reports, outputs
-that are not files. Each case gives the right result or one clear line, never a traceback or a hang."""
+"""Special files and damaged state (issue 29): concurrent exports, FIFOs and devices as outputs,
+manifests, the style bank, video, GIFs, Ray reports, outputs that are not files. Each case gives the
+right result or one clear line, never a traceback or a hang."""
 
 import json
 import os
@@ -21,8 +22,7 @@ from adainrt.images import load_image, save_image
 from adainrt.runtime import StyleStats
 from adainrt.runtime.jobs import plan_outputs
 from adainrt.runtime.style_bank import StyleBank, StyleBankError
-from tests.conftest import synthetic_image
-from tests.test_careless import _read_only_run
+from tests.helpers import read_only_run, synthetic_image
 
 
 def run(*args):
@@ -276,7 +276,7 @@ def test_a_read_only_cache_runs_openvino_without_its_compile_cache_and_says_so_o
     pytest.importorskip("openvino", reason="openvino is not installed")
     monkeypatch.setenv("ADAINRT_CACHE", str(tmp_path / "ro" / "cache"))
     out = tmp_path / "out.png"
-    result = _read_only_run(tmp_path, "stylize", str(style), "-s", str(style), "-o", str(out), "--model",
+    result = read_only_run(tmp_path, "stylize", str(style), "-s", str(style), "-o", str(out), "--model",
                             str(exported_dir), "--backend", "openvino", "--precision", "fp32", "--content-size", "0")
     assert result.returncode == 0, result.stderr
     assert result.stderr.count("OpenVINO runs without its compile cache") == 1, result.stderr

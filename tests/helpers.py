@@ -1,0 +1,98 @@
+"""What tests share, in one place: generated (tiny, photo-like) images, one PSNR, one way to mark GPU
+tests, the CLI on a read-only file system.
+
+Fixtures stay in conftest.py (pytest finds them there); plain functions and constants live here and
+are imported by name (``from tests.helpers import psnr``).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+import pytest
+from PIL import Image
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+#: Prepended to a subprocess script: any import of torch fails there.
+NO_TORCH_PRELUDE = """
+import sys
+class NoTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ImportError("torch is blocked in this test")
+sys.meta_path.insert(0, NoTorch())
+"""
+
+Test = TypeVar("Test", bound=Callable)
+
+
+def synthetic_image(height: int, width: int, seed: int = 0) -> Image.Image:
+    """A photo-like test image: smooth colour gradients, a few discs, mild noise."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    img = np.stack([x / width, y / height, 0.5 + 0.5 * np.sin((x + y) / 17.0)], axis=-1)
+    for _ in range(4):
+        cy, cx, r = rng.uniform(0, height), rng.uniform(0, width), rng.uniform(5, min(height, width) / 3)
+        img[(y - cy) ** 2 + (x - cx) ** 2 < r * r] = rng.uniform(0, 1, 3)
+    img += rng.normal(0, 0.03, img.shape).astype(np.float32)
+    return Image.fromarray((np.clip(img, 0, 1) * 255).astype(np.uint8), "RGB")
+
+
+def psnr(a: np.ndarray, b: np.ndarray, peak: float | None = None) -> float:
+    """PSNR in dB of ``a`` against ``b``, computed in float64; infinite when they are equal. ``peak`` is the
+    largest value an image can take: 255 for uint8 arrays, 1 for images in [0, 1] (the default for
+    floats); a test comparing raw graph outputs passes the reference's range."""
+    a, b = np.asarray(a), np.asarray(b)
+    if peak is None:
+        peak = 255.0 if a.dtype == np.uint8 or b.dtype == np.uint8 else 1.0
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(peak**2 / mse)
+
+
+def gpu(why_not: str | None) -> Callable[[Test], Test]:
+    """The one way a test is marked as needing a GPU: the ``gpu`` marker (select or deselect with -m), and
+    skipped with ``why_not`` as the reason when that is not None."""
+
+    def mark(test: Test) -> Test:
+        return pytest.mark.gpu(pytest.mark.skipif(why_not is not None, reason=str(why_not))(test))
+
+    return mark
+
+
+def tensorrt_and_gpu() -> str | None:
+    """Why native TensorRT tests cannot run here, or None when they can (the backend's own probe)."""
+    from adainrt.runtime import get_backend
+
+    return get_backend("tensorrt").why_not()
+
+
+def needs_backend(name: str) -> Callable[[Test], Test]:
+    """Skipped, with the reason, where the backend cannot run here; marked ``gpu`` when it runs on one."""
+    from adainrt.runtime import get_backend
+
+    backend = get_backend(name)
+    if backend.device == "cuda":
+        return gpu(backend.why_not())
+    return pytest.mark.skipif(backend.why_not() is not None, reason=f"backend {name}: {backend.why_not()}")
+
+
+def read_only_run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    """The CLI in a private mount namespace where ``tmp_path/ro`` is a read-only file system (skipped
+    where unshare(1) or the mount is not allowed)."""
+    if shutil.which("unshare") is None:
+        pytest.skip("needs unshare(1) to mount a read-only file system")
+    (tmp_path / "ro").mkdir()
+    command = f'mount -t tmpfs -o ro none "{tmp_path}/ro" && exec "$@"'
+    cli = [sys.executable, "-c", "from adainrt.cli import main; main()", *args]
+    result = subprocess.run(["unshare", "-m", "sh", "-c", command, "sh", *cli], capture_output=True, text=True,
+                            timeout=300)
+    if "mount" in result.stderr and "permission denied" in result.stderr.lower():
+        pytest.skip(f"cannot mount a read-only file system here: {result.stderr.strip()}")
+    return result
