@@ -172,8 +172,8 @@ def match_mean_color(output: np.ndarray, content: np.ndarray, rounds: int = 4) -
     """``output`` (HxWx3 in [0, 1]) shifted per channel so its mean colour is the content's.
 
     Recolouring the style (:func:`match_color`) gives the decoder the photo's colours, but a
-    decoder trained on few palettes adds a colour cast of its own (the bundled v0.4: 0.07 off
-    the photo's mean on a held-out pair, MODEL_CARD.md). A shift leaves the strokes and contrast
+    decoder adds a colour cast of its own (the bundled v0.5: up to 0.157 off the photo's mean
+    per channel on held-out pairs, `python scripts/preserve_color_check.py`). A shift leaves the strokes and contrast
     alone; it is repeated because clipping to [0, 1] moves the mean back a little each time."""
     target = content.reshape(-1, 3).astype(np.float64).mean(0)
     out = output.astype(np.float64)

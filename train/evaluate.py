@@ -23,8 +23,8 @@ from adainrt.errors import AdainrtError, OutputExists
 from adainrt.network import STYLE_LAYERS, adain_from_stats, encode_with_intermediates, mean_std
 from adainrt.train.losses import content_loss, style_loss, style_targets
 
-#: (content (1, 3, H, W), style (1, 3, h, w)) -> output (1, 3, H, W) in [0, 1]
-StylizeFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+#: (content (1, 3, H, W), style (1, 3, h, w), alpha) -> output (1, 3, H, W) in [0, 1]
+StylizeFn = Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
 
 
 #: One pair's (content loss, style loss, baseline style loss, structure distance).
