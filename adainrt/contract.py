@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from adainrt.errors import ModelError
-from adainrt.spec import ADAIN_EPS, MIN_SIZE, SIZE_MULTIPLE
+from adainrt.spec import ADAIN_EPS, DEFAULT_VARIANT, MIN_SIZE, SIZE_MULTIPLE, VARIANTS, Variant, check_variant
 
 #: Precision variants of every graph. FP16: FP16 weights and activations, AdaIN statistics
 #: FP32, inputs and outputs FP32 (strongly typed, as TensorRT 10.12+/11 builds need).
@@ -33,8 +33,9 @@ MANIFEST_FORMAT = "adainrt-graphs"
 MANIFEST_VERSION = 1
 #: Largest H or W the exported graphs admit (torch.export wants a bound; engines narrow it).
 MAX_SIZE = 16384
-#: Channels of relu4_1, the features AdaIN works on.
-FEATURE_CHANNELS = 512
+#: Channels of relu4_1, the features AdaIN works on, in the full network (a variant's own: its
+#: ``feature_channels``; a manifest records them).
+FEATURE_CHANNELS = VARIANTS[DEFAULT_VARIANT].feature_channels
 
 PREPROCESSING = "RGB, float32 in [0, 1], NCHW; colour order, x255 and mean are folded into encoder.0"
 #: The pre-processing every consumer must do, as the manifest states it.
@@ -54,7 +55,7 @@ PREPROCESSING_CONTRACT: dict[str, Any] = {
 #: Keys of every graph's ``metadata_props`` (the provenance keys come from the weights).
 METADATA_KEYS = ("adainrt_version", "adainrt_graph", "description", "preprocessing", "value_range",
                  "alpha_range", "inputs", "outputs", "min_size", "size_multiple", "precision",
-                 "encoder_hash", "encoder_source", "decoder_hash", "decoder_source")
+                 "encoder_hash", "encoder_source", "decoder_hash", "decoder_source", "variant", "feature_channels")
 
 
 @dataclass(frozen=True)
@@ -114,37 +115,50 @@ class GraphContract:
 _CONTENT = TensorSpec("content", ("batch", 3, "content_height", "content_width"))
 _STYLE = TensorSpec("style", (1, 3, "style_height", "style_width"))
 _ALPHA = TensorSpec("alpha", (1,))
-_FEATURES = TensorSpec("content_features", ("batch", FEATURE_CHANNELS, "feature_height", "feature_width"))
-_MEAN = TensorSpec("style_mean", (1, FEATURE_CHANNELS, 1, 1))
-_STD = TensorSpec("style_std", (1, FEATURE_CHANNELS, 1, 1))
 #: The decoder takes one style and one alpha per item of its batch: requests with different styles
 #: and strengths share a run (a server's batches, Triton's dynamic batching).
-_BATCH_MEAN = TensorSpec("style_mean", ("batch", FEATURE_CHANNELS, 1, 1))
-_BATCH_STD = TensorSpec("style_std", ("batch", FEATURE_CHANNELS, 1, 1))
 _BATCH_ALPHA = TensorSpec("alpha", ("batch",))
 
-GRAPHS: dict[str, GraphContract] = {
-    "full": GraphContract(
-        "full", "adain_full", (_CONTENT, _STYLE, _ALPHA),
-        (TensorSpec("image", ("batch", 3, "content_height", "content_width")),),
-        "image = T(content, style, alpha), same size as content",
-    ),
-    "encoder": GraphContract(
-        "encoder", "adain_encoder", (_CONTENT,), (_FEATURES,),
-        "relu4_1 of content reflect-padded (bottom, right) to a multiple of 8: "
-        "feature_height = ceil(content_height / 8)",
-    ),
-    "style": GraphContract(
-        "style", "adain_style", (_STYLE,), (_MEAN, _STD),
-        "per-channel mean and std (unbiased, eps 1e-5) of relu4_1 of style, shape 1x512x1x1",
-    ),
-    "decoder": GraphContract(
-        "decoder", "adain_decoder", (_FEATURES, _BATCH_MEAN, _BATCH_STD, _BATCH_ALPHA),
-        (TensorSpec("image", ("batch", 3, "padded_height", "padded_width")),),
-        "image of 8x the feature size (padded_height = 8 * feature_height): crop to "
-        "[:content_height, :content_width]; style_mean, style_std and alpha per batch item",
-    ),
-}
+
+def graph_contracts(channels: int = FEATURE_CHANNELS) -> dict[str, GraphContract]:
+    """The four graphs of a network whose relu4_1 has ``channels`` channels (every variant's graphs
+    are these, differing only there)."""
+    features = TensorSpec("content_features", ("batch", channels, "feature_height", "feature_width"))
+    return {
+        "full": GraphContract(
+            "full", "adain_full", (_CONTENT, _STYLE, _ALPHA),
+            (TensorSpec("image", ("batch", 3, "content_height", "content_width")),),
+            "image = T(content, style, alpha), same size as content",
+        ),
+        "encoder": GraphContract(
+            "encoder", "adain_encoder", (_CONTENT,), (features,),
+            "relu4_1 of content reflect-padded (bottom, right) to a multiple of 8: "
+            "feature_height = ceil(content_height / 8)",
+        ),
+        "style": GraphContract(
+            "style", "adain_style", (_STYLE,),
+            (TensorSpec("style_mean", (1, channels, 1, 1)), TensorSpec("style_std", (1, channels, 1, 1))),
+            f"per-channel mean and std (unbiased, eps 1e-5) of relu4_1 of style, shape 1x{channels}x1x1",
+        ),
+        "decoder": GraphContract(
+            "decoder", "adain_decoder",
+            (features, TensorSpec("style_mean", ("batch", channels, 1, 1)),
+             TensorSpec("style_std", ("batch", channels, 1, 1)), _BATCH_ALPHA),
+            (TensorSpec("image", ("batch", 3, "padded_height", "padded_width")),),
+            "image of 8x the feature size (padded_height = 8 * feature_height): crop to "
+            "[:content_height, :content_width]; style_mean, style_std and alpha per batch item",
+        ),
+    }
+
+
+#: The full network's graphs (names, files and notes are every variant's; only channels differ).
+GRAPHS: dict[str, GraphContract] = graph_contracts()
+
+
+def variant_graphs(variant: str | Variant) -> dict[str, GraphContract]:
+    """The graphs of a network variant (by name or :class:`Variant`)."""
+    variant = check_variant(variant) if isinstance(variant, str) else variant
+    return graph_contracts(variant.feature_channels)
 
 
 def check_precision(precision: str) -> str:
@@ -198,9 +212,9 @@ def concrete_shape(spec: TensorSpec, content: tuple[int, int], style: tuple[int,
 # ------------------------------------------------------------------------------ manifest
 
 
-def graph_entry(graph: str, precision: str, sha256: str) -> dict[str, Any]:
+def graph_entry(graph: str, precision: str, sha256: str, variant: str = DEFAULT_VARIANT) -> dict[str, Any]:
     """The manifest's record of one graph file."""
-    contract = GRAPHS[graph]
+    contract = variant_graphs(variant)[graph]
     return {
         "graph": graph,
         "precision": precision,
@@ -212,15 +226,23 @@ def graph_entry(graph: str, precision: str, sha256: str) -> dict[str, Any]:
 
 
 def new_manifest(provenance: dict[str, str], version: str) -> dict[str, Any]:
+    variant = check_variant(provenance.get("variant", DEFAULT_VARIANT))
     return {
         "format": MANIFEST_FORMAT,
         "format_version": MANIFEST_VERSION,
         "adainrt_version": version,
         "encoder_hash": provenance.get("encoder_hash", ""),
         "decoder_hash": provenance.get("decoder_hash", ""),
+        "variant": variant.name,
+        "feature_channels": variant.feature_channels,
         "preprocessing": PREPROCESSING_CONTRACT,
         "graphs": {},
     }
+
+
+def manifest_variant(manifest: dict[str, Any]) -> Variant:
+    """The network variant a (checked) manifest records; manifests written before variants are full."""
+    return VARIANTS[manifest.get("variant", DEFAULT_VARIANT)]
 
 
 def read_manifest(model_dir: str | os.PathLike) -> dict[str, Any]:
@@ -272,6 +294,14 @@ def _parse_manifest(path: Path) -> Any:
 def _check_manifest_fields(path: Path, manifest: dict[str, Any]) -> None:
     """The fields runtimes read have their types: each graph entry an object named by a plain file name
     inside the folder, the weights hashes strings; anything else is refused here, in one line."""
+    variant = manifest.get("variant", DEFAULT_VARIANT)
+    if not isinstance(variant, str) or variant not in VARIANTS:
+        raise ModelError(f"{path}: \"variant\" is {_short(variant)}, not one this adainrt knows "
+                         f"({', '.join(VARIANTS)}); upgrade adainrt or export the folder again with --overwrite")
+    channels = manifest.get("feature_channels", VARIANTS[variant].feature_channels)
+    if channels != VARIANTS[variant].feature_channels:
+        raise ModelError(f"{path}: \"feature_channels\" is {_short(channels)}, but the {variant} network has "
+                         f"{VARIANTS[variant].feature_channels}; export the folder again with --overwrite")
     for key in ("encoder_hash", "decoder_hash"):
         if not isinstance(manifest.get(key, ""), str):
             raise ModelError(f"{path}: \"{key}\" is {_short(manifest[key])}, not a string; export the folder "
@@ -334,19 +364,19 @@ def verified_graphs(model_dir: str | os.PathLike, graphs: tuple[str, ...], preci
             raise ModelError(f"{path} is not the graph its {MANIFEST} describes (its SHA-256 differs: changed "
                              "after export, or an export was interrupted); export the folder again with "
                              f"`adainrt export --output {model_dir} --overwrite`")
-        _check_recorded_tensors(path, graph, manifest["graphs"][name])
+        _check_recorded_tensors(path, graph, manifest["graphs"][name], manifest_variant(manifest))
         paths[graph] = path
     return paths
 
 
-def _check_recorded_tensors(path: Path, graph: str, entry: dict[str, Any]) -> None:
+def _check_recorded_tensors(path: Path, graph: str, entry: dict[str, Any], variant: Variant) -> None:
     """The tensors the manifest records for a graph are this adainrt's contract (an export by an
     older adainrt, e.g. a decoder taking one alpha per batch, is refused before it runs)."""
     def layout(specs: Any) -> list[tuple[Any, Any]]:
         return [(t.get("name"), t.get("shape")) for t in specs if isinstance(t, dict)] \
             if isinstance(specs, list) else []
 
-    contract = GRAPHS[graph]
+    contract = variant_graphs(variant)[graph]
     expected = [(t.name, list(t.shape)) for t in (*contract.inputs, *contract.outputs)]
     if layout(entry.get("inputs")) + layout(entry.get("outputs")) != expected:
         raise ModelError(f"{path}: exported by another adainrt version (its tensors differ from this version's "
@@ -358,14 +388,15 @@ def check_loaded_graph(path: str | os.PathLike, graph: str, input_names: list[st
     """A loaded graph is the contract's ``graph`` of the manifest's weights: its tensors as declared,
     its adainrt metadata naming that graph and those hashes. Catches a foreign model put in place
     with a manifest edited to match, before it yields a wrong image."""
-    contract = GRAPHS[graph]
+    contract = variant_graphs(manifest_variant(manifest))[graph]
     if set(input_names) != set(contract.input_names) or set(output_names) != set(contract.output_names):
         raise ModelError(f"{path}: takes {sorted(input_names)} and gives {sorted(output_names)}, but adainrt's "
                          f"{graph} graph takes {list(contract.input_names)} and gives {list(contract.output_names)}; "
                          "export the folder again with `adainrt export`")
     recorded = {key: metadata.get(key) for key in ("adainrt_graph", "encoder_hash", "decoder_hash")}
+    recorded["variant"] = metadata.get("variant", DEFAULT_VARIANT)
     expected = {"adainrt_graph": graph, "encoder_hash": manifest.get("encoder_hash"),
-                "decoder_hash": manifest.get("decoder_hash")}
+                "decoder_hash": manifest.get("decoder_hash"), "variant": manifest_variant(manifest).name}
     if recorded != expected:
         raise ModelError(f"{path}: its metadata says {recorded}, but the folder's {MANIFEST} expects {expected} "
                          "(a graph without adainrt metadata, or from other weights); export the folder again with "

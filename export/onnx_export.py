@@ -25,9 +25,8 @@ import torch
 from torch import nn
 
 from adainrt import __version__
-from adainrt.contract import FORMS as CONTRACT_FORMS
 from adainrt.contract import (
-    GRAPHS,
+    FEATURE_CHANNELS,
     MANIFEST,
     MAX_SIZE,
     PREPROCESSING,
@@ -35,14 +34,16 @@ from adainrt.contract import (
     check_form,
     check_precision,
     concrete_shape,
+    graph_contracts,
     graph_entry,
     graph_file,
     new_manifest,
 )
+from adainrt.contract import FORMS as CONTRACT_FORMS
 from adainrt.errors import ModelError, OutputExists
 from adainrt.fileio import atomic_path, atomic_write_bytes, check_folder_path, folder_lock, sha256_file
 from adainrt.network import AdaINModel
-from adainrt.spec import MIN_SIZE, SIZE_MULTIPLE
+from adainrt.spec import DEFAULT_VARIANT, MIN_SIZE, SIZE_MULTIPLE, check_variant
 
 OPSET = 18
 FORMS = tuple(CONTRACT_FORMS)
@@ -90,14 +91,16 @@ def _wrap(graph: str, model: AdaINModel, precision: str = "fp32") -> nn.Module:
     return {"full": _Full, "encoder": _Encoder, "style": _Style, "decoder": _Decoder}[graph](model, precision)
 
 
-def example_inputs(graph: str, height: int, width: int, seed: int = 0) -> dict[str, np.ndarray]:
-    """Random inputs of one graph at a content size (style a different size, alpha 0.7)."""
+def example_inputs(graph: str, height: int, width: int, seed: int = 0,
+                   channels: int = FEATURE_CHANNELS) -> dict[str, np.ndarray]:
+    """Random inputs of one graph at a content size (style a different size, alpha 0.7), for a
+    network whose relu4_1 has ``channels`` channels."""
     rng = np.random.default_rng(seed)
     style_hw = (height + 13, width + 21)
     scale = {"content_features": 2.0}
     offset = {"style_std": 0.1}
     values = {}
-    for spec in GRAPHS[graph].inputs:
+    for spec in graph_contracts(channels)[graph].inputs:
         if spec.name == "alpha":
             values[spec.name] = np.array([0.7], dtype=np.float32)
             continue
@@ -125,9 +128,9 @@ def _dynamic_shapes(contract: GraphContract) -> tuple[Any, ...]:
     return tuple(shapes)
 
 
-def _export_graph(module: nn.Module, graph: str) -> onnx.ModelProto:
-    contract = GRAPHS[graph]
-    args = tuple(torch.from_numpy(v) for v in example_inputs(graph, 64, 72).values())
+def _export_graph(module: nn.Module, graph: str, channels: int) -> onnx.ModelProto:
+    contract = graph_contracts(channels)[graph]
+    args = tuple(torch.from_numpy(v) for v in example_inputs(graph, 64, 72, channels=channels).values())
     quiet = logging.getLogger("torch.onnx")
     level = quiet.level
     quiet.setLevel(logging.ERROR)  # it logs a line per absent torchvision op
@@ -147,8 +150,8 @@ def _export_graph(module: nn.Module, graph: str) -> onnx.ModelProto:
     return model
 
 
-def _metadata(graph: str, provenance: dict[str, str], precision: str) -> dict[str, str]:
-    contract = GRAPHS[graph]
+def _metadata(graph: str, provenance: dict[str, str], precision: str, channels: int) -> dict[str, str]:
+    contract = graph_contracts(channels)[graph]
     return {
         "adainrt_version": __version__,
         "adainrt_graph": graph,
@@ -162,7 +165,9 @@ def _metadata(graph: str, provenance: dict[str, str], precision: str) -> dict[st
         "size_multiple": str(SIZE_MULTIPLE),
         "precision": precision if precision == "fp32" else
         "fp16 (weights, activations); AdaIN statistics fp32; inputs and outputs fp32",
+        "variant": DEFAULT_VARIANT,
         **provenance,
+        "feature_channels": str(channels),
     }
 
 
@@ -196,6 +201,10 @@ def export_model(
     output_dir = Path(output_dir)
     check_folder_path(output_dir)  # before minutes of export
     provenance = provenance or {}
+    variant = check_variant(provenance.get("variant", DEFAULT_VARIANT))
+    if variant.feature_channels != model.feature_channels:
+        raise ModelError(f"the model's relu4_1 has {model.feature_channels} channels, but its provenance names "
+                         f"the {variant.name} network ({variant.feature_channels}); load it with load_model")
     paths = {g: output_dir / graph_file(g, precision) for g in graphs}
     _check_targets(output_dir, paths, provenance, overwrite)  # at once, before waiting for another export
     with folder_lock(output_dir):  # a second export into the folder waits, then finds the first's graphs
@@ -238,8 +247,9 @@ def _export_graphs(model: AdaINModel, paths: dict[str, Path], provenance: dict[s
     results = []
     for graph, path in paths.items():
         progress(f"exporting {graph} graph to {path}")
-        proto = _export_graph(_wrap(graph, model, precision), graph)
-        for key, value in _metadata(graph, provenance, precision).items():
+        channels = model.feature_channels
+        proto = _export_graph(_wrap(graph, model, precision), graph, channels)
+        for key, value in _metadata(graph, provenance, precision, channels).items():
             proto.metadata_props.add(key=key, value=value)
         proto.producer_name = "adainrt"
         proto.producer_version = __version__
@@ -247,7 +257,7 @@ def _export_graphs(model: AdaINModel, paths: dict[str, Path], provenance: dict[s
         with atomic_path(path, overwrite=overwrite) as tmp:
             onnx.save_model(proto, str(tmp))
         progress(f"verifying {graph} graph against PyTorch")
-        errors, ranges = verify_against_torch(path, _wrap(graph, model), graph, verify_sizes)
+        errors, ranges = verify_against_torch(path, _wrap(graph, model), graph, verify_sizes, channels)
         _check_tolerance(path, graph, precision, errors, ranges)
         results.append(ExportResult(path, graph, errors, ranges))
     return results
@@ -258,7 +268,7 @@ def _check_tolerance(path: Path, graph: str, precision: str, errors: dict[str, f
     """FP32 graphs must match PyTorch within their contract's tolerance (FP16 is checked by PSNR later)."""
     if precision != "fp32":
         return
-    bound = GRAPHS[graph].tolerance.fp32_rel
+    bound = graph_contracts()[graph].tolerance.fp32_rel
     for size, error in errors.items():
         if error > bound * max(ranges[size], 1e-6):
             path.unlink(missing_ok=True)
@@ -274,12 +284,13 @@ def _record(output_dir: Path, provenance: dict[str, str], precision: str, paths:
     if not (manifest and _same_weights(manifest, provenance)):
         manifest = new_manifest(provenance, __version__)
     for graph, path in paths.items():
-        manifest["graphs"][path.name] = graph_entry(graph, precision, sha256_file(path))
+        manifest["graphs"][path.name] = graph_entry(graph, precision, sha256_file(path),
+                                                   manifest.get("variant", DEFAULT_VARIANT))
     atomic_write_bytes(manifest_path, json.dumps(manifest, indent=1).encode())
 
 
 def verify_against_torch(
-    path: Path, module: nn.Module, graph: str, sizes: tuple[tuple[int, int], ...]
+    path: Path, module: nn.Module, graph: str, sizes: tuple[tuple[int, int], ...], channels: int = FEATURE_CHANNELS,
 ) -> tuple[dict[str, float], dict[str, float]]:
     """Max abs error of the exported graph vs PyTorch at each content size, and output ranges. The
     graph runs on the registry's FP32 reference backend (onnxruntime CPU where installed, else
@@ -289,7 +300,7 @@ def verify_against_torch(
     errors, ranges = {}, {}
     with reference_backend().load(path, "fp32") as runner:
         for height, width in sizes:
-            feeds = example_inputs(graph, height, width, seed=height * 7919 + width)
+            feeds = example_inputs(graph, height, width, seed=height * 7919 + width, channels=channels)
             with torch.no_grad():
                 expected = module(*(torch.from_numpy(v) for v in feeds.values()))
             expected = expected if isinstance(expected, tuple) else (expected,)

@@ -15,7 +15,7 @@ import os
 import shutil
 from pathlib import Path
 
-from adainrt.contract import GRAPHS, TensorSpec
+from adainrt.contract import FEATURE_CHANNELS, GRAPHS, TensorSpec, graph_contracts
 from adainrt.errors import ModelError, OutputExists
 from adainrt.fileio import atomic_path, atomic_write_bytes, check_folder_path
 
@@ -57,8 +57,9 @@ def _tensor_entries(specs: tuple[TensorSpec, ...], batched: bool) -> str:
     return ",\n".join(entries)
 
 
-def graph_of(onnx_path: str | os.PathLike) -> str:
-    """Which contract graph an exported file is, from its adainrt metadata."""
+def graph_of(onnx_path: str | os.PathLike) -> tuple[str, int]:
+    """Which contract graph an exported file is, and its network's relu4_1 channels, from its adainrt
+    metadata (graphs exported before variants record no channels: full's)."""
     import onnx
 
     meta = {p.key: p.value for p in onnx.load(str(onnx_path), load_external_data=False).metadata_props}
@@ -66,15 +67,16 @@ def graph_of(onnx_path: str | os.PathLike) -> str:
     if graph not in GRAPHS:
         raise ModelError(f"{onnx_path}: not a graph exported by adainrt (no adainrt_graph metadata); "
                          "export it with `adainrt export`")
-    return graph
+    channels = meta.get("feature_channels", "")
+    return graph, int(channels) if channels.isdigit() else FEATURE_CHANNELS
 
 
 def triton_config(onnx_path: str | os.PathLike, name: str) -> str:
     """config.pbtxt (protobuf text format) for one exported graph served by onnxruntime in Triton,
     its tensors as the graph contract declares them, TensorRT FP16 as the GPU accelerator, and
     dynamic batching for the graphs whose inputs all carry the batch."""
-    graph = graph_of(onnx_path)
-    contract = GRAPHS[graph]
+    graph, channels = graph_of(onnx_path)
+    contract = graph_contracts(channels)[graph]
     batched = graph in BATCHABLE
     head = f'name: "{name}"\nplatform: "onnxruntime_onnx"\nmax_batch_size: {MAX_BATCH if batched else 0}\n'
     body = (f"input [\n{_tensor_entries(contract.inputs, batched)}\n]\n"

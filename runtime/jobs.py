@@ -13,11 +13,11 @@ imports the exporter, so it runs where torch is not installed.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from PIL import Image
 
@@ -44,6 +44,7 @@ from adainrt.runtime.stylizer import (
     Stylizer,
     check_alpha,
 )
+from adainrt.spec import check_variant
 
 OUTPUT_FORMATS = ("png", "jpg")
 #: In the name of every result written into a folder: NAME_stylized_STYLE.EXT.
@@ -55,7 +56,8 @@ class GraphSource(Protocol):
     :func:`adainrt.export.cache.cached_model_dir` is one (it exports once into the cache)."""
 
     def __call__(self, encoder: str | os.PathLike | None, decoder: str | os.PathLike | None, *,
-                 forms: tuple[str, ...], progress: Callable[[str], None], precisions: tuple[str, ...]) -> Path: ...
+                 forms: tuple[str, ...], progress: Callable[[str], None], precisions: tuple[str, ...],
+                 variant: str | None) -> Path: ...
 
 
 def ensure_model_dir(
@@ -66,20 +68,37 @@ def ensure_model_dir(
     precisions: tuple[str, ...] = ("fp32",),
     progress: Callable[[str], None] = lambda _msg: None,
     graphs: GraphSource | None = None,
+    variant: str | None = None,
 ) -> Path:
     """The folder given, or the weights' graphs from ``graphs`` (the caller's exporter).
 
     A given folder is used as it is (the Stylizer checks it against its manifest); without one,
     ``graphs`` makes them (the exporter's cache: exported once, needs torch; local, nothing
-    downloaded). The runtime is handed the exporter rather than importing it.
+    downloaded). The runtime is handed the exporter rather than importing it. ``variant``: the
+    network asked for (None: the folder's or the weights' own; full by default).
     """
     if model_dir is not None:
         check_weights_match(Path(model_dir), encoder, decoder)
+        check_variant_match(Path(model_dir), variant)
         return Path(model_dir)
     if graphs is None:
         raise InvalidArgument("no model folder given and no way to export one here: give a folder of graphs "
                               "from `adainrt export` (or pass graphs=adainrt.export.cache.cached_model_dir)")
-    return graphs(encoder, decoder, forms=forms, progress=progress, precisions=precisions)
+    return graphs(encoder, decoder, forms=forms, progress=progress, precisions=precisions, variant=variant)
+
+
+def check_variant_match(model_dir: Path, variant: str | None) -> None:
+    """A model folder asked for as one variant must hold that variant's graphs."""
+    from adainrt.contract import manifest_variant, read_manifest
+
+    if variant is None:
+        return
+    check_variant(variant)
+    held = manifest_variant(read_manifest(model_dir)).name
+    if held != variant:
+        raise InvalidArgument(f"{model_dir} holds the graphs of the {held} network, not {variant}: export the "
+                              f"{variant} one into another folder (`adainrt export --variant {variant} --output DIR`)"
+                              f", or leave the variant out to use the folder's")
 
 
 def check_weights_match(model_dir: Path, encoder: str | os.PathLike | None,
@@ -111,21 +130,23 @@ def open_stylizer(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     progress: Callable[[str], None] = lambda _msg: None,
     graphs: GraphSource | None = None,
+    variant: str | None = None,
 ) -> Stylizer:
     """A Stylizer on the graphs of ``model_dir`` (or of the weights, made by ``graphs``) in the
     precision the backend runs (its own default unless one is asked for)."""
-    folder, precision = model_dir_for(model_dir, encoder, decoder, backend, precision, progress, graphs)
+    folder, precision = model_dir_for(model_dir, encoder, decoder, backend, precision, progress, graphs, variant)
     return Stylizer(folder, backend, max_pixels=max_pixels, precision=precision)
 
 
 def model_dir_for(model_dir: str | os.PathLike | None, encoder: str | os.PathLike | None = None,
                   decoder: str | os.PathLike | None = None, backend: str = "auto", precision: str | None = None,
                   progress: Callable[[str], None] = lambda _msg: None,
-                  graphs: GraphSource | None = None) -> tuple[Path, str]:
+                  graphs: GraphSource | None = None, variant: str | None = None) -> tuple[Path, str]:
     """(folder, precision): the split graphs in the precision the backend runs (its own unless asked),
     made by ``graphs`` when no folder is given."""
     precision, _why = choose(backend, precision).backend.precision(precision)
-    folder = ensure_model_dir(model_dir, encoder, decoder, ("split",), (graph_precision(precision),), progress, graphs)
+    folder = ensure_model_dir(model_dir, encoder, decoder, ("split",), (graph_precision(precision),), progress, graphs,
+                              variant)
     return folder, precision
 
 
@@ -176,10 +197,11 @@ def prepare_image(path: str | os.PathLike, size: int, crop: bool) -> Image.Image
     return center_crop(image, size or min(image.size)) if crop else image
 
 
-def resolve_styles(names: Sequence[str], encoder_hash: str | None, options: StylizeOptions,
+def resolve_styles(names: Sequence[str], model: Mapping[str, Any] | None, options: StylizeOptions,
                    bank: object | None = None) -> list[StyleInput]:
     """Each name is an image file, or the name of a stored style (its statistics, no encoding;
-    refused when made with another encoder than ``encoder_hash``, the graphs')."""
+    refused when made for another network variant or encoder than ``model``'s: a graph's metadata
+    or a manifest, with ``encoder_hash`` and ``variant``)."""
     from adainrt.runtime.style_bank import StyleBank
 
     bank = bank or StyleBank()
@@ -191,7 +213,7 @@ def resolve_styles(names: Sequence[str], encoder_hash: str | None, options: Styl
         elif Path(name).suffix.lower() in IMAGE_SUFFIXES or _looks_like_path(name):
             raise ImageError(f"style {name}: no such image file")
         else:
-            styles.append(bank.get(name, encoder_hash).stats)
+            styles.append(bank.get(name, (model or {}).get("encoder_hash"), (model or {}).get("variant")).stats)
     if not styles:
         raise ControlError("no style given")
     return styles
@@ -376,8 +398,10 @@ def check_image_job(options: StylizeOptions) -> None:
 def add_style(name: str, image: str | os.PathLike, options: StylizeOptions,
               model_dir: str | os.PathLike | None = None, encoder: str | os.PathLike | None = None,
               decoder: str | os.PathLike | None = None, bank: object | None = None,
-              progress: Callable[[str], None] = lambda _msg: None, graphs: GraphSource | None = None) -> Path:
-    """Encode a style image once and store its statistics under ``name`` in the style bank.
+              progress: Callable[[str], None] = lambda _msg: None, graphs: GraphSource | None = None,
+              variant: str | None = None) -> Path:
+    """Encode a style image once and store its statistics under ``name`` in the style bank, with the
+    network variant and the encoder they are for.
 
     Computed in FP32 where the backend can (they are reused for every image stylized with them)."""
     from adainrt.fileio import sha256_file
@@ -387,11 +411,10 @@ def add_style(name: str, image: str | os.PathLike, options: StylizeOptions,
     bank.check_name(name, options.overwrite)
     precision = "fp32" if "fp32" in choose("auto").backend.precisions else None
     with open_stylizer(model_dir, encoder, decoder, precision=precision, progress=progress,
-                       graphs=graphs) as stylizer:
+                       graphs=graphs, variant=variant) as stylizer:
         stats = stylizer.style_stats(prepare_image(image, options.style_size, crop=False))
-        encoder_hash = stylizer.metadata.get("encoder_hash")
-    info = {"source": str(image), "source_sha256": sha256_file(image), "style_size": options.style_size,
-            "encoder_hash": encoder_hash}
+        model = stylizer.model_info
+    info = {"source": str(image), "source_sha256": sha256_file(image), "style_size": options.style_size, **model}
     return bank.add(name, stats, info, overwrite=options.overwrite)
 
 

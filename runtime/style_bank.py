@@ -1,7 +1,7 @@
-"""A bank of named styles stored as their relu4_1 statistics (512 means + 512 stds).
+"""A bank of named styles stored as their relu4_1 statistics (512 means + 512 stds; 128 of each for lite).
 
-Stylizing with a stored style skips the style encoder entirely. Each entry records the
-encoder it was computed with (statistics of one encoder mean nothing to another), the
+Stylizing with a stored style skips the style encoder entirely. Each entry records the network
+variant and the encoder it was computed with (statistics of one encoder mean nothing to another), the
 source image's SHA-256 and the style size used. One entry is one file, NAME.npz (the two
 arrays and the record as JSON), written atomically: two processes adding one name cannot
 mix their halves, and the second is told the name exists. Entries are checked on load.
@@ -20,14 +20,15 @@ from pathlib import Path
 
 import numpy as np
 
-from adainrt.contract import FEATURE_CHANNELS
 from adainrt.errors import AdainrtError, OutputExists
 from adainrt.fileio import atomic_write_bytes, cache_root
 from adainrt.images import IMAGE_SUFFIXES
 from adainrt.runtime.controls import StyleStats
+from adainrt.spec import VARIANTS
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-_SHAPE = (1, FEATURE_CHANNELS, 1, 1)
+#: The shapes a stored style may have: one per network variant.
+_SHAPES = {(1, v.feature_channels, 1, 1): v.name for v in VARIANTS.values()}
 
 
 class StyleBankError(AdainrtError):
@@ -64,9 +65,11 @@ MAX_STATISTIC = 1e4
 
 
 def _validate(stats: StyleStats) -> StyleStats:
+    if stats.mean.shape != stats.std.shape:
+        raise ValueError(f"means of shape {stats.mean.shape} and stds of shape {stats.std.shape}")
     for what, array in (("means", stats.mean), ("stds", stats.std)):
-        if array.shape != _SHAPE:
-            raise ValueError(f"{what} have shape {array.shape}, not {_SHAPE}")
+        if array.shape not in _SHAPES:
+            raise ValueError(f"{what} have shape {array.shape}, not one of {', '.join(map(str, _SHAPES))}")
         if not np.isfinite(array).all():
             raise ValueError(f"{what} hold NaN or infinite values")
         if (array < 0).any():  # relu4_1 is never negative, nor its mean or std
@@ -120,26 +123,38 @@ class StyleBank:
         if not isinstance(record, dict):
             raise StyleBankError(f"stored style {name!r} ({path}) is broken (its record is not an object); remove "
                                  f"it with `adainrt style remove {name}` and add it again")
-        return StoredStyle(name, stats, {**record, "name": name})  # the file's name is the one --style takes
+        # the file's name is the one --style takes; the shape says the variant (older entries record none)
+        return StoredStyle(name, stats, {**record, "name": name, "variant": _SHAPES[stats.mean.shape]})
 
     def _old_record(self, name: str) -> dict:
         sidecar = self.folder / f"{name}.json"
         return json.loads(sidecar.read_text()) if sidecar.is_file() else {"name": name}
 
-    def get(self, name: str, encoder_hash: str | None = None) -> StoredStyle:
+    def get(self, name: str, encoder_hash: str | None = None, variant: str | None = None) -> StoredStyle:
+        """The style ``name``; refused when stored for another network ``variant`` or encoder than the
+        ones given (None: not checked)."""
         if not os.path.lexists(self.path(name)):
             known = ", ".join(self.names()) or "none"
             raise StyleBankError(f"no style named {name!r} in {self.folder} (stored: {known}); "
                                  f"add it with `adainrt style add {name} IMAGE`")
         stored = self._read(name)
+        stored_for = stored.info["variant"]
+        if variant and stored_for != variant:
+            raise StyleBankError(f"style {name!r} was stored for the {stored_for} network, but the model in use is "
+                                 f"{variant}: add it again for this model (`adainrt style add {name} IMAGE --variant "
+                                 f"{variant} --overwrite`), or stylize with --variant {stored_for}")
         stored_with = stored.info.get("encoder_hash")
         if encoder_hash and stored_with and stored_with != encoder_hash:
             raise StyleBankError(f"style {name!r} was computed with encoder {stored_with}, but the model in "
                                  f"use has encoder {encoder_hash}; add it again for this model")
         return stored
 
-    def names(self) -> list[str]:
-        return sorted(p.stem for p in self.folder.glob("*.npz")) if self.folder.is_dir() else []
+    def names(self, variant: str | None = None) -> list[str]:
+        """The stored names; with ``variant``, those stored for that network only (broken ones left out)."""
+        names = sorted(p.stem for p in self.folder.glob("*.npz")) if self.folder.is_dir() else []
+        if variant is None:
+            return names
+        return [e["name"] for e in self.entries() if e.get("variant") == variant]
 
     def entries(self) -> list[dict]:
         """Every entry's record; a broken one is listed with ``broken`` saying why, the others still load."""

@@ -1,7 +1,8 @@
 """The Python API for stylizing: the exported graphs on any backend, no torch needed.
 
 A :class:`Stylizer` runs the ``split`` graphs (encoder, style statistics, decoder) so a style
-is encoded once and cached as its 512 means and 512 standard deviations; later frames with the
+is encoded once and cached as its relu4_1 means and standard deviations (512 each in the full
+network, 128 in lite); later frames with the
 same style only run the encoder and the decoder.
 """
 
@@ -18,7 +19,14 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from adainrt.contract import FORMS, check_loaded_graph, graph_precision, read_manifest, verified_graphs
+from adainrt.contract import (
+    FORMS,
+    check_loaded_graph,
+    graph_precision,
+    manifest_variant,
+    read_manifest,
+    verified_graphs,
+)
 from adainrt.errors import AdainrtError, ImageError
 from adainrt.images import check_size, from_tensor, to_pil, to_tensor
 from adainrt.runtime.backend import Choice, Runner, choose
@@ -88,6 +96,8 @@ class Stylizer:
             raise
         self.encoder, self.style_graph, self.decoder = (self.runners[g] for g in FORMS["split"])
         self.metadata = self.decoder.metadata
+        self.variant = manifest_variant(manifest)
+        self.encoder_hash = str(manifest.get("encoder_hash", ""))
         self._style_cache: OrderedDict[str, StyleStats] = OrderedDict()
         self._style_cache_size = style_cache_size
         self.max_pixels = max_pixels
@@ -96,6 +106,12 @@ class Stylizer:
     @property
     def backend(self) -> str:
         return self.choice.name
+
+    @property
+    def model_info(self) -> dict[str, str]:
+        """What statistics computed here are tied to (a stored style records it): the network variant
+        and the encoder's weights."""
+        return {"variant": self.variant.name, "encoder_hash": self.encoder_hash}
 
     def close(self) -> None:
         """Free every runner (device memory, sessions); the stylizer cannot run afterwards. Every
@@ -191,6 +207,17 @@ class Stylizer:
         image = decode_tiled(run, target, self._tile()) if self._too_big(*size) else run(target)
         return image[..., : size[0], : size[1]]
 
+    def _check_stats(self, stats: StyleStats) -> StyleStats:
+        """Statistics given as they are must be this network's: a style of another variant has another
+        length (128 for lite, 512 for full) and would fail deep inside the backend."""
+        want = (1, self.variant.feature_channels, 1, 1)
+        for array in (stats.mean, stats.std):
+            if np.shape(array) != want:
+                raise ControlError(f"style statistics of shape {np.shape(array)}, but the {self.variant.name} "
+                                   f"network's are {want}: compute them with this model (a style of another "
+                                   "network variant does not fit)")
+        return stats
+
     def styles_stats(self, style: StyleInput | list[StyleInput], content_rgb: np.ndarray | None = None,
                      preserve_color: str | None = None) -> list[StyleStats]:
         """Statistics of each style (images encoded once, cached; stored statistics as they are).
@@ -206,7 +233,7 @@ class Stylizer:
                 if preserve_color:
                     raise ControlError("colour preservation recolours the style image: give the image, "
                                        "not stored statistics")
-                out.append(one)
+                out.append(self._check_stats(one))
                 continue
             rgb = np.asarray(to_pil(one, "style"), np.float32) / 255.0
             if preserve_color == "color":

@@ -86,6 +86,19 @@ def exported_dir(tmp_path_factory, model) -> Path:
 
 
 @pytest.fixture(scope="session")
+def lite_dir(tmp_path_factory) -> Path:
+    """The bundled lite network's four graphs (adainrt export --variant lite), exported once for the run."""
+    from adainrt.export import export_model
+    from adainrt.export.cache import load_model
+
+    torch_model, prov = load_model(None, None, "lite")
+    folder = tmp_path_factory.mktemp("lite-graphs")
+    for form in ("full", "split"):
+        export_model(torch_model, folder, form, prov)
+    return folder
+
+
+@pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not (SHARED_DATA / "content").is_dir():
         pytest.skip(f"real photos and paintings not present at {SHARED_DATA}")

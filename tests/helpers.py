@@ -1,5 +1,5 @@
 """What tests share, in one place: generated (tiny, photo-like) images, one PSNR, one way to mark GPU
-tests, the CLI on a read-only file system.
+tests, the CLI on a read-only file system, a real `adainrt serve` on 127.0.0.1.
 
 Fixtures stay in conftest.py (pytest finds them there); plain functions and constants live here and
 are imported by name (``from tests.helpers import psnr``).
@@ -7,10 +7,17 @@ are imported by name (``from tests.helpers import psnr``).
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
-from collections.abc import Callable
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -96,3 +103,48 @@ def read_only_run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     if "mount" in result.stderr and "permission denied" in result.stderr.lower():
         pytest.skip(f"cannot mount a read-only file system here: {result.stderr.strip()}")
     return result
+
+
+def http_call(url: str, body: bytes | None = None, key: str | None = None, method: str | None = None,
+              headers: dict | None = None) -> tuple[int, object, bytes]:
+    """(status, headers, body) of one HTTP request; an error status is returned, not raised."""
+    request = urllib.request.Request(url, data=body, method=method or ("POST" if body is not None else "GET"),
+                                     headers={**({"Authorization": f"Bearer {key}"} if key else {}), **(headers or {})})
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return response.status, response.headers, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers, exc.read()
+
+
+@contextlib.contextmanager
+def running_server(args: list[str], bank: Path, startup_s: float = 240) -> Iterator[str]:
+    """`adainrt serve ARGS` on a free port of 127.0.0.1 with its style bank in ``bank``, once /healthz
+    answers; yields its URL, then stops it with SIGTERM (as `docker stop` does) and checks it exits 0."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "ADAINRT_STYLES": str(bank), "RAY_DEDUP_LOGS": "0"}
+    process = subprocess.Popen([sys.executable, "-m", "adainrt.cli", "serve", "--port", str(port), *args], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + startup_s
+    while time.monotonic() < deadline:
+        try:
+            if http_call(f"{url}/healthz")[0] == 200:
+                break
+        except OSError:
+            pass
+        if process.poll() is not None:
+            pytest.fail(f"adainrt serve exited: {process.stdout.read()}")
+        time.sleep(1)
+    else:
+        process.kill()
+        pytest.fail(f"adainrt serve did not become healthy in {startup_s:g} s")
+    yield url
+    process.send_signal(signal.SIGTERM)  # as `docker stop` or systemd stop it: a clean stop, as Ctrl-C
+    try:
+        assert process.wait(timeout=90) == 0, process.stdout.read()
+    except subprocess.TimeoutExpired:
+        process.kill()
+        pytest.fail("adainrt serve did not stop within 90 s of SIGTERM")

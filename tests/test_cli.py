@@ -130,7 +130,7 @@ def test_stylize_bad_inputs(tmp_path, exported_dir, images_dir):
 
 def test_missing_decoder_is_a_clear_error(tmp_path, monkeypatch, images_dir):
     monkeypatch.setenv("ADAINRT_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(weights, "bundled_decoder_path", lambda: tmp_path / "none.safetensors")
+    monkeypatch.setattr(weights, "bundled_decoder_path", lambda _variant="full": tmp_path / "none.safetensors")
     result = run("stylize", images_dir / "content_a.png", "--style", images_dir / "style_a.jpg",
                  "--output", tmp_path / "o.png")
     assert result.exit_code == 1 and "no trained decoder is bundled" in result.output

@@ -53,11 +53,17 @@ def ppm_images(tmp_path_factory) -> dict:
     return out
 
 
+@pytest.fixture(scope="module", params=["full", "lite"])
+def graphs(request, exported_dir, lite_dir) -> Path:
+    """The export of each network variant: the C++ library reads the widths from the manifest."""
+    return exported_dir if request.param == "full" else lite_dir
+
+
 @pytest.fixture(scope="module")
-def python_stylizer(exported_dir):
+def python_stylizer(graphs):
     from adainrt.runtime import Stylizer
 
-    with Stylizer(exported_dir, backend="openvino", precision="fp32") as stylizer:
+    with Stylizer(graphs, backend="openvino", precision="fp32") as stylizer:
         yield stylizer
 
 
@@ -68,11 +74,11 @@ def run_example(build: Path, *args: object) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize("alpha", ALPHAS)
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
-def test_example_matches_python(cpp_build, exported_dir, ppm_images, python_stylizer, tmp_path, size, alpha):
+def test_example_matches_python(cpp_build, graphs, ppm_images, python_stylizer, tmp_path, size, alpha):
     content_ppm, content = ppm_images[f"content_{size[0]}x{size[1]}"]
     style_ppm, style = ppm_images["style"]
     out = tmp_path / "out.ppm"
-    done = run_example(cpp_build, exported_dir, content_ppm, style_ppm, out, alpha)
+    done = run_example(cpp_build, graphs, content_ppm, style_ppm, out, alpha)
     assert done.returncode == 0, done.stderr
     cpp = np.asarray(Image.open(out).convert("RGB"))
     python = python_stylizer.stylize(content, style, alpha)
@@ -83,13 +89,13 @@ def test_example_matches_python(cpp_build, exported_dir, ppm_images, python_styl
 
 
 @pytest.fixture(scope="module")
-def c_abi(cpp_build, exported_dir):
-    """The C ABI through ctypes, with one open handle: (library, handle)."""
+def c_abi(cpp_build, graphs):
+    """The C ABI through ctypes, with one open handle on each variant's export: (library, handle)."""
     lib = ctypes.CDLL(str(cpp_build / cpp_bench.LIBRARY))
     for name, (restype, argtypes) in C_ABI.items():
         getattr(lib, name).restype, getattr(lib, name).argtypes = restype, argtypes
     handle = ctypes.c_void_p()
-    assert lib.adainrt_open(str(exported_dir).encode(), 0, 0, ctypes.byref(handle)) == 0, lib.adainrt_last_error()
+    assert lib.adainrt_open(str(graphs).encode(), 0, 0, ctypes.byref(handle)) == 0, lib.adainrt_last_error()
     yield lib, handle
     lib.adainrt_close(handle)
 

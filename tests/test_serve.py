@@ -6,13 +6,10 @@ import io
 import json
 import os
 import select
-import signal
 import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +19,7 @@ from PIL import Image
 
 from adainrt.client import ServerError, stylize_remote
 from adainrt.server import BATCH_HEADER, REPLICA_HEADER
-from tests.conftest import synthetic_image
+from tests.helpers import http_call, running_server, synthetic_image
 
 pytest.importorskip("ray.serve", reason="Ray Serve is not installed (pip install 'adainrt[serve]')")
 pytestmark = pytest.mark.slow
@@ -43,48 +40,15 @@ def png(image: Image.Image) -> bytes:
 
 def call(url: str, body: bytes | None = None, key: str | None = KEY, method: str | None = None,
          headers: dict | None = None) -> tuple[int, object, bytes]:
-    request = urllib.request.Request(url, data=body, method=method or ("POST" if body is not None else "GET"),
-                                     headers={**({"Authorization": f"Bearer {key}"} if key else {}), **(headers or {})})
-    try:
-        with urllib.request.urlopen(request, timeout=120) as response:
-            return response.status, response.headers, response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.headers, exc.read()
+    return http_call(url, body, key, method, headers)
 
 
 @pytest.fixture(scope="module")
 def server(exported_dir, tmp_path_factory):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    bank = tmp_path_factory.mktemp("served-styles")
-    env = {**os.environ, "ADAINRT_STYLES": str(bank), "RAY_DEDUP_LOGS": "0"}
-    process = subprocess.Popen([sys.executable, "-m", "adainrt.cli", "serve", "--port", str(port), "--model",
-                                str(exported_dir), "--backend", "ort-cpu", "--replicas", "2", "--max-batch", "8",
-                                "--api-key", KEY, "--max-body-mb", "1",
-                                "--body-timeout", str(BODY_TIMEOUT)], env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        try:
-            if call(f"{url}/healthz", key=None)[0] == 200:
-                break
-        except OSError:
-            pass
-        if process.poll() is not None:
-            pytest.fail(f"adainrt serve exited: {process.stdout.read()}")
-        time.sleep(1)
-    else:
-        process.kill()
-        pytest.fail("adainrt serve did not become healthy in 240 s")
-    yield url
-    process.send_signal(signal.SIGTERM)  # as `docker stop` or systemd stop it: a clean stop, as Ctrl-C
-    try:
-        assert process.wait(timeout=90) == 0, process.stdout.read()
-    except subprocess.TimeoutExpired:
-        process.kill()
-        pytest.fail("adainrt serve did not stop within 90 s of SIGTERM")
+    args = ["--model", str(exported_dir), "--backend", "ort-cpu", "--replicas", "2", "--max-batch", "8",
+            "--api-key", KEY, "--max-body-mb", "1", "--body-timeout", str(BODY_TIMEOUT)]
+    with running_server(args, tmp_path_factory.mktemp("served-styles")) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -191,7 +191,7 @@ def test_mismatched_decoder_is_refused(tmp_path, encoder_meta):
 def test_missing_decoder_says_how_to_get_one(tmp_path, monkeypatch, encoder_meta):
     with pytest.raises(WeightsError, match="no such weight file"):
         load_decoder(tmp_path / "absent.safetensors", encoder_meta)
-    monkeypatch.setattr(weights, "bundled_decoder_path", lambda: tmp_path / "none.safetensors")
+    monkeypatch.setattr(weights, "bundled_decoder_path", lambda _variant="full": tmp_path / "none.safetensors")
     with pytest.raises(WeightsError, match="adainrt train.*import-weights"):
         load_decoder(None, encoder_meta)
 

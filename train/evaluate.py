@@ -20,7 +20,8 @@ import torch
 from torch import nn
 
 from adainrt.errors import AdainrtError, OutputExists
-from adainrt.network import STYLE_LAYERS, adain_from_stats, encode_with_intermediates, mean_std
+from adainrt.network import STYLE_LAYERS, AdaINModel, adain_from_stats, encode_with_intermediates, mean_std
+from adainrt.spec import DEFAULT_VARIANT
 from adainrt.train.losses import content_loss, style_loss, style_targets
 
 #: (content (1, 3, H, W), style (1, 3, h, w), alpha) -> output (1, 3, H, W) in [0, 1]
@@ -180,6 +181,7 @@ class Evaluation:
     decoder_hash: str | None
     by_alpha: dict[float, Scores]
     by_style: dict[str, Scores]
+    variant: str = DEFAULT_VARIANT
 
     @property
     def scores(self) -> Scores:
@@ -189,7 +191,8 @@ class Evaluation:
     def report(self) -> str:
         """The scores as `adainrt evaluate` prints them: overall, by alpha, by style."""
         scores, alpha = self.scores, next(iter(self.by_alpha))
-        lines = [f"backend                       {self.backend}"
+        lines = [f"variant                       {self.variant}",
+                 f"backend                       {self.backend}"
                  + ("" if self.backend == "torch" else f" ({self.precision})"),
                  f"decoder                       {self.decoder_hash}",
                  f"pairs                         {scores.pairs} (alpha {alpha:g}, {self.size}x{self.size} crops)",
@@ -210,7 +213,7 @@ class Evaluation:
         return "\n".join(lines)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"backend": self.backend, "precision": self.precision, "size": self.size,
+        return {"variant": self.variant, "backend": self.backend, "precision": self.precision, "size": self.size,
                 "decoder_hash": self.decoder_hash, "alpha": next(iter(self.by_alpha)), **self.scores.as_dict(),
                 "by_style": {name: part.as_dict() for name, part in self.by_style.items()},
                 "by_alpha": {f"{alpha:g}": part.as_dict() for alpha, part in self.by_alpha.items()}}
@@ -219,10 +222,12 @@ class Evaluation:
 def evaluation_stylizer(encoder_meta: dict[str, Any], encoder: str | os.PathLike | None,
                         decoder: str | os.PathLike | None, backend: str, model_dir: str | os.PathLike | None,
                         precision: str | None, progress: Callable[[str], None] = lambda _msg: None,
-                        ) -> tuple[StylizeFn | nn.Module, str | None, str]:
+                        model_encoder: nn.Sequential | None = None) -> tuple[StylizeFn | nn.Module, str | None, str]:
     """What makes the outputs `evaluate` scores (the torch decoder or a runtime Stylizer), the weights
     hash of the decoder behind it (scores are only worth keeping with the decoder they measured), and
-    the precision it runs."""
+    the precision it runs. ``encoder_meta``: the model's encoder (a variant's own: ``model_encoder``
+    then is that encoder, which torch runs; None: the loss network is the model's encoder)."""
+    variant = encoder_meta.get("variant", DEFAULT_VARIANT)
     if backend == "torch":
         if model_dir is not None or precision not in (None, "fp32"):  # refused, not ignored
             raise AdainrtError("the torch backend runs the decoder's weights in fp32: a model folder and a "
@@ -230,17 +235,24 @@ def evaluation_stylizer(encoder_meta: dict[str, Any], encoder: str | os.PathLike
         from adainrt.weights import load_decoder
 
         module, meta = load_decoder(decoder, encoder_meta)
-        return module, meta["weights_hash"], "fp32"
+        if model_encoder is None:
+            return module, meta["weights_hash"], "fp32"
+        model = AdaINModel(model_encoder, module).eval()
+
+        def run_torch(content: torch.Tensor, style: torch.Tensor, alpha: float) -> torch.Tensor:
+            return model(content, style, torch.tensor([alpha]))
+
+        return run_torch, meta["weights_hash"], "fp32"
     from adainrt.export.cache import cached_model_dir
     from adainrt.runtime.jobs import open_stylizer
 
     stylizer = open_stylizer(model_dir, encoder, decoder, backend, precision, progress=progress,
-                             graphs=cached_model_dir)
+                             graphs=cached_model_dir, variant=variant)
     graph_encoder = stylizer.metadata.get("encoder_hash")
     if graph_encoder != encoder_meta["weights_hash"]:
         stylizer.close()
-        raise AdainrtError(f"the graphs were exported with encoder {graph_encoder}, but the losses would be "
-                           f"measured with {encoder_meta['weights_hash']}: give that encoder's weights")
+        raise AdainrtError(f"the graphs were exported with encoder {graph_encoder}, but the model's encoder is "
+                           f"{encoder_meta['weights_hash']}: give that encoder's weights")
 
     def run(content: torch.Tensor, style: torch.Tensor, alpha: float) -> torch.Tensor:
         def hwc(x: torch.Tensor) -> np.ndarray:
@@ -260,11 +272,14 @@ def evaluate_folders(content_dir: str | os.PathLike, style_dir: str | os.PathLik
                      overwrite: bool = False, progress: Callable[[str], None] = lambda _msg: None,
                      pair_done: Callable[[int, int], None] = lambda _done, _total: None,
                      alphas: Sequence[float] = (1.0,), per_style: int = 0,
-                     heldout_list: str | os.PathLike | None = None) -> Evaluation:
+                     heldout_list: str | os.PathLike | None = None, variant: str | None = None) -> Evaluation:
     """Score a decoder on centre crops of two folders' images (pairs as :func:`pair_indices`) at each
     of ``alphas``, per style too (at the first alpha); optionally write a contact sheet of the first
     alpha's outputs (:func:`contact_sheet`). ``heldout_list`` (train/heldout.txt's form) scores only
-    the files it names. ``pair_done(done, total)`` follows the scoring (a progress bar)."""
+    the files it names. ``pair_done(done, total)`` follows the scoring (a progress bar).
+
+    Every variant is measured by the full network's VGG-19 (the embedded one, or ``encoder`` when it
+    is a full encoder): a narrower variant's own encoder is what it runs, never what judges it."""
     from adainrt.images import from_tensor, save_image
     from adainrt.spec import MIN_SIZE
     from adainrt.train.data import ImageFolder, read_heldout_list
@@ -283,9 +298,15 @@ def evaluate_folders(content_dir: str | os.PathLike, style_dir: str | os.PathLik
     listed = read_heldout_list(heldout_list) if heldout_list is not None else {}
     content_folder, style_folder = (ImageFolder.load(d, size, size, holdout=bool(listed), heldout_names=listed.get(k))
                                     for d, k in ((content_dir, "content"), (style_dir, "style")))
-    enc, enc_meta = load_encoder(encoder)
-    stylize, decoder_hash, precision = evaluation_stylizer(enc_meta, encoder, decoder, backend, model_dir,
-                                                           precision, progress)
+    if model_dir is not None and backend != "torch":  # torch refuses a folder (evaluation_stylizer)
+        from adainrt.contract import manifest_variant, read_manifest
+
+        variant = variant or manifest_variant(read_manifest(model_dir)).name
+    model_encoder, model_meta = load_encoder(encoder, variant)
+    narrower = model_meta["variant"] != DEFAULT_VARIANT
+    enc, enc_meta = load_encoder(None) if narrower else (model_encoder, model_meta)
+    stylize, decoder_hash, precision = evaluation_stylizer(model_meta, encoder, decoder, backend, model_dir,
+                                                           precision, progress, model_encoder if narrower else None)
     index_c, index_s = pair_indices(len(content_folder.images), len(style_folder.images), all_pairs, per_style)
     contents, styles = (torch.from_numpy(f.center_crops(size)) for f in (content_folder, style_folder))
     try:
@@ -300,4 +321,20 @@ def evaluate_folders(content_dir: str | os.PathLike, style_dir: str | os.PathLik
         save_image(from_tensor(contact_sheet(contents, styles, index_c, index_s, first_outputs)), sheet,
                    overwrite=overwrite)
         progress(f"wrote {sheet}")
-    return Evaluation(backend, precision, size, decoder_hash, by_alpha, by_style)
+    return Evaluation(backend, precision, size, decoder_hash, by_alpha, by_style, model_meta["variant"])
+
+
+def compare_variants(evaluations: Sequence[Evaluation]) -> str:
+    """Variants side by side at each alpha: style ratio and structure, and each as a multiple of the
+    first variant's (the bar a narrower variant is held to is a multiple of full's)."""
+    first = evaluations[0]
+    lines = [f"\n{'alpha':<7}{'variant':<9}{'pairs':>6}{'ratio':>8}{'structure':>11}   "
+             f"{'ratio / ' + first.variant:>14}{'structure / ' + first.variant:>19}"]
+    for alpha, base in first.by_alpha.items():
+        for one in evaluations:
+            part = one.by_alpha.get(alpha)
+            if part is None:
+                continue
+            lines.append(f"{alpha:<7g}{one.variant:<9}{part.pairs:>6}{part.style_ratio:>8.3f}{part.structure:>11.3f}"
+                         f"   {part.style_ratio / base.style_ratio:>14.2f}{part.structure / base.structure:>19.2f}")
+    return "\n".join(lines)

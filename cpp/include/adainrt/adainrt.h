@@ -39,7 +39,7 @@ enum { ADAINRT_PRECISION_F32 = 0, ADAINRT_PRECISION_BF16 = 1 };
 ADAINRT_API int adainrt_open(const char* model_dir, int precision, int num_threads, adainrt_stylizer** out);
 ADAINRT_API void adainrt_close(adainrt_stylizer* stylizer);
 
-/* Length of each statistics vector (512 for the bundled network); 0 for a NULL handle. */
+/* Length of each statistics vector (512 for the full network, 128 for lite); 0 for a NULL handle. */
 ADAINRT_API int adainrt_channels(const adainrt_stylizer* stylizer);
 
 /* A style's statistics into mean[channels] and std[channels]. */

@@ -52,7 +52,7 @@ struct Options {
 };
 
 // A style as AdaIN uses it: the per-channel mean and standard deviation of its relu4_1
-// features (512 each for the bundled network; channels() of the Stylizer that made them).
+// features (512 each for the full network, 128 for lite; channels() of the Stylizer that made them).
 struct StyleStats {
   std::vector<float> mean;
   std::vector<float> std;

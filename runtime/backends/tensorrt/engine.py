@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from adainrt import __version__
-from adainrt.contract import GRAPHS, TensorSpec, concrete_shape
+from adainrt.contract import FEATURE_CHANNELS, TensorSpec, concrete_shape, graph_contracts
 from adainrt.errors import ModelError, OutputExists
 from adainrt.fileio import atomic_path, atomic_write_bytes, sha256_file
 from adainrt.runtime.backend import CacheFolder
@@ -31,9 +31,6 @@ MAX_SIDE = 2048
 #: Where engines and their timing caches live (`adainrt cache` lists and clears it).
 CACHE = CacheFolder("tensorrt", "TensorRT engines and timing caches; rebuilt on a GPU on first use (minutes)")
 DEFAULT_MIN, DEFAULT_OPT, DEFAULT_MAX = (MIN_SIZE, MIN_SIZE), (512, 512), (MAX_SIDE, MAX_SIDE)
-#: Every graph input of the contract by name, where a name means the same tensor in every graph
-#: (alpha does not: one per call in the full graph, one per item in the decoder; see _input_specs).
-_TENSORS = {t.name: t for contract in GRAPHS.values() for t in contract.inputs}
 
 
 @dataclass(frozen=True)
@@ -69,23 +66,28 @@ def parse_shapes(text: str) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def _input_specs(inputs: list[str]) -> dict[str, TensorSpec]:
-    """The contract's specs of a graph's inputs: those of the graph taking exactly these inputs,
-    else each name's first spec (a partial list, as tests and trtexec-style overrides give)."""
-    for contract in GRAPHS.values():
+def _input_specs(inputs: list[str], channels: int = FEATURE_CHANNELS) -> dict[str, TensorSpec]:
+    """The contract's specs of a graph's inputs (of a network with ``channels`` relu4_1 channels): those
+    of the graph taking exactly these inputs, else each name's first spec (a partial list, as tests and
+    trtexec-style overrides give; a name means the same tensor in every graph but alpha, one per call
+    in the full graph and one per item in the decoder)."""
+    contracts = graph_contracts(channels).values()
+    for contract in contracts:
         if set(contract.input_names) == set(inputs):
             return {spec.name: spec for spec in contract.inputs}
-    return {name: _TENSORS[name] for name in inputs if name in _TENSORS}
+    tensors = {t.name: t for contract in contracts for t in contract.inputs}
+    return {name: tensors[name] for name in inputs if name in tensors}
 
 
 def default_profiles(
     inputs: list[str], min_hw: tuple[int, int] = DEFAULT_MIN, opt_hw: tuple[int, int] = DEFAULT_OPT,
     max_hw: tuple[int, int] = DEFAULT_MAX, max_batch: int = 1,
-    overrides: dict[str, dict[str, tuple[int, ...]]] | None = None,
+    overrides: dict[str, dict[str, tuple[int, ...]]] | None = None, channels: int = FEATURE_CHANNELS,
 ) -> list[InputProfile]:
     """Profiles for a graph's dynamic inputs from image sizes; trtexec-style overrides win.
 
-    ``overrides`` maps "min"/"opt"/"max" to {input name: shape}.
+    ``overrides`` maps "min"/"opt"/"max" to {input name: shape}; ``channels``: relu4_1's of the
+    graph's network variant (the decoder's features and statistics have them).
     """
     if not (min_hw[0] <= opt_hw[0] <= max_hw[0] and min_hw[1] <= opt_hw[1] <= max_hw[1]):
         raise ModelError(f"profile sizes must satisfy min <= opt <= max, got {min_hw}, {opt_hw}, {max_hw}")
@@ -95,7 +97,7 @@ def default_profiles(
     if max_batch < 1:
         raise ModelError(f"max batch {max_batch}: give at least 1")
     overrides = overrides or {}
-    specs = _input_specs(inputs)
+    specs = _input_specs(inputs, channels)
     unknown = sorted({name for shapes in overrides.values() for name in shapes} - set(specs))
     if unknown:
         raise ModelError(f"shapes for {', '.join(unknown)}: the graph's inputs are {', '.join(specs) or 'none'}")
@@ -120,7 +122,19 @@ def profiles_for(onnx_path: str | os.PathLike, min_size: str = "32", opt_size: s
     shapes ({"min": "content:1x3x256x256,...", ...}) that override them."""
     overrides = {key: parse_shapes(text) for key, text in (shapes or {}).items() if text}
     return default_profiles(onnx_inputs(onnx_path), parse_size(min_size), parse_size(opt_size),
-                            parse_size(max_size), max_batch, overrides)
+                            parse_size(max_size), max_batch, overrides, graph_channels(onnx_path))
+
+
+def graph_channels(onnx_path: str | os.PathLike) -> int:
+    """relu4_1's channels of an exported graph's network, from its metadata (graphs exported before
+    variants record none: full's)."""
+    recorded = onnx_metadata(onnx_path).get("feature_channels", "")
+    return int(recorded) if recorded.isdigit() else FEATURE_CHANNELS
+
+
+def graph_profiles(onnx_path: str | os.PathLike) -> list[InputProfile]:
+    """The default profiles of an exported graph: its inputs, at its network's width."""
+    return default_profiles(onnx_inputs(onnx_path), channels=graph_channels(onnx_path))
 
 
 @dataclass
@@ -285,7 +299,7 @@ def engine_path_for(onnx_path: str | os.PathLike, profiles: list[InputProfile] |
     """Where the cache keeps the engine of this ONNX for this TensorRT, GPU and profile."""
     trt = load_tensorrt()
     _name, capability = gpu_identity()
-    profiles = profiles or default_profiles(onnx_inputs(onnx_path))
+    profiles = profiles or graph_profiles(onnx_path)
     metadata = onnx_metadata(onnx_path)
     key = engine_cache_key(sha256_file(onnx_path), trt.__version__, capability, profiles,
                            metadata.get("precision", "fp32")[:4])
@@ -294,7 +308,7 @@ def engine_path_for(onnx_path: str | os.PathLike, profiles: list[InputProfile] |
 
 def cached_engine(onnx_path: str | os.PathLike, profiles: list[InputProfile] | None = None) -> Path:
     """An engine for this ONNX, TensorRT, GPU and profile from the cache, built on first use."""
-    profiles = profiles or default_profiles(onnx_inputs(onnx_path))
+    profiles = profiles or graph_profiles(onnx_path)
     engine = engine_path_for(onnx_path, profiles)
     if not (engine.is_file() and sidecar_path(engine).is_file()):
         build_engine(onnx_path, engine, profiles, default_timing_cache(), overwrite=True)
