@@ -50,6 +50,17 @@ def _setting_error(name: str, message: str) -> AdainrtError:
     return AdainrtError(message).hinted(f"check --{name.replace('_', '-')}")
 
 
+def check_settings(config: Any, at_least: dict[str, float], finite: tuple[str, ...]) -> None:
+    """Settings below their least value, or not finite numbers, refused by name (the CLI's flag is the
+    same name with dashes)."""
+    for name, low in at_least.items():
+        if getattr(config, name) < low:
+            raise _setting_error(name, f"{name} must be at least {low}, got {getattr(config, name)}")
+    for name in finite:
+        if not math.isfinite(getattr(config, name)):
+            raise _setting_error(name, f"{name} must be a finite number, got {getattr(config, name)}")
+
+
 @dataclass
 class TrainConfig:
     content_dir: str
@@ -87,12 +98,7 @@ class TrainConfig:
         at_least = {"batch_size": 1, "crop": 32, "resize": 32, "eval_size": 32, "max_iter": 0, "invert_iters": 0,
                     "pool_crops_per_image": 0, "holdout_every": 0, "checkpoint_every": 1, "log_every": 1,
                     "eval_every": 0, "lr_decay": 0, "content_weight": 0, "style_weight": 0, "max_minutes": 0}
-        for name, low in at_least.items():
-            if getattr(self, name) < low:
-                raise _setting_error(name, f"{name} must be at least {low}, got {getattr(self, name)}")
-        for name in ("lr", "lr_decay", "content_weight", "style_weight", "pixel_weight"):
-            if not math.isfinite(getattr(self, name)):
-                raise _setting_error(name, f"{name} must be a finite number, got {getattr(self, name)}")
+        check_settings(self, at_least, ("lr", "lr_decay", "content_weight", "style_weight", "pixel_weight"))
         if not self.lr > 0:
             raise _setting_error("lr", f"lr must be positive, got {self.lr}")
         if self.crop > self.resize:
@@ -165,6 +171,9 @@ def run_config(output_dir: str | os.PathLike, resume: bool, options: dict[str, A
     if not checkpoint.exists():
         raise AdainrtError(f"nothing to resume: no checkpoint at {checkpoint}")
     saved = json.loads(load_checkpoint(checkpoint)["config"])
+    if saved.get("variant", "full") != "full":
+        raise AdainrtError(f"{output_dir} is a run distilling the {saved['variant']} network: resume it with "
+                           f"--variant {saved['variant']}")
     # the run's own step limit unless one is given; a time limit is this invocation's (0: none)
     chosen = {k: options[k] for k in given} | ({"max_minutes": options["max_minutes"]} if "max_minutes" in options
                                                else {})
