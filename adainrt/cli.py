@@ -562,6 +562,10 @@ def bench(sizes: tuple[int, ...], backends: tuple[str, ...], runs: int, warmup: 
 # ---------------------------------------------------------------------------------- train
 
 
+#: `train` options of a narrower variant's distillation alone.
+_DISTILL_ONLY = ("pool_pairs", "distill_iters", "teacher_decoder")
+
+
 @main.command()
 @click.option("--content", "content_dir", required=True, type=click.Path(exists=True, file_okay=False),
               help="Folder of content photos (searched recursively).")
@@ -653,12 +657,11 @@ def train(output_dir: str, resume: bool, **options: Any) -> None:
     given = [k for k in options if ctx.get_parameter_source(k) != ParameterSource.DEFAULT]
     distilling = options["variant"] != "full"
     if not distilling:
-        lite_only = [k for k in given if k in ("pool_pairs", "distill_iters", "teacher_decoder")]
+        lite_only = [k for k in given if k in _DISTILL_ONLY]
         if lite_only:
             raise AdainrtError(f"--{lite_only[0].replace('_', '-')} is an option of a narrower variant's "
                                "distillation: give --variant lite with it")
-        options = {k: v for k, v in options.items() if k not in ("variant", "pool_pairs", "distill_iters",
-                                                               "teacher_decoder")}
+        options = {k: v for k, v in options.items() if k not in ("variant", *_DISTILL_ONLY)}
     config, changes = (distill_config if distilling else run_config)(output_dir, resume, options, given)
     for name, (before, now) in changes.items():
         _say(f"resuming with --{name.replace('_', '-')} {now} (was {before})")

@@ -155,6 +155,12 @@ def graph_contracts(channels: int = FEATURE_CHANNELS) -> dict[str, GraphContract
 GRAPHS: dict[str, GraphContract] = graph_contracts()
 
 
+def recorded_channels(metadata: dict[str, str]) -> int:
+    """relu4_1's channels a graph's metadata records (graphs exported before variants record none: full's)."""
+    recorded = str(metadata.get("feature_channels", ""))
+    return int(recorded) if recorded.isdigit() else FEATURE_CHANNELS
+
+
 def variant_graphs(variant: str | Variant) -> dict[str, GraphContract]:
     """The graphs of a network variant (by name or :class:`Variant`)."""
     variant = check_variant(variant) if isinstance(variant, str) else variant

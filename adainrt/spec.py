@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from adainrt.errors import ModelError
+
 #: Epsilon added to the variance before the square root, as in the reference implementation.
 ADAIN_EPS = 1e-5
 #: The encoder halves the resolution three times; content is padded to a multiple of this.
@@ -80,8 +82,6 @@ DEFAULT_VARIANT = "full"
 
 def check_variant(name: str) -> Variant:
     """The variant called ``name``, or an error listing the variants."""
-    from adainrt.errors import ModelError
-
     if name not in VARIANTS:
         raise ModelError(f"unknown network variant {name!r}; choose one of {', '.join(VARIANTS)}")
     return VARIANTS[name]

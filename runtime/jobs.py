@@ -205,6 +205,7 @@ def resolve_styles(names: Sequence[str], model: Mapping[str, Any] | None, option
     from adainrt.runtime.style_bank import StyleBank
 
     bank = bank or StyleBank()
+    model = model or {}
     styles: list[StyleInput] = []
     for name in names:
         if Path(name).is_file():
@@ -213,7 +214,7 @@ def resolve_styles(names: Sequence[str], model: Mapping[str, Any] | None, option
         elif Path(name).suffix.lower() in IMAGE_SUFFIXES or _looks_like_path(name):
             raise ImageError(f"style {name}: no such image file")
         else:
-            styles.append(bank.get(name, (model or {}).get("encoder_hash"), (model or {}).get("variant")).stats)
+            styles.append(bank.get(name, model.get("encoder_hash"), model.get("variant")).stats)
     if not styles:
         raise ControlError("no style given")
     return styles

@@ -84,7 +84,7 @@ def test_opencv_dnn_runs_both_variants_as_onnxruntime_does(variant, exported_dir
     got = net.forward()
     expected = onnxruntime.InferenceSession(graph, providers=["CPUExecutionProvider"]).run(None, feeds)[0]
     assert got.shape == expected.shape == (1, 3, 77, 101)
-    assert psnr(got, expected, peak=float(expected.max() - expected.min())) > 100  # 116-125 dB measured
+    assert psnr(got, expected, peak=float(expected.max() - expected.min())) > 100  # lite: 124.7 dB measured
 
 
 def test_variants_never_mix_graphs_weights_or_styles(lite_dir, exported_dir, tmp_path, monkeypatch):
@@ -127,7 +127,7 @@ def test_variants_never_mix_graphs_weights_or_styles(lite_dir, exported_dir, tmp
 
 def test_triton_configs_and_tensorrt_profiles_take_lite_widths(lite_dir, tmp_path):
     from adainrt.export.triton import write_triton_repository
-    from adainrt.runtime.backends.tensorrt.engine import graph_profiles
+    from adainrt.runtime.backends.tensorrt.engine import profiles_for
 
     files = [lite_dir / name for name in ("adain_full.onnx", "adain_encoder.onnx", "adain_style.onnx",
                                           "adain_decoder.onnx")]
@@ -136,7 +136,7 @@ def test_triton_configs_and_tensorrt_profiles_take_lite_widths(lite_dir, tmp_pat
     assert "dims: [ 128, -1, -1 ]" in configs["adain_encoder"]  # batched: the batch is left out
     assert configs["adain_style"].count("dims: [ 1, 128, 1, 1 ]") == 2
     assert "512" not in configs["adain_decoder"]
-    profiles = {p.name: p for p in graph_profiles(lite_dir / "adain_decoder.onnx")}
+    profiles = {p.name: p for p in profiles_for(lite_dir / "adain_decoder.onnx")}
     assert profiles["style_mean"].opt == (1, 128, 1, 1) and profiles["content_features"].max[1] == 128
 
 

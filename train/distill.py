@@ -44,7 +44,6 @@ from torch import nn
 
 from adainrt.errors import AdainrtError
 from adainrt.fileio import atomic_path
-from adainrt.images import from_tensor, save_image
 from adainrt.network import (
     AdaINModel,
     adain_from_stats,
@@ -58,12 +57,19 @@ from adainrt.spec import VARIANTS, check_variant
 from adainrt.train.data import ImageFolder, default_heldout_list, read_heldout_list
 from adainrt.train.evaluate import Scores, pair_up, score_pairs
 from adainrt.train.losses import content_loss, style_loss, style_targets
-from adainrt.train.trainer import _setting_error, amp_dtype, check_settings, load_checkpoint
+from adainrt.train.trainer import (
+    CHECKPOINT,
+    LOG,
+    StepHooks,
+    _setting_error,
+    amp_dtype,
+    check_settings,
+    load_checkpoint,
+    saved_run_config,
+)
 from adainrt.weights import load_decoder, load_encoder, save_weights
 
-CHECKPOINT = "checkpoint.pt"
 POOL = "pool.pt"
-LOG = "log.jsonl"
 
 
 @dataclass
@@ -111,8 +117,10 @@ class DistillConfig:
             raise _setting_error("lr", f"lr must be positive, got {self.lr}")
         if self.crop > self.resize:
             raise _setting_error("crop", f"crop {self.crop} is larger than resize {self.resize}")
-        if not 0.0 <= self.full_alpha <= 1.0 or not 0.0 <= self.ema_decay < 1.0:
-            raise _setting_error("full_alpha", "full_alpha must be in [0, 1] and ema_decay in [0, 1)")
+        if not 0.0 <= self.full_alpha <= 1.0:
+            raise _setting_error("full_alpha", f"full_alpha must be in [0, 1], got {self.full_alpha}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise _setting_error("ema_decay", f"ema_decay must be in [0, 1), got {self.ema_decay}")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> DistillConfig:
@@ -211,7 +219,7 @@ def _split_stats(flat: torch.Tensor, widths: tuple[int, ...]) -> list[tuple[torc
 # ---------------------------------------------------------------------------------- trainer
 
 
-class Distiller:
+class Distiller(StepHooks):
     """Trains a variant's encoder and decoder from the full model; see the module docstring."""
 
     def __init__(self, config: DistillConfig, progress: bool = True):
@@ -391,9 +399,7 @@ class Distiller:
         scores, contents, styles, outputs = self.evaluate()
         self.heldout_scores = scores.as_dict() | {"step": self.step}
         self._log({"event": "heldout", **scores.as_dict()})
-        rows = [torch.cat([c, s, o], dim=2) for c, s, o in zip(contents[:4], styles[:4], outputs[:4])]
-        save_image(from_tensor(torch.cat(rows, dim=1).cpu().numpy()),
-                   self.out / "samples" / f"step_{self.step:07d}.png", overwrite=True)
+        self._write_sample(contents, styles, outputs)
 
     def run(self) -> tuple[Path, Path]:
         cfg = self.config
@@ -416,12 +422,7 @@ class Distiller:
                     if bar:
                         bar.set_postfix(pix=f"{stats['pixel']:.4f}", perc=f"{stats['perceptual']:.3f}",
                                         feat=f"{stats['feature']:.3f}")
-                if bar:
-                    bar.update(1)
-                if cfg.eval_every and self.step % cfg.eval_every == 0:
-                    self._evaluate_and_sample()
-                if self.step % cfg.checkpoint_every == 0:
-                    self.save_checkpoint()
+                self._after_step(bar)
         except KeyboardInterrupt:
             self.save_checkpoint()
             self._log({"event": "interrupted"})
@@ -464,15 +465,9 @@ def distill_config(output_dir: str | Path, resume: bool, options: dict[str, Any]
         raise AdainrtError(f"{', '.join('--' + k.replace('_', '-') for k in foreign)}: options of the full "
                            f"decoder's training; a {options.get('variant')} distillation does not take them")
     chosen = {k: options[k] for k in given} | {"output_dir": str(output_dir)}
-    checkpoint = Path(output_dir) / CHECKPOINT
-    if not resume:
-        if checkpoint.exists():
-            raise AdainrtError(f"{checkpoint} exists: resume that run, or choose another output folder").hinted(
-                "pass --resume to continue it, or another --output")
+    saved = saved_run_config(output_dir, resume)
+    if saved is None:
         return DistillConfig(**{k: options[k] for k in ("content_dir", "style_dir", "variant")} | chosen), {}
-    if not checkpoint.exists():
-        raise AdainrtError(f"nothing to resume: no checkpoint at {checkpoint}")
-    saved = json.loads(load_checkpoint(checkpoint)["config"])
     fixed = [k for k in ("variant", "teacher_decoder", "holdout_list", "seed", "pool_pairs", "crop", "resize")
              if k in chosen and chosen[k] != saved.get(k)]
     if fixed:

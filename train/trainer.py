@@ -159,18 +159,12 @@ def run_config(output_dir: str | os.PathLike, resume: bool, options: dict[str, A
                given: Collection[str] = ()) -> tuple[TrainConfig, dict[str, tuple[Any, Any]]]:
     """The settings of a new run (``options``), or of a resumed one: its checkpoint's, with the options
     named in ``given`` (and the limits) on top, and what changed. Refuses a new run over an old one."""
-    checkpoint = Path(output_dir) / CHECKPOINT
-    if checkpoint.exists() and not resume:
-        raise AdainrtError(f"{checkpoint} exists: resume that run, or choose another output folder").hinted(
-            "pass --resume to continue it, or another --output")
-    if not resume:
+    saved = saved_run_config(output_dir, resume)
+    if saved is None:
         if (Path(output_dir) / "decoder.safetensors").exists():  # the log of an earlier attempt is appended to
             raise AdainrtError(f"{output_dir} holds decoder.safetensors of an earlier run, which a new run would "
                                "replace; choose another output folder")
         return TrainConfig(output_dir=str(output_dir), **options), {}
-    if not checkpoint.exists():
-        raise AdainrtError(f"nothing to resume: no checkpoint at {checkpoint}")
-    saved = json.loads(load_checkpoint(checkpoint)["config"])
     if saved.get("variant", "full") != "full":
         raise AdainrtError(f"{output_dir} is a run distilling the {saved['variant']} network: resume it with "
                            f"--variant {saved['variant']}")
@@ -178,6 +172,20 @@ def run_config(output_dir: str | os.PathLike, resume: bool, options: dict[str, A
     chosen = {k: options[k] for k in given} | ({"max_minutes": options["max_minutes"]} if "max_minutes" in options
                                                else {})
     return resume_config(saved, {**chosen, "output_dir": str(output_dir)})
+
+
+def saved_run_config(output_dir: str | os.PathLike, resume: bool) -> dict[str, Any] | None:
+    """The settings a run folder's checkpoint records, to resume (None: a new run). Refuses a new run over
+    an old one's checkpoint, and a resume with no checkpoint to resume."""
+    checkpoint = Path(output_dir) / CHECKPOINT
+    if checkpoint.exists() and not resume:
+        raise AdainrtError(f"{checkpoint} exists: resume that run, or choose another output folder").hinted(
+            "pass --resume to continue it, or another --output")
+    if not resume:
+        return None
+    if not checkpoint.exists():
+        raise AdainrtError(f"nothing to resume: no checkpoint at {checkpoint}")
+    return json.loads(load_checkpoint(checkpoint)["config"])
 
 
 def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict[str, Any]:
@@ -244,7 +252,31 @@ def amp_dtype(requested: str, device: torch.device) -> torch.dtype | None:
     return None
 
 
-class Trainer:
+class StepHooks:
+    """What every trainer here does around its steps (the decoder trainer and the variants' distiller):
+    after each, the progress bar, held-out evaluation every ``eval_every`` steps and a checkpoint
+    every ``checkpoint_every``; sample grids in one form. The class supplies ``config``, ``out``,
+    ``step``, ``save_checkpoint`` and ``_evaluate_and_sample``."""
+
+    config: Any
+    out: Path
+    step: int
+
+    def _after_step(self, bar: Any) -> None:
+        if bar:
+            bar.update(1)
+        if self.config.eval_every and self.step % self.config.eval_every == 0:
+            self._evaluate_and_sample()
+        if self.step % self.config.checkpoint_every == 0:
+            self.save_checkpoint()
+
+    def _write_sample(self, contents: torch.Tensor, styles: torch.Tensor, outputs: torch.Tensor) -> None:
+        rows = [torch.cat([c, s, o], dim=2) for c, s, o in zip(contents[:4], styles[:4], outputs[:4])]
+        grid = torch.cat(rows, dim=1).cpu().numpy()
+        save_image(from_tensor(grid), self.out / "samples" / f"step_{self.step:07d}.png", overwrite=True)
+
+
+class Trainer(StepHooks):
     def __init__(self, config: TrainConfig, progress: bool = True):
         self.config = config
         self.out = Path(config.output_dir)
@@ -473,11 +505,6 @@ class Trainer:
         result.train()
         return scores, contents, styles, outputs
 
-    def _write_sample(self, contents: torch.Tensor, styles: torch.Tensor, outputs: torch.Tensor) -> None:
-        rows = [torch.cat([c, s, o], dim=2) for c, s, o in zip(contents[:4], styles[:4], outputs[:4])]
-        grid = torch.cat(rows, dim=1).cpu().numpy()
-        save_image(from_tensor(grid), self.out / "samples" / f"step_{self.step:07d}.png", overwrite=True)
-
     def _log(self, record: dict[str, Any]) -> None:
         if self.rank == 0:
             with open(self.out / LOG, "a") as f:
@@ -525,12 +552,7 @@ class Trainer:
                     if bar:
                         bar.set_postfix(c=f"{stats['content_loss']:.3f}", s=f"{stats['style_loss']:.3f}",
                                         img_s=f"{rate:.1f}", phase=stats["phase"])
-                if bar:
-                    bar.update(1)
-                if cfg.eval_every and self.step % cfg.eval_every == 0:
-                    self._evaluate_and_sample()
-                if self.step % cfg.checkpoint_every == 0:
-                    self.save_checkpoint()
+                self._after_step(bar)
         except KeyboardInterrupt:
             if started is not None and self.step == started[0]:  # cut off mid-step: its draws are undone,
                 self.rng.bit_generator.state = started[1]        # so --resume repeats the step exactly

@@ -26,7 +26,7 @@ from adainrt.fileio import stdout_to_stderr
 from adainrt.hardware import gpu_name
 from adainrt.runtime.backend import Backend, CacheFolder, RunnerBase, Value, register_backend
 from adainrt.runtime.backends.tensorrt.cuda import tensorrt_version
-from adainrt.runtime.backends.tensorrt.engine import MAX_SIDE, graph_profiles
+from adainrt.runtime.backends.tensorrt.engine import MAX_SIDE, profiles_for
 
 #: Backend name -> onnxruntime provider, best first.
 PROVIDERS = {
@@ -64,7 +64,7 @@ def trt_options(path: Path | None) -> dict[str, str]:
     options = {"trt_fp16_enable": "False", "trt_engine_cache_enable": "True", "trt_engine_cache_path": folder,
                "trt_timing_cache_enable": "True", "trt_timing_cache_path": folder}
     if path is not None:
-        profiles = graph_profiles(path)
+        profiles = profiles_for(path)
         for key in ("min", "opt", "max"):
             options[f"trt_profile_{key}_shapes"] = ",".join(
                 f"{p.name}:{'x'.join(map(str, getattr(p, key)))}" for p in profiles)

@@ -15,9 +15,10 @@ import os
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from adainrt import __version__
-from adainrt.contract import FEATURE_CHANNELS, TensorSpec, concrete_shape, graph_contracts
+from adainrt.contract import FEATURE_CHANNELS, TensorSpec, concrete_shape, graph_contracts, recorded_channels
 from adainrt.errors import ModelError, OutputExists
 from adainrt.fileio import atomic_path, atomic_write_bytes, sha256_file
 from adainrt.runtime.backend import CacheFolder
@@ -121,20 +122,9 @@ def profiles_for(onnx_path: str | os.PathLike, min_size: str = "32", opt_size: s
     """Profiles for an ONNX file's dynamic inputs from sizes written N or HxW, and trtexec-style
     shapes ({"min": "content:1x3x256x256,...", ...}) that override them."""
     overrides = {key: parse_shapes(text) for key, text in (shapes or {}).items() if text}
-    return default_profiles(onnx_inputs(onnx_path), parse_size(min_size), parse_size(opt_size),
-                            parse_size(max_size), max_batch, overrides, graph_channels(onnx_path))
-
-
-def graph_channels(onnx_path: str | os.PathLike) -> int:
-    """relu4_1's channels of an exported graph's network, from its metadata (graphs exported before
-    variants record none: full's)."""
-    recorded = onnx_metadata(onnx_path).get("feature_channels", "")
-    return int(recorded) if recorded.isdigit() else FEATURE_CHANNELS
-
-
-def graph_profiles(onnx_path: str | os.PathLike) -> list[InputProfile]:
-    """The default profiles of an exported graph: its inputs, at its network's width."""
-    return default_profiles(onnx_inputs(onnx_path), channels=graph_channels(onnx_path))
+    model = _load_graph(onnx_path)  # once: its inputs, and its network's width from its metadata
+    return default_profiles(_free_inputs(model), parse_size(min_size), parse_size(opt_size),
+                            parse_size(max_size), max_batch, overrides, recorded_channels(_metadata(model)))
 
 
 @dataclass
@@ -272,19 +262,32 @@ def build_engine(
 def onnx_metadata(path: str | os.PathLike) -> dict[str, str]:
     import onnx
 
-    return {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+    return _metadata(onnx.load(str(path), load_external_data=False))
 
 
 def onnx_inputs(path: str | os.PathLike) -> list[str]:
+    return _free_inputs(_load_graph(path))
+
+
+def _load_graph(path: str | os.PathLike) -> Any:
+    """The ONNX model of a file (no external data), or a ModelError naming it."""
     import onnx
 
     try:
-        graph = onnx.load(str(path), load_external_data=False).graph
+        return onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # protobuf's DecodeError, an OSError: not a graph we can build
         raise ModelError(f"{path}: not a readable ONNX graph ({type(exc).__name__}); give a graph from "
                          "`adainrt export`") from exc
-    initializers = {t.name for t in graph.initializer}
-    return [i.name for i in graph.input if i.name not in initializers]
+
+
+def _metadata(model: Any) -> dict[str, str]:
+    return {p.key: p.value for p in model.metadata_props}
+
+
+def _free_inputs(model: Any) -> list[str]:
+    """The inputs a caller feeds (initializers listed as inputs left out)."""
+    initializers = {t.name for t in model.graph.initializer}
+    return [i.name for i in model.graph.input if i.name not in initializers]
 
 
 def default_timing_cache() -> Path:
@@ -299,7 +302,7 @@ def engine_path_for(onnx_path: str | os.PathLike, profiles: list[InputProfile] |
     """Where the cache keeps the engine of this ONNX for this TensorRT, GPU and profile."""
     trt = load_tensorrt()
     _name, capability = gpu_identity()
-    profiles = profiles or graph_profiles(onnx_path)
+    profiles = profiles or profiles_for(onnx_path)
     metadata = onnx_metadata(onnx_path)
     key = engine_cache_key(sha256_file(onnx_path), trt.__version__, capability, profiles,
                            metadata.get("precision", "fp32")[:4])
@@ -308,7 +311,7 @@ def engine_path_for(onnx_path: str | os.PathLike, profiles: list[InputProfile] |
 
 def cached_engine(onnx_path: str | os.PathLike, profiles: list[InputProfile] | None = None) -> Path:
     """An engine for this ONNX, TensorRT, GPU and profile from the cache, built on first use."""
-    profiles = profiles or graph_profiles(onnx_path)
+    profiles = profiles or profiles_for(onnx_path)
     engine = engine_path_for(onnx_path, profiles)
     if not (engine.is_file() and sidecar_path(engine).is_file()):
         build_engine(onnx_path, engine, profiles, default_timing_cache(), overwrite=True)
