@@ -411,3 +411,19 @@ def compare_all(plan: BenchPlan, models: Mapping[str, Path], encoder: str | None
         rows += [row for size in plan.sizes
                  for row in compare_backends(model_dir, size, targets, encoder, decoder, variant)]
     return rows
+
+
+@dataclass
+class BenchReport:
+    """`adainrt bench`'s rows: timings, or with ``compare`` the fidelity of each backend's outputs."""
+
+    rows: list[Timing] | list[Fidelity]
+    compare: bool = False
+
+    def report(self, as_json: bool = False) -> str:
+        if as_json:
+            import json
+
+            return json.dumps([r.as_dict() for r in self.rows], indent=2)
+        return format_fidelity(self.rows) if self.compare else format_table(self.rows)
+

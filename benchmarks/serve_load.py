@@ -10,6 +10,7 @@ from __future__ import annotations
 import concurrent.futures
 import io
 import ipaddress
+import json
 import time
 import urllib.parse
 from collections.abc import Sequence
@@ -110,3 +111,19 @@ def format_results(results: Sequence[LoadResult], in_process: float | None) -> s
     if in_process is not None:
         lines.append(f"in-process Stylizer, same images: {in_process:.2f} images/s")
     return "\n".join(lines)
+
+
+@dataclass
+class LoadTest:
+    """`adainrt bench-serve`'s results: one row per concurrency level, and the in-process Stylizer's
+    images per second on the same images when a model folder was given."""
+
+    levels: list[LoadResult]
+    in_process_images_per_s: float | None = None
+
+    def report(self, as_json: bool = False) -> str:
+        if as_json:
+            return json.dumps({"levels": [r.as_dict() for r in self.levels],
+                               "in_process_images_per_s": self.in_process_images_per_s}, indent=2)
+        return format_results(self.levels, self.in_process_images_per_s)
+

@@ -79,6 +79,7 @@ class DistillConfig:
     output_dir: str = "runs/lite"
     variant: str = "lite"
     teacher_decoder: str | None = None  # None: the bundled decoder (with the embedded VGG-19)
+    start_from: str | None = None  # None: a pruned copy of the teacher; "bundled" or a run's folder: its weights
     holdout_list: str | None = None  # None: the committed list (train/heldout.txt)
     resize: int = 256  # smaller side before cropping
     crop: int = 128
@@ -119,6 +120,10 @@ class DistillConfig:
             raise _setting_error("crop", f"crop {self.crop} is larger than resize {self.resize}")
         if not 0.0 <= self.full_alpha <= 1.0:
             raise _setting_error("full_alpha", f"full_alpha must be in [0, 1], got {self.full_alpha}")
+        if self.start_from not in (None, "bundled") and not all(
+                (Path(self.start_from) / f"{kind}.safetensors").is_file() for kind in ("encoder", "decoder")):
+            raise _setting_error("start_from", f"start_from {self.start_from!r}: give 'bundled' or the folder of a "
+                                 "run's encoder.safetensors and decoder.safetensors")
         if not 0.0 <= self.ema_decay < 1.0:
             raise _setting_error("ema_decay", f"ema_decay must be in [0, 1), got {self.ema_decay}")
 
@@ -267,6 +272,27 @@ class Distiller(StepHooks):
             self.embed.weight[kept[-1], torch.arange(len(kept[-1])), 0, 0] = 1.0
         self.ema.load_state_dict(self.student.state_dict())
 
+    def trained_start(self) -> None:
+        """The student from trained weights of its variant (``start_from``: "bundled" for the shipped
+        ones, or the folder of an earlier run's encoder.safetensors and decoder.safetensors), so a run
+        goes on where one ended without its checkpoint. The embedding, not shipped, is fitted to the
+        pool by least squares (student relu4_1 -> full's)."""
+        where = self.config.start_from
+        folder = None if where == "bundled" else Path(where)
+        encoder, meta = load_encoder(folder / "encoder.safetensors" if folder else None, self.config.variant)
+        decoder, _ = load_decoder(folder / "decoder.safetensors" if folder else None, meta)
+        self.student.encoder.load_state_dict(encoder.state_dict())
+        self.student.decoder.load_state_dict(decoder.state_dict())
+        photos = self.pool["content"][:64].to(self.device).float() / 255.0
+        with torch.no_grad():
+            x = self.student.encoder(photos).permute(0, 2, 3, 1).reshape(-1, self.embed.in_channels)
+            y = self.pool["content_feat"][:64].to(self.device).float().permute(0, 2, 3, 1).reshape(len(x), -1)
+            ones = torch.ones(len(x), 1, device=x.device)
+            solution = torch.linalg.lstsq(torch.cat([x, ones], 1), y).solution
+            self.embed.weight.copy_(solution[:-1].T.reshape_as(self.embed.weight))
+            self.embed.bias.copy_(solution[-1])
+        self.ema.load_state_dict(self.student.state_dict())
+
     # ------------------------------------------------------------------ state
 
     def state(self) -> dict[str, Any]:
@@ -407,7 +433,7 @@ class Distiller(StepHooks):
         deadline = time.monotonic() + cfg.max_minutes * 60 if cfg.max_minutes else None
         self.load_pool()
         if self.step == 0:
-            self.pruned_start()
+            (self.trained_start if cfg.start_from else self.pruned_start)()
         self._log({"event": "start", "pool_pairs": len(self.pool["alpha"]), "amp": str(self.amp_dtype)})
         bar = None
         if self.progress:
@@ -468,8 +494,8 @@ def distill_config(output_dir: str | Path, resume: bool, options: dict[str, Any]
     saved = saved_run_config(output_dir, resume)
     if saved is None:
         return DistillConfig(**{k: options[k] for k in ("content_dir", "style_dir", "variant")} | chosen), {}
-    fixed = [k for k in ("variant", "teacher_decoder", "holdout_list", "seed", "pool_pairs", "crop", "resize")
-             if k in chosen and chosen[k] != saved.get(k)]
+    fixed = [k for k in ("variant", "teacher_decoder", "start_from", "holdout_list", "seed", "pool_pairs", "crop",
+                         "resize") if k in chosen and chosen[k] != saved.get(k)]
     if fixed:
         raise AdainrtError(f"a resumed distillation keeps {', '.join('--' + k.replace('_', '-') for k in fixed)} "
                            "(they decide its teacher, pool and held-out images); start another run to change them")

@@ -8,9 +8,12 @@ decoder and to whatever a runtime backend (onnxruntime, TensorRT, FP16 graphs) r
 
 from __future__ import annotations
 
+import contextlib
+import json
 import math
 import os
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -338,3 +341,33 @@ def compare_variants(evaluations: Sequence[Evaluation]) -> str:
             lines.append(f"{alpha:<7g}{one.variant:<9}{part.pairs:>6}{part.style_ratio:>8.3f}{part.structure:>11.3f}"
                          f"   {part.style_ratio / base.style_ratio:>14.2f}{part.structure / base.structure:>19.2f}")
     return "\n".join(lines)
+
+
+def evaluate_variants(variants: Sequence[str | None], sheet: str | os.PathLike | None = None,
+                      bar: Callable[[str], AbstractContextManager[Callable[[int, int], None]]] | None = None,
+                      **settings: Any) -> list[Evaluation]:
+    """`adainrt evaluate`: :func:`evaluate_folders` once per variant on the same pairs (``settings``:
+    its other arguments), each variant's contact sheet named ``SHEET_VARIANT.png`` when there are
+    several; ``bar(label)`` opens a progress bar per variant."""
+    variants = list(variants) or [None]
+    if len(variants) > 1 and any(settings.get(k) for k in ("encoder", "decoder", "model_dir")):
+        raise AdainrtError("weights and model folders are one variant each: leave them out to compare variants "
+                           "(their bundled weights), or give one --variant")
+    results = []
+    for variant in variants:
+        variant_sheet = sheet
+        if sheet is not None and len(variants) > 1:
+            variant_sheet = Path(sheet).with_name(f"{Path(sheet).stem}_{variant}{Path(sheet).suffix}")
+        label = f"scoring pairs{f' ({variant})' if variant else ''}"
+        with bar(label) if bar else contextlib.nullcontext(lambda _done, _total: None) as pair_done:
+            results.append(evaluate_folders(sheet=variant_sheet, pair_done=pair_done, variant=variant, **settings))
+    return results
+
+
+def evaluation_report(results: Sequence[Evaluation], as_json: bool = False) -> str:
+    """The scores of one or several variants as text (side by side when several) or as JSON."""
+    if as_json:
+        as_dicts = [r.as_dict() for r in results]
+        return json.dumps(as_dicts[0] if len(as_dicts) == 1 else {"variants": as_dicts}, indent=2)
+    text = "\n\n".join(r.report() for r in results)
+    return text + "\n" + compare_variants(results) if len(results) > 1 else text

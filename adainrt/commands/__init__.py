@@ -1,0 +1,1 @@
+"""The command families of the ``adainrt`` CLI; adainrt/cli.py assembles them into one group."""
