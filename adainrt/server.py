@@ -49,6 +49,8 @@ MAX_ONGOING_REQUESTS = 128
 MULTIPART_PARTS = ("content", "style")
 MAX_MULTIPART_ITEMS = 4
 THUMBNAIL_SIZE = 160
+#: On SIGTERM or Ctrl-C, how long replicas may take to answer the requests they hold before they stop.
+DRAIN_TIMEOUT_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -536,6 +538,7 @@ def deployment(settings: ServeSettings, replicas: int = 1, min_replicas: int | N
     from ray import serve
 
     @serve.deployment(name="adainrt", ray_actor_options={"num_cpus": cpus, "num_gpus": gpus},
+                      graceful_shutdown_timeout_s=DRAIN_TIMEOUT_S, graceful_shutdown_wait_loop_s=0.5,
                       max_ongoing_requests=max(MAX_ONGOING_REQUESTS, 2 * settings.max_batch))
     @serve.ingress()
     class StylizeDeployment:
@@ -560,6 +563,77 @@ def deployment(settings: ServeSettings, replicas: int = 1, min_replicas: int | N
         scaling = {"min_replicas": min_replicas or 1, "max_replicas": max(max_replicas or 1, min_replicas or 1)}
         return StylizeDeployment.options(autoscaling_config=scaling).bind(settings)
     return StylizeDeployment.options(num_replicas=replicas).bind(settings)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where the replicas run: a fixed number, or autoscaled between ``min_replicas`` and
+    ``max_replicas``; each with its CPUs and GPUs; on a local Ray, or the cluster at ``address``."""
+
+    replicas: int = 1
+    min_replicas: int | None = None
+    max_replicas: int | None = None
+    cpus: float = 1.0
+    gpus: float = 0.0
+    address: str | None = None
+
+    @property
+    def autoscaled(self) -> bool:
+        return self.min_replicas is not None or self.max_replicas is not None
+
+
+def run_service(host: str, port: int, placement: Placement, model_dir: Any = None, variant: str | None = None,
+                graphs: Any = None, say: Callable[[str], None] = print, **settings: Any) -> None:
+    """`adainrt serve`: check everything a clear line can refuse, start Ray and the app, and serve
+    until Ctrl-C or SIGTERM (``docker stop``, systemd), then stop Ray.
+
+    ``model_dir`` None: the bundled weights' graphs, made by ``graphs`` (the exporter's cache);
+    ``settings``: the other :class:`ServeSettings` fields (``max_batch`` None: 8 where the replicas
+    compute on a GPU, 1 on a CPU, where one image already fills the cores)."""
+    from adainrt.errors import interrupt_on_sigterm
+    from adainrt.runtime import choose
+    from adainrt.runtime.jobs import model_dir_for
+    from adainrt.runtime.ray_jobs import check_room, init_ray
+
+    try:
+        import ray
+        from ray import serve
+    except ImportError as exc:
+        raise AdainrtError("serving needs Ray Serve: pip install 'adainrt[serve]'") from exc
+    check_listening(host, port)
+    check_ray_address(placement.address)
+    check_folders(settings.get("bank_dir"))
+    backend = settings.get("backend", "auto")
+    folder, _precision = model_dir_for(model_dir, backend=backend, progress=say, graphs=graphs, variant=variant)
+    if settings.get("max_batch") is None:  # replicas given GPUs may run where this driver has none
+        settings["max_batch"] = 8 if placement.gpus > 0 or choose(backend).backend.device == "cuda" else 1
+    if settings.get("bank_dir") is not None:
+        settings["bank_dir"] = os.path.realpath(settings["bank_dir"])
+    config = ServeSettings(str(folder.resolve()), **settings)
+    check_settings(config)
+    init_ray(ray, placement.address)
+    try:  # a local Ray would wait forever for replicas it cannot place
+        check_room(ray, placement.address, placement.min_replicas or placement.replicas, placement.cpus,
+                   placement.gpus)
+    except AdainrtError as exc:
+        raise exc.hinted("lower --replicas or --cpus-per-replica / --gpus-per-replica") from None
+    interrupt_on_sigterm()
+    try:
+        serve.start(http_options={"host": host, "port": port})
+        serve.run(deployment(config, placement.replicas, placement.min_replicas, placement.max_replicas,
+                             placement.cpus, placement.gpus), name="adainrt", route_prefix="/")
+        replicas = "autoscaling" if placement.autoscaled else f"{placement.replicas} replica(s)"
+        say(f"adainrt serve: ready on http://{host}:{port} (model {folder}, backend {backend}, {replicas}, "
+            f"batches of up to {config.max_batch}); Ctrl-C stops")
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        say(f"stopping: answering the requests in flight first (at most {DRAIN_TIMEOUT_S:g} s; Ctrl-C again "
+            "stops at once)")
+        serve.delete("adainrt")  # replicas finish the requests they hold before they go
+    finally:
+        serve.shutdown()
+        ray.shutdown()
 
 
 def check_settings(settings: ServeSettings) -> None:

@@ -117,10 +117,9 @@ def http_call(url: str, body: bytes | None = None, key: str | None = None, metho
         return exc.code, exc.headers, exc.read()
 
 
-@contextlib.contextmanager
-def running_server(args: list[str], bank: Path, startup_s: float = 240) -> Iterator[str]:
+def started_server(args: list[str], bank: Path, startup_s: float = 240) -> tuple[subprocess.Popen, str]:
     """`adainrt serve ARGS` on a free port of 127.0.0.1 with its style bank in ``bank``, once /healthz
-    answers; yields its URL, then stops it with SIGTERM (as `docker stop` does) and checks it exits 0."""
+    answers: (the process, its URL)."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -132,19 +131,29 @@ def running_server(args: list[str], bank: Path, startup_s: float = 240) -> Itera
     while time.monotonic() < deadline:
         try:
             if http_call(f"{url}/healthz")[0] == 200:
-                break
+                return process, url
         except OSError:
             pass
         if process.poll() is not None:
             pytest.fail(f"adainrt serve exited: {process.stdout.read()}")
         time.sleep(1)
-    else:
-        process.kill()
-        pytest.fail(f"adainrt serve did not become healthy in {startup_s:g} s")
-    yield url
-    process.send_signal(signal.SIGTERM)  # as `docker stop` or systemd stop it: a clean stop, as Ctrl-C
+    process.kill()
+    pytest.fail(f"adainrt serve did not become healthy in {startup_s:g} s")
+
+
+def stopped(process: subprocess.Popen, timeout_s: float = 90) -> None:
+    """SIGTERM, as `docker stop` or systemd send it: the server must exit 0 within ``timeout_s``."""
+    process.send_signal(signal.SIGTERM)
     try:
-        assert process.wait(timeout=90) == 0, process.stdout.read()
+        assert process.wait(timeout=timeout_s) == 0, process.stdout.read()
     except subprocess.TimeoutExpired:
         process.kill()
-        pytest.fail("adainrt serve did not stop within 90 s of SIGTERM")
+        pytest.fail(f"adainrt serve did not stop within {timeout_s:g} s of SIGTERM")
+
+
+@contextlib.contextmanager
+def running_server(args: list[str], bank: Path, startup_s: float = 240) -> Iterator[str]:
+    """:func:`started_server` for a ``with`` block: yields its URL, then :func:`stopped`."""
+    process, url = started_server(args, bank, startup_s)
+    yield url
+    stopped(process)

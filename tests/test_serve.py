@@ -112,7 +112,7 @@ def test_requests_with_two_styles_share_batches_and_each_gets_its_own_style(serv
         assert status == 200, body
         return k, name, alpha, int(headers.get(BATCH_HEADER, 0)), np.asarray(Image.open(io.BytesIO(body)))
 
-    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+    with concurrent.futures.ThreadPoolExecutor(32) as pool:
         answers = list(pool.map(one, range(16)))
     assert max(batch for _k, _n, _a, batch, _img in answers) > 1
     for k, name, alpha, _batch, got in answers:
@@ -356,3 +356,29 @@ def test_the_page_in_a_real_browser(server, tmp_path, images_dir):
             assert "could not use" in page.inner_text("#error") and "content" in page.inner_text("#error")
         finally:
             browser.close()
+
+
+def test_sigterm_under_load_answers_every_request_in_flight_then_exits(exported_dir, tmp_path):
+    """`docker stop` (SIGTERM) while requests are in flight: the server stops taking work but answers
+    each request it holds with its image, then exits 0 (before: 33 of 40 got an empty reply)."""
+    from tests.helpers import started_server, stopped
+
+    process, url = started_server(["--model", str(exported_dir), "--backend", "ort-cpu", "--max-batch", "1"],
+                                  tmp_path / "bank")
+    photo = png(synthetic_image(256, 256, seed=5))
+    assert call(f"{url}/v1/styles/drain", png(synthetic_image(128, 128, seed=6)), key=None)[0] == 201
+
+    def stylized(_k: int) -> tuple[int, bytes, float]:
+        status, _headers, body = call(f"{url}/v1/stylize?style=drain&size=256", photo, key=None)
+        return status, body, time.monotonic()
+
+    with concurrent.futures.ThreadPoolExecutor(32) as pool:
+        answers = [pool.submit(stylized, k) for k in range(32)]
+        time.sleep(1.0)
+        assert not all(a.done() for a in answers), "the load ended before the signal: nothing to drain"
+        signalled = time.monotonic()
+        stopped(process, timeout_s=120)
+        results = [a.result() for a in answers]
+    assert [status for status, _body, _t in results] == [200] * 32
+    assert all(Image.open(io.BytesIO(body)).size == (256, 256) for _status, body, _t in results)
+    assert max(t for _status, _body, t in results) > signalled  # answered after the signal: drained
