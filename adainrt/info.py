@@ -60,7 +60,6 @@ def collect() -> dict[str, Any]:
         "platform": platform.platform(),
         "numpy": _version("numpy") or "absent",
         "onnx": _version("onnx") or "absent (needed for export)",
-        "torch": _version("torch") or "absent (needed for export, train, import-weights)",
         **library_versions(),
         "backend (auto)": f"{choice.name} ({precision}: {why}): {choice.reason}",
         "backends": [status.as_dict() for status in statuses()],

@@ -8,6 +8,8 @@ Export, training and the torch backend of the benchmark all build on the modules
 
 from __future__ import annotations
 
+import copy
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -152,3 +154,50 @@ def encode_with_intermediates(encoder: nn.Sequential, image: torch.Tensor) -> li
         if index in wanted:
             feats.append(x)
     return feats
+
+
+# ---------------------------------------------------------------------------------- graphs
+
+
+class GraphModule(nn.Module):
+    """One exported graph's view of the model, in FP32 or FP16.
+
+    FP16 graphs keep FP32 inputs and outputs (explicit Casts at the edges) and, because
+    ``mean_std`` computes in FP32, FP32 AdaIN statistics: the explicitly typed graph a
+    strongly typed TensorRT network needs, and the same I/O as the FP32 graphs.
+    """
+
+    def __init__(self, model: AdaINModel, precision: str = "fp32"):
+        super().__init__()
+        self.dtype = torch.float16 if precision == "fp16" else torch.float32
+        self.model = copy.deepcopy(model).to(self.dtype) if precision == "fp16" else model
+
+    def _in(self, *tensors: torch.Tensor) -> list[torch.Tensor]:
+        return [t.to(self.dtype) for t in tensors]
+
+
+class _Full(GraphModule):
+    def forward(self, content, style, alpha):
+        return self.model(*self._in(content, style, alpha)).float()
+
+
+class _Encoder(GraphModule):
+    def forward(self, content):
+        return self.model.encode_content(*self._in(content)).float()
+
+
+class _Style(GraphModule):
+    def forward(self, style):
+        mean, std = self.model.style_stats(*self._in(style))
+        return mean.float(), std.float()
+
+
+class _Decoder(GraphModule):
+    def forward(self, content_features, style_mean, style_std, alpha):
+        return self.model.decode(*self._in(content_features, style_mean, style_std, alpha)).float()
+
+
+def graph_module(graph: str, model: AdaINModel, precision: str = "fp32") -> GraphModule:
+    """The module one graph of the contract computes (full, encoder, style, decoder): what the exporter
+    traces and what the torch backend runs from a graph's own weights."""
+    return {"full": _Full, "encoder": _Encoder, "style": _Style, "decoder": _Decoder}[graph](model, precision)

@@ -26,8 +26,6 @@ from adainrt.spec import DEFAULT_VARIANT, check_variant
 
 #: The timed paths of one backend: "full" and "cached-style", each a call that runs once.
 Calls = dict[str, Callable[[], object]]
-#: The PyTorch eager baseline, timed beside the registered backends.
-TORCH = "torch"
 #: Huang & Belongie 2017, Pascal Titan X, Torch7, including style encoding.
 PAPER_FPS = {256: 56.0, 512: 15.0}
 
@@ -108,46 +106,8 @@ def runtime_calls(model_dir: Path, backend: str, size: int, precision: str) -> I
         yield {"full": whole, "cached-style": cached}
 
 
-def torch_calls(encoder_path: str | None, decoder_path: str | None, size: int,
-                variant: str | None = None) -> dict[str, Callable[[], object]]:
-    """The same two paths in PyTorch eager (the peer implementations' way)."""
-    import torch
-
-    from adainrt.export.cache import load_model
-
-    model, _ = load_model(encoder_path, decoder_path, variant)
-    content, style = (torch.from_numpy(a) for a in sample_inputs(size))
-    alpha = torch.ones(1)
-    with torch.no_grad():
-        mean, std = model.style_stats(style)
-
-    def full() -> object:
-        with torch.no_grad():
-            return model(content, style, alpha)
-
-    def cached() -> object:
-        with torch.no_grad():
-            return model.decode(model.encode_content(content), mean, std, alpha)
-
-    return {"full": full, "cached-style": cached}
-
-
-@contextlib.contextmanager
-def backend_calls(model_dir: Path | None, backend: str, size: int, precision: str, encoder: str | None = None,
-                  decoder: str | None = None, variant: str | None = None) -> Iterator[Calls]:
-    """The timed paths of one backend: torch eager, or any registered runtime backend."""
-    if backend == TORCH:
-        yield torch_calls(encoder, decoder, size, variant)
-        return
-    with runtime_calls(model_dir, backend, size, precision) as calls:
-        yield calls
-
-
-
 def run_precision(backend: str, requested: str | None) -> str:
     """The precision a backend runs for a request: the one asked for if it runs it, else its own."""
-    if backend == TORCH:
-        return "fp32"
     from adainrt.runtime import get_backend
 
     chosen = get_backend(backend)
@@ -162,7 +122,7 @@ def bench_targets(backends: Sequence[str], precision: str | None = None) -> list
 
     targets = []
     for backend in backends:
-        if precision is not None or backend == TORCH:
+        if precision is not None:
             targets.append((backend, run_precision(backend, precision)))
             continue
         chosen = get_backend(backend)
@@ -178,14 +138,14 @@ def backend_label(backend: str, precision: str) -> str:
 
 
 def select_backends(requested: Sequence[str]) -> list[str]:
-    """``all``: every backend usable here plus torch eager; else the names given, checked."""
+    """``all``: every backend usable here (torch eager among them where torch is installed); else the
+    names given, checked."""
     from adainrt.runtime import available, get_backend
 
     if "all" in requested:
-        return [*available(), TORCH]
+        return available()
     for name in requested:
-        if name != TORCH:
-            get_backend(name)
+        get_backend(name)
     return list(dict.fromkeys(requested))
 
 
@@ -193,20 +153,18 @@ def needed_precisions(targets: Sequence[tuple[str, str]]) -> tuple[str, ...]:
     """The graph precisions a benchmark of these targets loads (fp32 always: the PSNR reference)."""
     from adainrt.contract import graph_precision
 
-    return tuple(dict.fromkeys(["fp32", *(graph_precision(p) for b, p in targets if b != TORCH)]))
+    return tuple(dict.fromkeys(["fp32", *(graph_precision(p) for _b, p in targets)]))
 
 
 def run_benchmark(
-    models: Mapping[str, Path | None],
+    models: Mapping[str, Path],
     sizes: Sequence[int],
     targets: Sequence[tuple[str, str]],
     runs: int = 10,
     warmup: int = 2,
-    encoder: str | None = None,
-    decoder: str | None = None,
     progress: Callable[[str], None] = lambda _msg: None,
 ) -> list[Timing]:
-    """Time every variant (``models``: variant -> its graphs folder, None for torch alone) on every
+    """Time every variant (``models``: variant -> its graphs folder) on every
     (backend, precision) at each size, both paths, interleaved: round after round, each one runs once
     in turn, so a change in the machine's load touches every row alike. Each row carries the PSNR of
     its own output against its variant's :func:`reference_output` (None without graphs)."""
@@ -219,22 +177,22 @@ def run_benchmark(
                 for backend, precision in targets:
                     progress(f"loading {variant} on {backend_label(backend, precision)} at {size}x{size}")
                     calls[(variant, backend, precision)] = stack.enter_context(
-                        backend_calls(model_dir, backend, size, precision, encoder, decoder, variant))
-                references[variant] = reference_output(model_dir, size) if model_dir is not None else None
+                        runtime_calls(model_dir, backend, size, precision))
+                references[variant] = reference_output(model_dir, size)
             progress(f"{size}x{size}: {warmup} warm-up + {runs} timed rounds over {len(calls)} variant/backend pairs")
             times = _interleaved(calls, runs, warmup)
             for (variant, backend, precision), paths in calls.items():
                 reference = references[variant]
                 for path, call in paths.items():  # both paths make the same image of the same inputs
-                    fidelity = None if reference is None else psnr(_as_array(call()), reference)
                     results.append(summarize(backend_label(backend, precision), path, size,
-                                             times[((variant, backend, precision), path)], fidelity, variant))
+                                             times[((variant, backend, precision), path)],
+                                             psnr(_as_array(call()), reference), variant))
     return results
 
 
 def reference_output(model_dir: Path, size: int) -> np.ndarray:
     """The FP32 reference's full-path output on the sample inputs (its runners freed before timing)."""
-    with backend_calls(model_dir, reference_backend(), size, "fp32") as calls:
+    with runtime_calls(model_dir, reference_backend(), size, "fp32") as calls:
         return _as_array(calls["full"]())
 
 
@@ -303,26 +261,24 @@ def psnr(output: np.ndarray, reference: np.ndarray) -> float:
 
 def compare_targets(backends: Sequence[str], precisions: Sequence[str]) -> list[tuple[str, str]]:
     """(backend, precision) pairs to check: each runtime backend in each precision it runs whose
-    graphs the folder holds (``precisions``: graph precisions); torch in FP32."""
+    graphs the folder holds (``precisions``: graph precisions)."""
     from adainrt.contract import graph_precision
     from adainrt.runtime import get_backend
 
     targets = []
     for backend in backends:
-        runs = ("fp32",) if backend == TORCH else get_backend(backend).usable_precisions()
-        targets += [(backend, p) for p in runs if graph_precision(p) in precisions]
+        targets += [(backend, p) for p in get_backend(backend).usable_precisions() if graph_precision(p) in precisions]
     return targets
 
 
 def compare_backends(
-    model_dir: Path, size: int, targets: list[tuple[str, str]], encoder: str | None = None,
-    decoder: str | None = None, variant: str = DEFAULT_VARIANT,
+    model_dir: Path, size: int, targets: list[tuple[str, str]], variant: str = DEFAULT_VARIANT,
 ) -> list[Fidelity]:
     """Each (backend, precision)'s full-graph output against :func:`reference_output`, as Polygraphy does."""
     reference = reference_output(model_dir, size)
     rows = []
     for backend, precision in targets:
-        with backend_calls(model_dir, backend, size, precision, encoder, decoder, variant) as calls:
+        with runtime_calls(model_dir, backend, size, precision) as calls:
             output = _as_array(calls["full"]())
         rows.append(Fidelity(backend_label(backend, precision), size, psnr(output, reference),
                              float(np.abs(output - reference).max()), variant))
@@ -371,10 +327,9 @@ class BenchPlan:
                    tuple(dict.fromkeys(variants)) or (None,))
 
     def models(self, model_dir: Path | None, encoder: str | None, decoder: str | None,
-               progress: Callable[[str], None] = lambda _msg: None) -> dict[str, Path | None]:
+               progress: Callable[[str], None] = lambda _msg: None) -> dict[str, Path]:
         """variant -> the graphs this plan runs for it: the folder given, or the weights' graphs exported
-        once (full and split, in every precision the chosen backends run; both precisions to compare);
-        None where torch alone is timed."""
+        once (full and split, in every precision the chosen backends run; both precisions to compare)."""
         from adainrt.contract import manifest_variant, read_manifest
         from adainrt.export.cache import cached_model_dir
         from adainrt.runtime.jobs import ensure_model_dir
@@ -383,18 +338,15 @@ class BenchPlan:
             raise InvalidArgument("a model folder or weight file is one variant: leave them out to time several "
                                   "variants (their bundled weights), or give one variant")
         precisions = ("fp32", "fp16") if self.compare else needed_precisions(self.targets)
-        models: dict[str, Path | None] = {}
+        models: dict[str, Path] = {}
         for variant in self.variants:
-            if model_dir is None and all(b == TORCH for b in self.backends):
-                models[variant or DEFAULT_VARIANT] = None
-                continue
             folder = ensure_model_dir(model_dir, encoder, decoder, ("full", "split"), precisions, progress,
                                       cached_model_dir, variant)
             models[manifest_variant(read_manifest(folder)).name] = folder
         return models
 
 
-def compare_all(plan: BenchPlan, models: Mapping[str, Path], encoder: str | None = None, decoder: str | None = None,
+def compare_all(plan: BenchPlan, models: Mapping[str, Path],
                 progress: Callable[[str], None] = lambda _msg: None) -> list[Fidelity]:
     """Every planned backend in every precision each variant's folder holds, at every size, against the
     FP32 reference of the same variant."""
@@ -409,7 +361,7 @@ def compare_all(plan: BenchPlan, models: Mapping[str, Path], encoder: str | None
                      "(adainrt export --precision fp16 adds it)")
         targets = compare_targets(plan.backends, present)
         rows += [row for size in plan.sizes
-                 for row in compare_backends(model_dir, size, targets, encoder, decoder, variant)]
+                 for row in compare_backends(model_dir, size, targets, variant)]
     return rows
 
 

@@ -34,8 +34,8 @@ def bench(sizes: Sequence[int], backends: Sequence[str], runs: int = 10, warmup:
         raise OutputExists(plot)  # before minutes of timing
     models = plan.models(model_dir, encoder, decoder, progress=progress)
     if compare:
-        return BenchReport(compare_all(plan, models, encoder, decoder, progress=progress), compare=True)
-    results = run_benchmark(models, plan.sizes, plan.targets, runs, warmup, encoder, decoder, progress=progress)
+        return BenchReport(compare_all(plan, models, progress=progress), compare=True)
+    results = run_benchmark(models, plan.sizes, plan.targets, runs, warmup, progress=progress)
     if plot is not None:
         plot_fps(results, plot, overwrite=overwrite)
         progress(f"wrote {plot}")

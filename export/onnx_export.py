@@ -8,7 +8,6 @@ carries its provenance in ``metadata_props``. Files are written atomically.
 from __future__ import annotations
 
 import contextlib
-import copy
 import io
 import json
 import logging
@@ -42,53 +41,11 @@ from adainrt.contract import (
 from adainrt.contract import FORMS as CONTRACT_FORMS
 from adainrt.errors import ModelError, OutputExists
 from adainrt.fileio import atomic_path, atomic_write_bytes, check_folder_path, folder_lock, sha256_file
-from adainrt.network import AdaINModel
+from adainrt.network import AdaINModel, graph_module
 from adainrt.spec import DEFAULT_VARIANT, MIN_SIZE, SIZE_MULTIPLE, check_variant
 
 OPSET = 18
 FORMS = tuple(CONTRACT_FORMS)
-
-
-class _Graph(nn.Module):
-    """One exported graph's view of the model, in FP32 or FP16.
-
-    FP16 graphs keep FP32 inputs and outputs (explicit Casts at the edges) and, because
-    ``mean_std`` computes in FP32, FP32 AdaIN statistics: the explicitly typed graph a
-    strongly typed TensorRT network needs, and the same I/O as the FP32 graphs.
-    """
-
-    def __init__(self, model: AdaINModel, precision: str = "fp32"):
-        super().__init__()
-        self.dtype = torch.float16 if precision == "fp16" else torch.float32
-        self.model = copy.deepcopy(model).to(self.dtype) if precision == "fp16" else model
-
-    def _in(self, *tensors: torch.Tensor) -> list[torch.Tensor]:
-        return [t.to(self.dtype) for t in tensors]
-
-
-class _Full(_Graph):
-    def forward(self, content, style, alpha):
-        return self.model(*self._in(content, style, alpha)).float()
-
-
-class _Encoder(_Graph):
-    def forward(self, content):
-        return self.model.encode_content(*self._in(content)).float()
-
-
-class _Style(_Graph):
-    def forward(self, style):
-        mean, std = self.model.style_stats(*self._in(style))
-        return mean.float(), std.float()
-
-
-class _Decoder(_Graph):
-    def forward(self, content_features, style_mean, style_std, alpha):
-        return self.model.decode(*self._in(content_features, style_mean, style_std, alpha)).float()
-
-
-def _wrap(graph: str, model: AdaINModel, precision: str = "fp32") -> nn.Module:
-    return {"full": _Full, "encoder": _Encoder, "style": _Style, "decoder": _Decoder}[graph](model, precision)
 
 
 def example_inputs(graph: str, height: int, width: int, seed: int = 0,
@@ -248,7 +205,7 @@ def _export_graphs(model: AdaINModel, paths: dict[str, Path], provenance: dict[s
     for graph, path in paths.items():
         progress(f"exporting {graph} graph to {path}")
         channels = model.feature_channels
-        proto = _export_graph(_wrap(graph, model, precision), graph, channels)
+        proto = _export_graph(graph_module(graph, model, precision), graph, channels)
         for key, value in _metadata(graph, provenance, precision, channels).items():
             proto.metadata_props.add(key=key, value=value)
         proto.producer_name = "adainrt"
@@ -257,7 +214,7 @@ def _export_graphs(model: AdaINModel, paths: dict[str, Path], provenance: dict[s
         with atomic_path(path, overwrite=overwrite) as tmp:
             onnx.save_model(proto, str(tmp))
         progress(f"verifying {graph} graph against PyTorch")
-        errors, ranges = verify_against_torch(path, _wrap(graph, model), graph, verify_sizes, channels)
+        errors, ranges = verify_against_torch(path, graph_module(graph, model), graph, verify_sizes, channels)
         _check_tolerance(path, graph, precision, errors, ranges)
         results.append(ExportResult(path, graph, errors, ranges))
     return results

@@ -29,6 +29,9 @@ from adainrt.contract import check_execution_precision
 from adainrt.errors import BackendUnavailable, ModelError
 from adainrt.fileio import cache_root
 
+#: What `adainrt evaluate` scores by default: the network as trained, in PyTorch eager (FP32), rather
+#: than a deployment runtime; a registry preference like ``automatic`` and ``reference_rank``.
+SCORING_BACKEND = "torch"
 #: What runners take and give: numpy arrays, or a backend's own device values (kept outputs).
 Value = Any
 
@@ -134,6 +137,9 @@ class Backend:
     #: Rank as the FP32 reference others are compared with (export verification, bench's PSNR): the
     #: usable backend of lowest rank is it. None: never the reference (not deterministic FP32 on the CPU).
     reference_rank: int | None = None
+    #: Whether ``auto`` may pick it; False for a backend that is a reference rather than a deployment
+    #: runtime (torch eager: bench and evaluate name it, a user may too, auto never does).
+    automatic: bool = True
 
     def why_not(self) -> str | None:
         return self.probe()
@@ -257,7 +263,7 @@ def choose(requested: str = "auto", precision: str | None = None) -> Choice:
             raise BackendUnavailable(f"backend {requested}: {why_not}; or use --backend auto")
         return Choice(backend, "requested")
     passed_over = {}
-    for backend in registered():
+    for backend in (b for b in registered() if b.automatic):
         why_not = backend.why_not()
         if why_not is None and precision is not None and precision not in backend.usable_precisions():
             why_not = f"runs {', '.join(backend.usable_precisions())} here, not {precision}"

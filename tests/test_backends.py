@@ -218,3 +218,40 @@ def test_a_runner_implements_only_its_own_run_and_the_base_checks_feeds_and_stat
     with pytest.raises(ModelError, match="closed"):
         runner.infer({"x": np.zeros(1)})
     assert calls == [["x"]]
+
+
+def test_torch_eager_is_a_runner_auto_never_picks(exported_dir, tmp_path):
+    """torch runs a graph file from the graph's own weights (its initializers, by the module's parameter
+    names), matching onnxruntime on every graph; auto passes it over, and an FP16 or a foreign graph is
+    refused with the reason."""
+    pytest.importorskip("torch")
+    from adainrt.contract import graph_file
+    from adainrt.export.onnx_export import example_inputs
+
+    torch_backend = get_backend("torch")
+    assert not torch_backend.automatic and torch_backend.why_not() is None
+    assert choose("auto").name != "torch"
+    for graph in ("full", "encoder", "style", "decoder"):
+        feeds = example_inputs(graph, 48, 64)
+        with open_graph(exported_dir / graph_file(graph), "torch") as eager, \
+                open_graph(exported_dir / graph_file(graph), "ort-cpu") as ort:
+            assert isinstance(eager, Runner) and eager.input_names == ort.input_names
+            got, want = eager.infer(feeds), ort.infer(feeds)
+        for name, value in want.items():
+            assert got[name].shape == value.shape
+            assert np.abs(got[name] - value).max() <= 1e-4 * max(1.0, float(np.abs(value).max())), (graph, name)
+    with Stylizer(exported_dir, backend="torch") as eager, Stylizer(exported_dir, backend="ort-cpu") as ort:
+        photo, style = synthetic_image(40, 48), synthetic_image(40, 40, seed=3)
+        difference = np.asarray(eager.stylize(photo, style), int) - np.asarray(ort.stylize(photo, style), int)
+    assert np.abs(difference).max() <= 1
+    import onnx
+
+    relabelled = onnx.load(str(exported_dir / graph_file("decoder")))
+    next(p for p in relabelled.metadata_props if p.key == "precision").value = "fp16"
+    onnx.save(relabelled, str(tmp_path / "fp16.onnx"))
+    with pytest.raises(ModelError, match="FP32 graphs"):
+        open_graph(tmp_path / "fp16.onnx", "torch")
+    foreign = tmp_path / "foreign.onnx"
+    foreign.write_bytes((exported_dir / graph_file("decoder")).read_bytes()[:1000])
+    with pytest.raises(ModelError, match="foreign.onnx"):
+        open_graph(foreign, "torch")

@@ -19,7 +19,7 @@ from PIL import Image
 
 from adainrt.client import ServerError, stylize_remote
 from adainrt.server import BATCH_HEADER, REPLICA_HEADER
-from tests.helpers import http_call, running_server, synthetic_image
+from tests.helpers import http_call, psnr, running_server, synthetic_image
 
 pytest.importorskip("ray.serve", reason="Ray Serve is not installed (pip install 'adainrt[serve]')")
 pytestmark = pytest.mark.slow
@@ -57,11 +57,6 @@ def reference(exported_dir):
 
     with Stylizer(exported_dir, backend="ort-cpu") as stylizer:
         yield stylizer
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
 
 
 def test_styles_are_stored_and_listed(server):

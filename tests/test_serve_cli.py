@@ -11,7 +11,7 @@ from PIL import Image
 from adainrt.cli import main
 from adainrt.client import auth_headers, save_served, stylize_remote
 from adainrt.errors import AdainrtError, ImageError
-from tests.conftest import synthetic_image
+from tests.helpers import synthetic_image
 
 pytest.importorskip("ray.serve", reason="Ray Serve is not installed (pip install 'adainrt[serve]')")
 

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from adainrt.server import BATCH_HEADER, Job, ServeSettings, StylizeService, create_app, negotiate
-from tests.conftest import synthetic_image
+from tests.helpers import synthetic_image
 
 pytest.importorskip("fastapi", reason="FastAPI comes with Ray Serve (pip install 'adainrt[serve]')")
 pytest.importorskip("multipart", reason="python-multipart comes with 'adainrt[serve]'")

@@ -412,7 +412,9 @@ def test_evaluate_and_snapshot_refuse_what_they_would_ignore_or_misname(tmp_path
     content, style = make_folders(tmp_path)
     common = ["evaluate", "--content", str(content), "--style", str(style)]
     model = CliRunner().invoke(main, [*common, "--model", str(tmp_path)])
-    assert model.exit_code == 1 and "torch backend runs the decoder's weights in fp32" in model.output
+    assert model.exit_code == 1 and "not a model folder (it has no manifest.json)" in model.output
+    half = CliRunner().invoke(main, [*common, "--precision", "fp16"])  # torch eager scores in fp32 only
+    assert half.exit_code == 1 and "backend torch runs fp32, not fp16" in half.output
     small = CliRunner().invoke(main, [*common, "--size", "16"])
     assert small.exit_code == 1 and "crop size 16 is below the minimum of 32" in small.output
     assert "0 keeps" not in small.output

@@ -23,7 +23,8 @@ import torch
 from torch import nn
 
 from adainrt.errors import AdainrtError, OutputExists
-from adainrt.network import STYLE_LAYERS, AdaINModel, adain_from_stats, encode_with_intermediates, mean_std
+from adainrt.network import STYLE_LAYERS, adain_from_stats, encode_with_intermediates, mean_std
+from adainrt.runtime.backend import SCORING_BACKEND
 from adainrt.spec import DEFAULT_VARIANT
 from adainrt.train.losses import content_loss, style_loss, style_targets
 
@@ -195,8 +196,7 @@ class Evaluation:
         """The scores as `adainrt evaluate` prints them: overall, by alpha, by style."""
         scores, alpha = self.scores, next(iter(self.by_alpha))
         lines = [f"variant                       {self.variant}",
-                 f"backend                       {self.backend}"
-                 + ("" if self.backend == "torch" else f" ({self.precision})"),
+                 f"backend                       {self.backend} ({self.precision})",
                  f"decoder                       {self.decoder_hash}",
                  f"pairs                         {scores.pairs} (alpha {alpha:g}, {self.size}x{self.size} crops)",
                  f"content loss                  {scores.content_loss:.4f}",
@@ -224,33 +224,17 @@ class Evaluation:
 
 def evaluation_stylizer(encoder_meta: dict[str, Any], encoder: str | os.PathLike | None,
                         decoder: str | os.PathLike | None, backend: str, model_dir: str | os.PathLike | None,
-                        precision: str | None, progress: Callable[[str], None] = lambda _msg: None,
-                        model_encoder: nn.Sequential | None = None) -> tuple[StylizeFn | nn.Module, str | None, str]:
-    """What makes the outputs `evaluate` scores (the torch decoder or a runtime Stylizer), the weights
-    hash of the decoder behind it (scores are only worth keeping with the decoder they measured), and
-    the precision it runs. ``encoder_meta``: the model's encoder (a variant's own: ``model_encoder``
-    then is that encoder, which torch runs; None: the loss network is the model's encoder)."""
-    variant = encoder_meta.get("variant", DEFAULT_VARIANT)
-    if backend == "torch":
-        if model_dir is not None or precision not in (None, "fp32"):  # refused, not ignored
-            raise AdainrtError("the torch backend runs the decoder's weights in fp32: a model folder and a "
-                               "precision apply to the runtime backends (--backend auto, openvino, ...)")
-        from adainrt.weights import load_decoder
-
-        module, meta = load_decoder(decoder, encoder_meta)
-        if model_encoder is None:
-            return module, meta["weights_hash"], "fp32"
-        model = AdaINModel(model_encoder, module).eval()
-
-        def run_torch(content: torch.Tensor, style: torch.Tensor, alpha: float) -> torch.Tensor:
-            return model(content, style, torch.tensor([alpha]))
-
-        return run_torch, meta["weights_hash"], "fp32"
+                        precision: str | None, progress: Callable[[str], None] = lambda _msg: None
+                        ) -> tuple[StylizeFn, str | None, str]:
+    """What makes the outputs `evaluate` scores: a Stylizer on the weights' graphs (exported once into
+    the cache, or ``model_dir``) on any registered backend, torch eager included; the weights hash of
+    the decoder behind it (scores are only worth keeping with the decoder they measured); and the
+    precision it runs. ``encoder_meta``: the model's encoder, which the graphs must hold."""
     from adainrt.export.cache import cached_model_dir
     from adainrt.runtime.jobs import open_stylizer
 
     stylizer = open_stylizer(model_dir, encoder, decoder, backend, precision, progress=progress,
-                             graphs=cached_model_dir, variant=variant)
+                             graphs=cached_model_dir, variant=encoder_meta.get("variant", DEFAULT_VARIANT))
     graph_encoder = stylizer.metadata.get("encoder_hash")
     if graph_encoder != encoder_meta["weights_hash"]:
         stylizer.close()
@@ -270,7 +254,7 @@ def evaluation_stylizer(encoder_meta: dict[str, Any], encoder: str | os.PathLike
 
 def evaluate_folders(content_dir: str | os.PathLike, style_dir: str | os.PathLike, all_pairs: bool = False,
                      encoder: str | os.PathLike | None = None, decoder: str | os.PathLike | None = None,
-                     backend: str = "torch", model_dir: str | os.PathLike | None = None,
+                     backend: str = SCORING_BACKEND, model_dir: str | os.PathLike | None = None,
                      precision: str | None = None, size: int = 256, sheet: str | os.PathLike | None = None,
                      overwrite: bool = False, progress: Callable[[str], None] = lambda _msg: None,
                      pair_done: Callable[[int, int], None] = lambda _done, _total: None,
@@ -301,7 +285,7 @@ def evaluate_folders(content_dir: str | os.PathLike, style_dir: str | os.PathLik
     listed = read_heldout_list(heldout_list) if heldout_list is not None else {}
     content_folder, style_folder = (ImageFolder.load(d, size, size, holdout=bool(listed), heldout_names=listed.get(k))
                                     for d, k in ((content_dir, "content"), (style_dir, "style")))
-    if model_dir is not None and backend != "torch":  # torch refuses a folder (evaluation_stylizer)
+    if model_dir is not None:
         from adainrt.contract import manifest_variant, read_manifest
 
         variant = variant or manifest_variant(read_manifest(model_dir)).name
@@ -309,7 +293,7 @@ def evaluate_folders(content_dir: str | os.PathLike, style_dir: str | os.PathLik
     narrower = model_meta["variant"] != DEFAULT_VARIANT
     enc, enc_meta = load_encoder(None) if narrower else (model_encoder, model_meta)
     stylize, decoder_hash, precision = evaluation_stylizer(model_meta, encoder, decoder, backend, model_dir,
-                                                           precision, progress, model_encoder if narrower else None)
+                                                           precision, progress)
     index_c, index_s = pair_indices(len(content_folder.images), len(style_folder.images), all_pairs, per_style)
     contents, styles = (torch.from_numpy(f.center_crops(size)) for f in (content_folder, style_folder))
     try:

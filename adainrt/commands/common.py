@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from adainrt.contract import EXECUTION_PRECISIONS, PRECISIONS
 from adainrt.errors import AdainrtError
 from adainrt.runtime.backend import backend_names
 from adainrt.spec import VARIANTS
@@ -97,9 +98,9 @@ weights_options.append(variant_option)
 PRECISION_HELP = ("fp16: graphs with FP16 weights and activations, AdaIN statistics in FP32, FP32 inputs and "
                   "outputs (for GPUs: TensorRT strongly typed builds, CUDA). fp32: the reference.")
 precision_option = click.option(
-    "--precision", type=click.Choice(["fp32", "fp16"]), default="fp32", show_default=True, help=PRECISION_HELP)
+    "--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True, help=PRECISION_HELP)
 run_precision_option = click.option(
-    "--precision", type=click.Choice(["fp32", "fp16", "bf16"]), default=None,
+    "--precision", type=click.Choice(EXECUTION_PRECISIONS), default=None,
     help=PRECISION_HELP + " bf16: the FP32 graphs computed in bf16 (openvino on CPUs with native bf16). "
     "Default: the backend's own (tensorrt: fp16; openvino: bf16 where the CPU has it natively; else fp32).")
 class BackendChoice(click.Choice):
@@ -122,9 +123,8 @@ class BackendChoice(click.Choice):
 
 backend_option = click.option(
     "--backend", type=BackendChoice(("auto",)), default="auto", show_default=True,
-    help="auto: the best backend that can run here (native TensorRT > onnxruntime TensorRT EP > CUDA EP > "
-         "CPU; `adainrt info` says which and why). tensorrt: native TensorRT engines of the FP16 graphs, "
-         "built once and cached.")
+    help="auto: the best backend that can run here, GPU runtimes before CPU ones (`adainrt info` lists "
+         "every backend, whether it can run here and why, and the one auto picks).")
 
 
 def heldout_default() -> Path:

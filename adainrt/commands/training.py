@@ -20,6 +20,7 @@ from adainrt.commands.common import (
     weights_options,
     with_options,
 )
+from adainrt.runtime.backend import SCORING_BACKEND
 from adainrt.spec import VARIANTS
 
 
@@ -161,12 +162,12 @@ def snapshot(run_dir: str, output: Path, overwrite: bool) -> None:
               help="Network variant to score (its bundled weights unless --encoder/--decoder); repeat "
                    "(--variant full --variant lite) to score both on the same pairs, side by side. Every "
                    "variant is measured by the full VGG-19.")
-@click.option("--backend", type=BackendChoice(("torch", "auto")), default="torch", show_default=True,
-              help="What makes the outputs: torch (the PyTorch decoder, the reference) or a runtime "
-                   "backend running the exported graphs (see `adainrt stylize --help`). The losses are "
+@click.option("--backend", type=BackendChoice(("auto",)), default=SCORING_BACKEND, show_default=True,
+              help="What makes the outputs from the exported graphs: PyTorch eager by default (the network "
+                   "as trained, in FP32), or any runtime backend (`adainrt info` lists them). The losses are "
                    "always measured with the PyTorch encoder in FP32, so backends compare on one scale.")
-@model_option("Runtime backends: folder of graphs from `adainrt export` (default: export the chosen "
-              "weights once into the cache folder). Its encoder must be the --encoder in use.")
+@model_option("Folder of graphs from `adainrt export` (default: export the chosen weights once into "
+              "the cache folder). Its encoder must be the --encoder in use.")
 @run_precision_option
 @click.option("--size", type=int, default=256, show_default=True, help="Centre crops of this size.")
 @click.option("--sheet", type=click.Path(dir_okay=False, path_type=Path),
