@@ -511,8 +511,22 @@ def create_app(service: StylizeService, stylize: StylizeFn | None = None, replic
         return HTMLResponse((web / "index.html").read_text(encoding="utf-8"))
 
     app.mount("/web", StaticFiles(directory=str(web)), name="web")
+    app.openapi = functools.partial(described_errors_only, app, app.openapi)
     guarded = BodyGuard(app, settings.max_body_bytes, settings.body_timeout_s)
     return ReplicaHeader(guarded, replica) if replica else guarded
+
+
+def described_errors_only(app: Any, make_schema: Callable[[], dict]) -> dict:
+    """FastAPI's schema without its 422 responses: a parameter FastAPI rejects is answered 400 with our
+    JSON error (the handler above), so 422 is never sent and a client must not be told it might be."""
+    if app.openapi_schema is None:
+        schema = make_schema()
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                operation.get("responses", {}).pop("422", None)
+        for unused in ("HTTPValidationError", "ValidationError"):
+            schema.get("components", {}).get("schemas", {}).pop(unused, None)
+    return app.openapi_schema
 
 
 def query_names(dependant: Any) -> set[str]:
