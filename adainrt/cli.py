@@ -32,7 +32,21 @@ from adainrt.commands.common import (
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class OneLineErrors(click.Group):
+    """Usage errors in one line, the option, what was wrong and where help is (click's own are three:
+    the usage, a hint, the error), so a script's log or a service manager shows the whole reason."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as exc:
+            if exc.ctx is None:
+                raise
+            where = exc.ctx.command_path
+            raise click.UsageError(f"{exc.format_message().strip().rstrip('.')} (see `{where} --help`)") from None
+
+
+@click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="adainrt")
 def main() -> None:
     """AdaIN arbitrary style transfer (Huang & Belongie, ICCV 2017), deployable.

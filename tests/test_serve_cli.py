@@ -20,7 +20,9 @@ def serve(*args: str, env: dict | None = None):
     result = CliRunner().invoke(main, ["serve", *args], env=env)
     assert result.exit_code != 0
     assert "Traceback" not in result.output and result.exception is None or isinstance(result.exception, SystemExit)
-    return result.output.strip().splitlines()[-1]  # click's usage errors end in the one line that names the fix
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output  # the whole reason, one line
+    return lines[0]
 
 
 @pytest.mark.parametrize(("args", "says"), [
