@@ -235,6 +235,15 @@ def test_train_distills_a_lite_network_that_exports_and_runs(tmp_path):
     exported = run("export", "-o", tmp_path / "graphs", "--encoder", encoder, "--decoder", decoder, "--form", "split")
     assert exported.exit_code == 0, exported.output
     assert json.loads((tmp_path / "graphs" / "manifest.json").read_text())["variant"] == "lite"
+    # another run starts from these weights (a run's folder, or the shipped ones): at step 0 it writes them back
+    again = [*args[:7], "-o", tmp_path / "again", *args[9:]]
+    started = run(*again, "--start-from", tmp_path / "run", "--max-iter", "0")
+    assert started.exit_code == 0, started.output
+    for kind in ("encoder", "decoder"):
+        assert weights_metadata(tmp_path / "again" / f"{kind}.safetensors")["weights_hash"] == \
+            weights_metadata(tmp_path / "run" / f"{kind}.safetensors")["weights_hash"]
+    missing = run(*args[:7], "-o", tmp_path / "third", *args[9:], "--start-from", tmp_path / "nowhere")
+    assert missing.exit_code == 1 and "start_from" in missing.output and "nowhere" in missing.output
 
 
 @pytest.mark.slow
