@@ -161,6 +161,29 @@ def recorded_channels(metadata: dict[str, str]) -> int:
     return int(recorded) if recorded.isdigit() else FEATURE_CHANNELS
 
 
+def read_graph(path: str | os.PathLike, weights: bool = False) -> Any:
+    """An exported graph file as an ONNX model (``weights``: with external data too, for a caller that
+    runs the weights itself), or a ModelError naming the file. Needs onnx."""
+    import onnx
+
+    try:
+        return onnx.load(str(path), load_external_data=weights)
+    except Exception as exc:  # protobuf's DecodeError, an OSError: not a graph we can use
+        raise ModelError(f"{path}: not a readable ONNX graph ({type(exc).__name__}); give a graph from "
+                         "`adainrt export`") from exc
+
+
+def graph_metadata(model: Any) -> dict[str, str]:
+    """An ONNX model's ``metadata_props`` (the keys of :data:`METADATA_KEYS` and the weights' provenance)."""
+    return {p.key: p.value for p in model.metadata_props}
+
+
+def fed_inputs(model: Any) -> list[str]:
+    """The inputs a caller feeds (initializers listed as inputs left out)."""
+    initializers = {t.name for t in model.graph.initializer}
+    return [i.name for i in model.graph.input if i.name not in initializers]
+
+
 def variant_graphs(variant: str | Variant) -> dict[str, GraphContract]:
     """The graphs of a network variant (by name or :class:`Variant`)."""
     variant = check_variant(variant) if isinstance(variant, str) else variant

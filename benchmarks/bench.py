@@ -167,7 +167,7 @@ def run_benchmark(
     """Time every variant (``models``: variant -> its graphs folder) on every
     (backend, precision) at each size, both paths, interleaved: round after round, each one runs once
     in turn, so a change in the machine's load touches every row alike. Each row carries the PSNR of
-    its own output against its variant's :func:`reference_output` (None without graphs)."""
+    its own output against its variant's :func:`reference_output`."""
     results = []
     for size in sizes:
         with contextlib.ExitStack() as stack:
@@ -378,4 +378,3 @@ class BenchReport:
 
             return json.dumps([r.as_dict() for r in self.rows], indent=2)
         return format_fidelity(self.rows) if self.compare else format_table(self.rows)
-

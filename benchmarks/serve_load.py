@@ -126,4 +126,3 @@ class LoadTest:
             return json.dumps({"levels": [r.as_dict() for r in self.levels],
                                "in_process_images_per_s": self.in_process_images_per_s}, indent=2)
         return format_results(self.levels, self.in_process_images_per_s)
-

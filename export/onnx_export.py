@@ -267,4 +267,3 @@ def verify_against_torch(
                               for name, e in zip(runner.output_names, expected))
             ranges[key] = max(float(e.max() - e.min()) for e in expected)
     return errors, ranges
-

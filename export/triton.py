@@ -15,7 +15,7 @@ import os
 import shutil
 from pathlib import Path
 
-from adainrt.contract import GRAPHS, TensorSpec, graph_contracts, recorded_channels
+from adainrt.contract import GRAPHS, TensorSpec, graph_contracts, graph_metadata, read_graph, recorded_channels
 from adainrt.errors import ModelError, OutputExists
 from adainrt.fileio import atomic_path, atomic_write_bytes, check_folder_path
 
@@ -60,9 +60,7 @@ def _tensor_entries(specs: tuple[TensorSpec, ...], batched: bool) -> str:
 def graph_of(onnx_path: str | os.PathLike) -> tuple[str, int]:
     """Which contract graph an exported file is, and its network's relu4_1 channels, from its adainrt
     metadata (graphs exported before variants record no channels: full's)."""
-    import onnx
-
-    meta = {p.key: p.value for p in onnx.load(str(onnx_path), load_external_data=False).metadata_props}
+    meta = graph_metadata(read_graph(onnx_path))
     graph = meta.get("adainrt_graph")
     if graph not in GRAPHS:
         raise ModelError(f"{onnx_path}: not a graph exported by adainrt (no adainrt_graph metadata); "

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from adainrt.contract import fed_inputs, graph_metadata, read_graph
 from adainrt.errors import ModelError
 from adainrt.runtime.backend import Backend, RunnerBase, Value, register_backend
 
@@ -27,22 +28,18 @@ class TorchRunner(RunnerBase):
     """One graph file run by its PyTorch module, loaded from the graph's initializers."""
 
     def __init__(self, path: str | Path):
-        import onnx
         from onnx import numpy_helper
 
         self.path = Path(path)
         if not self.path.is_file():
             raise ModelError(f"{self.path}: no such ONNX file; create it with `adainrt export`")
-        try:
-            proto = onnx.load(str(self.path))
-        except Exception as exc:  # onnx's DecodeError and friends
-            raise ModelError(f"{self.path}: not a readable ONNX file ({exc})") from exc
-        self.metadata = {p.key: p.value for p in proto.metadata_props}
+        proto = read_graph(self.path, weights=True)
+        self.metadata = graph_metadata(proto)
         if self.metadata.get("precision", "fp32") != "fp32":
             raise ModelError(f"{self.path}: a {self.metadata['precision']} graph; the torch backend runs the FP32 "
                              "graphs (`adainrt export --precision fp32`)")
         weights = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
-        self.input_names = [i.name for i in proto.graph.input if i.name not in weights]
+        self.input_names = fed_inputs(proto)
         self.output_names = [o.name for o in proto.graph.output]
         self.module = _module(self.path, self.metadata, weights)
 

@@ -15,10 +15,18 @@ import os
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 from adainrt import __version__
-from adainrt.contract import FEATURE_CHANNELS, TensorSpec, concrete_shape, graph_contracts, recorded_channels
+from adainrt.contract import (
+    FEATURE_CHANNELS,
+    TensorSpec,
+    concrete_shape,
+    fed_inputs,
+    graph_contracts,
+    graph_metadata,
+    read_graph,
+    recorded_channels,
+)
 from adainrt.errors import ModelError, OutputExists
 from adainrt.fileio import atomic_path, atomic_write_bytes, sha256_file
 from adainrt.runtime.backend import CacheFolder
@@ -122,9 +130,9 @@ def profiles_for(onnx_path: str | os.PathLike, min_size: str = "32", opt_size: s
     """Profiles for an ONNX file's dynamic inputs from sizes written N or HxW, and trtexec-style
     shapes ({"min": "content:1x3x256x256,...", ...}) that override them."""
     overrides = {key: parse_shapes(text) for key, text in (shapes or {}).items() if text}
-    model = _load_graph(onnx_path)  # once: its inputs, and its network's width from its metadata
-    return default_profiles(_free_inputs(model), parse_size(min_size), parse_size(opt_size),
-                            parse_size(max_size), max_batch, overrides, recorded_channels(_metadata(model)))
+    model = read_graph(onnx_path)  # once: its inputs, and its network's width from its metadata
+    return default_profiles(fed_inputs(model), parse_size(min_size), parse_size(opt_size),
+                            parse_size(max_size), max_batch, overrides, recorded_channels(graph_metadata(model)))
 
 
 @dataclass
@@ -260,34 +268,7 @@ def build_engine(
 
 
 def onnx_metadata(path: str | os.PathLike) -> dict[str, str]:
-    import onnx
-
-    return _metadata(onnx.load(str(path), load_external_data=False))
-
-
-def onnx_inputs(path: str | os.PathLike) -> list[str]:
-    return _free_inputs(_load_graph(path))
-
-
-def _load_graph(path: str | os.PathLike) -> Any:
-    """The ONNX model of a file (no external data), or a ModelError naming it."""
-    import onnx
-
-    try:
-        return onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # protobuf's DecodeError, an OSError: not a graph we can build
-        raise ModelError(f"{path}: not a readable ONNX graph ({type(exc).__name__}); give a graph from "
-                         "`adainrt export`") from exc
-
-
-def _metadata(model: Any) -> dict[str, str]:
-    return {p.key: p.value for p in model.metadata_props}
-
-
-def _free_inputs(model: Any) -> list[str]:
-    """The inputs a caller feeds (initializers listed as inputs left out)."""
-    initializers = {t.name for t in model.graph.initializer}
-    return [i.name for i in model.graph.input if i.name not in initializers]
+    return graph_metadata(read_graph(path))
 
 
 def default_timing_cache() -> Path:
