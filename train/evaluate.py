@@ -291,7 +291,7 @@ def evaluate_folders(content_dir: str | os.PathLike, style_dir: str | os.PathLik
         variant = variant or manifest_variant(read_manifest(model_dir)).name
     model_encoder, model_meta = load_encoder(encoder, variant)
     narrower = model_meta["variant"] != DEFAULT_VARIANT
-    enc, enc_meta = load_encoder(None) if narrower else (model_encoder, model_meta)
+    enc = load_encoder(None)[0] if narrower else model_encoder
     stylize, decoder_hash, precision = evaluation_stylizer(model_meta, encoder, decoder, backend, model_dir,
                                                            precision, progress)
     index_c, index_s = pair_indices(len(content_folder.images), len(style_folder.images), all_pairs, per_style)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from adainrt.errors import AdainrtError, interrupt_on_sigterm
+from adainrt.spec import DEFAULT_VARIANT
 
 #: Options of a narrower variant's distillation alone.
 DISTILL_ONLY = ("pool_pairs", "distill_iters", "teacher_decoder", "start_from")
@@ -21,7 +22,7 @@ def run_training(output_dir: str | Path, resume: bool, options: dict[str, Any], 
     from adainrt.train.distill import Distiller, distill_config
     from adainrt.train.trainer import CHECKPOINT, Trainer, run_config
 
-    distilling = options.get("variant", "full") != "full"
+    distilling = options.get("variant", DEFAULT_VARIANT) != DEFAULT_VARIANT
     if not distilling:
         lite_only = [k for k in given if k in DISTILL_ONLY]
         if lite_only:
