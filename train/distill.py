@@ -56,7 +56,7 @@ from adainrt.network import (
 from adainrt.spec import VARIANTS, check_variant
 from adainrt.train.data import ImageFolder, default_heldout_list, read_heldout_list
 from adainrt.train.evaluate import Scores, pair_up, score_pairs
-from adainrt.train.losses import content_loss, style_loss, style_targets
+from adainrt.train.losses import content_loss, structure_distance, style_loss, style_targets
 from adainrt.train.trainer import (
     CHECKPOINT,
     LOG,
@@ -95,6 +95,7 @@ class DistillConfig:
     distill_iters: int = 0  # steps before the paper's loss comes in (with content_weight or style_weight > 0)
     content_weight: float = 0.0
     style_weight: float = 0.0
+    structure_weight: float = 0.0  # with the paper's loss: the output's structure distance from the photo
     max_iter: int = 20_000
     max_minutes: float = 0.0
     checkpoint_every: int = 250
@@ -110,7 +111,7 @@ class DistillConfig:
         if self.variant == "full":
             raise _setting_error("variant", "the full variant is the teacher; distill a narrower one (lite)")
         weights = ("lr", "lr_decay", "feature_weight", "pixel_weight", "perceptual_weight", "statistics_weight",
-                   "content_weight", "style_weight")
+                   "content_weight", "style_weight", "structure_weight")
         check_settings(self, {"batch_size": 1, "crop": 32, "resize": 32, "eval_size": 32, "pool_pairs": 1,
                               "max_iter": 0, "distill_iters": 0, "checkpoint_every": 1, "log_every": 1,
                               "eval_every": 0, "max_minutes": 0, **dict.fromkeys(weights, 0)}, weights)
@@ -361,7 +362,8 @@ class Distiller(StepHooks):
         for group in self.optimizer.param_groups:
             group["lr"] = cfg.lr / (1.0 + cfg.lr_decay * self.step)
         b = self._batch()
-        adain_phase = self.step >= cfg.distill_iters and (cfg.content_weight > 0 or cfg.style_weight > 0)
+        adain_phase = self.step >= cfg.distill_iters and max(cfg.content_weight, cfg.style_weight,
+                                                             cfg.structure_weight) > 0
         amp = self.amp_dtype
         with torch.autocast(self.device.type, dtype=amp or torch.float32, enabled=amp is not None):
             c_feat = self.student.encoder(b["content"])
@@ -378,13 +380,17 @@ class Distiller(StepHooks):
             statistics = style_loss(out_feats, [mean_std(t) for t in teacher_feats])
             loss = cfg.feature_weight * feature + cfg.pixel_weight * pixel + cfg.perceptual_weight * perceptual \
                 + cfg.statistics_weight * statistics
-            loss_c = loss_s = torch.zeros(())
+            loss_c = loss_s = loss_st = torch.zeros(())
             if adain_phase:
                 stats = _split_stats(b["style_stats"], self.loss_widths)
                 target = blend(b["content_feat"], adain_from_stats(b["content_feat"], *stats[-1]),
                                b["alpha"].reshape(-1, 1, 1, 1))
                 loss_c, loss_s = content_loss(out_feats[-1], target), style_loss(out_feats, stats)
-                loss = loss + cfg.content_weight * loss_c + cfg.style_weight * loss_s
+                if cfg.structure_weight:
+                    with torch.no_grad():
+                        photo_feats = encode_with_intermediates(self.teacher.encoder, b["content"])
+                    loss_st = structure_distance(out_feats, photo_feats)
+                loss = loss + cfg.content_weight * loss_c + cfg.style_weight * loss_s + cfg.structure_weight * loss_st
         if not torch.isfinite(loss):
             raise AdainrtError(f"distillation diverged at step {self.step + 1} (loss {loss.item():.4g}); "
                                "lower --lr and --resume").hinted("lower --lr")
@@ -397,8 +403,8 @@ class Distiller(StepHooks):
             torch._foreach_lerp_(list(self.ema.parameters()), list(self.student.parameters()), 1.0 - decay)
         return {"loss": loss.item(), "feature": feature.item(), "pixel": pixel.item(),
                 "perceptual": float(perceptual.detach()), "statistics": statistics.item(),
-                "content_loss": loss_c.item(),
-                "style_loss": loss_s.item(), "lr": self.optimizer.param_groups[0]["lr"]}
+                "content_loss": loss_c.item(), "style_loss": loss_s.item(), "structure": loss_st.item(),
+                "lr": self.optimizer.param_groups[0]["lr"]}
 
     def evaluate(self) -> tuple[Scores, torch.Tensor, torch.Tensor, torch.Tensor]:
         """The student average's scores on the held-out pairs (photo i, style i mod styles), measured

@@ -23,10 +23,10 @@ import torch
 from torch import nn
 
 from adainrt.errors import AdainrtError, OutputExists
-from adainrt.network import STYLE_LAYERS, adain_from_stats, encode_with_intermediates, mean_std
+from adainrt.network import adain_from_stats, encode_with_intermediates
 from adainrt.runtime.backend import SCORING_BACKEND
 from adainrt.spec import DEFAULT_VARIANT
-from adainrt.train.losses import content_loss, style_loss, style_targets
+from adainrt.train.losses import content_loss, structure_distance, style_loss, style_targets
 
 #: (content (1, 3, H, W), style (1, 3, h, w), alpha) -> output (1, 3, H, W) in [0, 1]
 StylizeFn = Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
@@ -34,31 +34,6 @@ StylizeFn = Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
 
 #: One pair's (content loss, style loss, baseline style loss, structure distance).
 PairLosses = tuple[float, float, float, float]
-
-#: The layers whose instance-normalized features the structure distance compares: deep enough to
-#: describe shapes (edges, faces, horizons), not the brush strokes of relu1_1/relu2_1.
-STRUCTURE_LAYERS = ("relu3_1", "relu4_1")
-
-
-def structure_distance(output_feats: list[torch.Tensor], content_feats: list[torch.Tensor]) -> torch.Tensor:
-    """Mean over STRUCTURE_LAYERS of the MSE between the output's and the photo's features, each
-    channel normalized to mean 0 and std 1 over the image.
-
-    The normalization removes exactly what AdaIN changes on purpose (each channel's mean and std:
-    the style), so what is left is where the features fire: the photo's layout. 0 means the
-    photo's structure exactly; unrelated images score about 2 (two unit-variance signals).
-    Features are listed as :func:`encode_with_intermediates` returns them."""
-    order = sorted(STYLE_LAYERS, key=STYLE_LAYERS.get)
-    total = output_feats[0].new_zeros((), dtype=torch.float32)
-    for name in STRUCTURE_LAYERS:
-        normalized = []
-        for feats in (output_feats, content_feats):
-            feat = feats[order.index(name)].float()
-            mean, std = mean_std(feat)
-            normalized.append((feat - mean) / std)
-        total = total + torch.nn.functional.mse_loss(*normalized)
-    return total / len(STRUCTURE_LAYERS)
-
 
 @dataclass
 class Scores:

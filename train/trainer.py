@@ -30,7 +30,7 @@ from torch import nn
 from adainrt.errors import AdainrtError
 from adainrt.fileio import atomic_path
 from adainrt.images import from_tensor, save_image
-from adainrt.network import adain_from_stats, build_decoder
+from adainrt.network import adain_from_stats, build_decoder, encode_with_intermediates
 from adainrt.train.data import ImageFolder, read_heldout_list
 from adainrt.train.evaluate import Scores, pair_up, score_pairs
 from adainrt.train.feature_pool import FeaturePool
@@ -75,6 +75,9 @@ class TrainConfig:
     lr_decay: float = 5e-5  # lr / (1 + lr_decay * step)
     content_weight: float = 1.0
     style_weight: float = 10.0
+    # >0: also the structure distance of the output from the photo (train/losses.structure_distance,
+    # the measure `adainrt evaluate` reports), so strong textures cannot wash the photo's layout out.
+    structure_weight: float = 0.0
     invert_iters: int = 0
     pool_crops_per_image: int = 0  # >0: draw crops from a fixed pool encoded once (see feature_pool)
     pixel_weight: float = 1.0  # the inversion phase's loss: pixel MSE against the photo
@@ -97,8 +100,10 @@ class TrainConfig:
         (the field here; the CLI's flag is the same name with dashes)."""
         at_least = {"batch_size": 1, "crop": 32, "resize": 32, "eval_size": 32, "max_iter": 0, "invert_iters": 0,
                     "pool_crops_per_image": 0, "holdout_every": 0, "checkpoint_every": 1, "log_every": 1,
-                    "eval_every": 0, "lr_decay": 0, "content_weight": 0, "style_weight": 0, "max_minutes": 0}
-        check_settings(self, at_least, ("lr", "lr_decay", "content_weight", "style_weight", "pixel_weight"))
+                    "eval_every": 0, "lr_decay": 0, "content_weight": 0, "style_weight": 0, "structure_weight": 0,
+                    "max_minutes": 0}
+        check_settings(self, at_least, ("lr", "lr_decay", "content_weight", "style_weight", "structure_weight",
+                                        "pixel_weight"))
         if not self.lr > 0:
             raise _setting_error("lr", f"lr must be positive, got {self.lr}")
         if self.crop > self.resize:
@@ -402,17 +407,22 @@ class Trainer(StepHooks):
                                     self.style_weights if is_style else None)
         return torch.from_numpy(crops).to(self.device, memory_format=torch.channels_last)
 
-    def _inputs(self, inverting: bool) -> tuple[torch.Tensor, torch.Tensor, list | None]:
-        """(content pixels, relu4_1 of the content, style statistics or None when inverting)."""
+    def _inputs(self, inverting: bool) -> tuple[torch.Tensor, list[torch.Tensor], list | None]:
+        """(content pixels, the content's features (relu4_1 last; all four loss layers when the
+        structure term needs them), style statistics or None when inverting)."""
         size = self.config.batch_size
-        if self.pool is not None:
-            content, features = self.pool.content_batch(self.rng.integers(len(self.pool), size=size), self.device)
-            styles = self.rng.integers(self.pool.style_count, size=size)
-            return content, features, None if inverting else self.pool.style_batch(styles, self.device)
-        content = self._batch(self.content)
         with torch.no_grad():
-            features = self.encoder(content)
-            return content, features, None if inverting else style_targets(self.encoder, self._batch(self.style))
+            if self.pool is not None:
+                content, features = self.pool.content_batch(self.rng.integers(len(self.pool), size=size), self.device)
+                feats = [features]
+                if self.config.structure_weight and not inverting:
+                    feats = encode_with_intermediates(self.encoder, content)
+                styles = self.rng.integers(self.pool.style_count, size=size)
+                return content, feats, None if inverting else self.pool.style_batch(styles, self.device)
+            content = self._batch(self.content)
+            feats = (encode_with_intermediates(self.encoder, content) if self.config.structure_weight
+                     else [self.encoder(content)])
+            return content, feats, None if inverting else style_targets(self.encoder, self._batch(self.style))
 
     def train_step(self) -> dict[str, float]:
         cfg = self.config
@@ -421,16 +431,18 @@ class Trainer(StepHooks):
         inverting = self.step < cfg.invert_iters
         with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
                             enabled=self.amp_dtype is not None):
-            content, target, targets = self._inputs(inverting)
+            content, content_feats, targets = self._inputs(inverting)
+            target = content_feats[-1]
             if targets is not None:
                 target = adain_from_stats(target, *targets[-1])
             output = self.model(target)
             if inverting:  # pixel loss only: no encoder pass on the output, half the cost
-                loss_c = loss_s = torch.zeros(())
+                loss_c = loss_s = loss_st = torch.zeros(())
                 loss = cfg.pixel_weight * F.mse_loss(output.float(), content)
             else:
-                loss_c, loss_s = stylization_losses(self.encoder, output, target, targets)
-                loss = cfg.content_weight * loss_c + cfg.style_weight * loss_s
+                loss_c, loss_s, loss_st = stylization_losses(
+                    self.encoder, output, target, targets, content_feats if cfg.structure_weight else None)
+                loss = cfg.content_weight * loss_c + cfg.style_weight * loss_s + cfg.structure_weight * loss_st
         self._check_finite(loss, loss_c, loss_s)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
@@ -438,8 +450,9 @@ class Trainer(StepHooks):
         self.scaler.update()
         self.step += 1
         self._update_ema()
-        return {"loss": loss.item(), "content_loss": loss_c.item(), "style_loss": loss_s.item(),
-                "lr": self.optimizer.param_groups[0]["lr"], "phase": "invert" if inverting else "adain"}
+        stats = {"loss": loss.item(), "content_loss": loss_c.item(), "style_loss": loss_s.item(),
+                 "lr": self.optimizer.param_groups[0]["lr"], "phase": "invert" if inverting else "adain"}
+        return stats | ({"structure": loss_st.item()} if cfg.structure_weight else {})
 
     def _check_finite(self, loss: torch.Tensor, loss_c: torch.Tensor, loss_s: torch.Tensor) -> None:
         """Stop at the first loss that is NaN or infinite (on any rank), before it reaches the weights:

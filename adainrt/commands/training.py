@@ -42,6 +42,9 @@ from adainrt.spec import VARIANTS
 @click.option("--lr-decay", type=float, default=5e-5, show_default=True, help="lr / (1 + decay * step).")
 @click.option("--content-weight", type=float, default=1.0, show_default=True)
 @click.option("--style-weight", type=float, default=10.0, show_default=True)
+@click.option("--structure-weight", type=float, default=0.0, show_default=True,
+              help="Also penalize the output's structure distance from the photo (the measure "
+                   "`adainrt evaluate` reports): keeps faces and buildings through strong textures.")
 @click.option("--invert-iters", type=int, default=0, show_default=True,
               help="First train the decoder to invert relu4_1 of photos (pixel loss) for this many "
                    "steps: learns structure fast on a small compute budget.")
