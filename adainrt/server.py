@@ -626,6 +626,9 @@ def run_service(host: str, port: int, placement: Placement, model_dir: Any = Non
         settings["bank_dir"] = os.path.realpath(settings["bank_dir"])
     config = ServeSettings(str(folder.resolve()), **settings)
     check_settings(config)
+    from adainrt.proxy_errors import CALLBACK, CALLBACK_ENV
+
+    os.environ.setdefault(CALLBACK_ENV, CALLBACK)  # a local Ray's proxy inherits it: JSON for its own errors
     init_ray(ray, placement.address)
     try:  # a local Ray would wait forever for replicas it cannot place
         check_room(ray, placement.address, placement.min_replicas or placement.replicas, placement.cpus,

@@ -377,3 +377,41 @@ def test_sigterm_under_load_answers_every_request_in_flight_then_exits(exported_
     assert [status for status, _body, _t in results] == [200] * 16
     assert all(Image.open(io.BytesIO(body)).size == (256, 256) for _status, body, _t in results)
     assert max(t for _status, _body, t in results) > signalled  # answered after the signal: drained
+
+
+def test_kill_9_of_the_replica_answers_its_requests_with_json_errors_and_the_service_comes_back(exported_dir,
+                                                                                               tmp_path):
+    """A replica killed mid-request (kill -9, the OOM killer): each request it held gets a JSON 500
+    saying to retry (before: uvicorn's plain-text "Internal Server Error"), and Ray Serve restarts
+    it, after which the same request succeeds."""
+    from adainrt.proxy_errors import NO_ANSWER
+    from tests.helpers import descendants, started_server, stopped
+
+    process, url = started_server(["--model", str(exported_dir), "--backend", "ort-cpu", "--max-batch", "1"],
+                                  tmp_path / "bank")
+    try:
+        assert call(f"{url}/v1/styles/kill", png(synthetic_image(128, 128, seed=6)), key=None)[0] == 201
+        photo = png(synthetic_image(512, 512, seed=5))
+
+        def stylized(_k: int) -> tuple[int, str, bytes]:
+            status, headers, body = call(f"{url}/v1/stylize?style=kill", photo, key=None)
+            return status, headers.get("content-type", ""), body
+
+        with concurrent.futures.ThreadPoolExecutor(6) as pool:
+            answers = [pool.submit(stylized, k) for k in range(6)]
+            time.sleep(1.5)
+            replicas = [pid for pid, command in descendants(process.pid) if "ServeReplica" in command]
+            assert len(replicas) == 1 and not all(a.done() for a in answers)
+            os.kill(replicas[0], 9)
+            results = [a.result() for a in answers]
+        lost = [json.loads(body) for status, kind, body in results if status == 500 and kind == "application/json"]
+        images = [body for status, kind, body in results if status == 200 and kind == "image/png"]
+        assert lost and len(lost) + len(images) == len(results), [r[:2] for r in results]
+        assert all(answer == {"error": NO_ANSWER} for answer in lost)
+        deadline = time.monotonic() + 120
+        while call(f"{url}/healthz", key=None)[0] != 200 and time.monotonic() < deadline:
+            time.sleep(1)
+        status, kind, body = stylized(0)
+        assert (status, kind) == (200, "image/png") and Image.open(io.BytesIO(body)).size == (512, 512)
+    finally:
+        stopped(process)

@@ -224,3 +224,41 @@ def test_openapi_describes_every_route_and_parameter(client):
     for url in scripts:
         asset = client.get(url)
         assert asset.status_code == 200 and len(asset.content) > 1000
+
+
+def test_the_proxys_own_errors_become_json_and_other_answers_pass_unchanged():
+    """adainrt.proxy_errors wraps Ray Serve's proxy: its plain-text errors (a 503 with Retry-After)
+    and a request left unanswered (a replica killed mid-request) reach the client as JSON errors;
+    an image and the app's own JSON errors pass through byte for byte."""
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse, PlainTextResponse, Response
+    from starlette.routing import Route
+
+    from adainrt.proxy_errors import CALLBACK, CALLBACK_ENV, NO_ANSWER, JsonErrors, middlewares
+
+    async def busy(_request):
+        return PlainTextResponse("Request dropped due to backpressure", 503, headers={"Retry-After": "2"})
+
+    async def image(_request):
+        return Response(b"\x89PNG-bytes", media_type="image/png")
+
+    async def refused(_request):
+        return JSONResponse({"error": "style 'x' is not stored"}, 404)
+
+    async def lost(scope, receive, send):  # the proxy after a replica died: returns, sends nothing
+        return None
+
+    routes = [Route("/busy", busy), Route("/image", image), Route("/refused", refused)]
+    app = Starlette(routes=routes, middleware=middlewares())
+    with TestClient(app) as client:
+        answer = client.get("/busy")
+        assert (answer.status_code, answer.json(), answer.headers["retry-after"]) == (
+            503, {"error": "Request dropped due to backpressure"}, "2")
+        assert client.get("/image").content == b"\x89PNG-bytes"
+        assert client.get("/refused").json() == {"error": "style 'x' is not stored"}
+    answer = TestClient(JsonErrors(lost)).get("/v1/stylize")  # no `with`: the bare app has no lifespan
+    assert (answer.status_code, answer.json()) == (500, {"error": NO_ANSWER})
+    from ray.serve._private.utils import call_function_from_import_path  # how Ray Serve's proxy reads CALLBACK_ENV
+
+    assert [m.cls for m in call_function_from_import_path(CALLBACK)] == [JsonErrors]
+    assert CALLBACK_ENV == "RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH"
