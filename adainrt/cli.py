@@ -17,6 +17,7 @@ import click
 from adainrt import __version__
 from adainrt.commands import serving, speed, training
 from adainrt.commands.common import (
+    api_key_option,
     backend_option,
     clean_errors,
     exported_graphs,
@@ -140,7 +141,7 @@ def export(output: Path, form: str, encoder: Path | None, decoder: Path | None, 
 @click.option("--server", metavar="URL",
               help="Send the work to an `adainrt serve` at URL instead of running it here (images and folders; "
                    "each --style a stored style's name on the server, or one image file sent along).")
-@click.option("--api-key", envvar="ADAINRT_API_KEY", help="The server's API key (or $ADAINRT_API_KEY).")
+@api_key_option("The server's API key")
 @click.option("--skip-existing", is_flag=True,
               help="Leave outputs that already exist alone and do the rest: rerunning a folder job resumes it.")
 @click.option("--ray", "ray_address", is_flag=False, flag_value="local", metavar="[ADDRESS]",

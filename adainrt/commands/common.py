@@ -171,4 +171,9 @@ def model_option(about: str) -> Callable:
     return click.option("--model", "model_dir", type=click.Path(file_okay=False, path_type=Path), help=about)
 
 
+def api_key_option(what: str) -> Callable:
+    """``--api-key`` (or ``$ADAINRT_API_KEY``, so the key stays out of shell history); ``what``: its role here."""
+    return click.option("--api-key", envvar="ADAINRT_API_KEY", help=f"{what} (or set $ADAINRT_API_KEY).")
+
+
 json_option = click.option("--json", "as_json", is_flag=True, help="Print as JSON (for machines).")

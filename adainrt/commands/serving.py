@@ -8,6 +8,7 @@ import click
 
 from adainrt.commands.common import (
     FiniteFloat,
+    api_key_option,
     backend_option,
     clean_errors,
     exported_graphs,
@@ -32,9 +33,7 @@ from adainrt.commands.common import (
 @click.option("--cpus-per-replica", type=FiniteFloat(0, low_open=True), default=1.0, show_default=True)
 @click.option("--gpus-per-replica", type=FiniteFloat(0, low_open=False), default=0.0, show_default=True)
 @click.option("--address", help="Join this Ray cluster (e.g. ray://head:10001 or auto). Default: a local Ray.")
-@click.option("--api-key", envvar="ADAINRT_API_KEY",
-              help="Require 'Authorization: Bearer KEY' (or set $ADAINRT_API_KEY); an empty one is refused. "
-                   "Default: no key.")
+@api_key_option("Require 'Authorization: Bearer KEY'; an empty one is refused. Default: no key")
 @click.option("--max-pixels", type=int, default=2048 * 2048, show_default=True,
               help="Refuse (413) content or style images above this many pixels after resizing: what one "
                    "request may make a replica hold.")
@@ -89,7 +88,7 @@ def serve(host: str, port: int, model_dir: Path | None, variant: str | None, bac
 @click.option("--size", type=int, default=256, show_default=True, help="Square content size sent.")
 @click.option("--style", default="bench", show_default=True,
               help="Stored style to use; added from the bundled sample style when the server lacks it.")
-@click.option("--api-key", envvar="ADAINRT_API_KEY", help="The server's key (or $ADAINRT_API_KEY).")
+@api_key_option("The server's key")
 @model_option("Also time the in-process Stylizer on these graphs (the cost of serving).")
 @click.option("--time-limit", type=float, default=300.0, show_default=True, help="Seconds per level at most.")
 @json_option
