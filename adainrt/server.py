@@ -35,6 +35,7 @@ from typing import Annotated, Any, Literal
 
 from adainrt.client import check_api_key
 from adainrt.errors import AdainrtError, BackendUnavailable, ImageError, ModelError, OutputExists, OutputUnwritable
+from adainrt.serve_proxy import body_too_large
 
 #: The replica that answered, for clients and tests that look at load spreading.
 REPLICA_HEADER = "X-Adainrt-Replica"
@@ -298,8 +299,7 @@ class BodyGuard:
             if message["type"] == "http.request":
                 state["seen"] += len(message.get("body", b""))
                 if state["seen"] > self.max_bytes:
-                    raise HTTPException(413, f"body of more than {self.max_bytes} bytes is above the limit of "
-                                             f"{self.max_bytes}")
+                    raise HTTPException(413, body_too_large(self.max_bytes))
                 state["done"] = not message.get("more_body", False)
             return message
 
@@ -626,9 +626,11 @@ def run_service(host: str, port: int, placement: Placement, model_dir: Any = Non
         settings["bank_dir"] = os.path.realpath(settings["bank_dir"])
     config = ServeSettings(str(folder.resolve()), **settings)
     check_settings(config)
-    from adainrt.proxy_errors import CALLBACK, CALLBACK_ENV
+    from adainrt.serve_proxy import CALLBACK, CALLBACK_ENV, LIMIT_ENV
 
-    os.environ.setdefault(CALLBACK_ENV, CALLBACK)  # a local Ray's proxy inherits it: JSON for its own errors
+    # A local Ray's proxy inherits these: JSON for its own errors, the body limit where bodies are read.
+    os.environ.setdefault(CALLBACK_ENV, CALLBACK)
+    os.environ[LIMIT_ENV] = str(config.max_body_bytes)
     init_ray(ray, placement.address)
     try:  # a local Ray would wait forever for replicas it cannot place
         check_room(ray, placement.address, placement.min_replicas or placement.replicas, placement.cpus,

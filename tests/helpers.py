@@ -157,22 +157,3 @@ def running_server(args: list[str], bank: Path, startup_s: float = 240) -> Itera
     process, url = started_server(args, bank, startup_s)
     yield url
     stopped(process)
-
-
-def descendants(pid: int) -> list[tuple[int, str]]:
-    """(pid, command line) of every process below ``pid`` (a server's Ray: its raylet, workers,
-    replicas), read from /proc."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            stat = (entry / "stat").read_text()
-            ppid = int(stat[stat.rindex(")") + 2:].split()[1])
-            children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = [], list(children.get(pid, []))
-    while todo:
-        child = todo.pop()
-        with contextlib.suppress(OSError):
-            found.append((child, (Path("/proc") / str(child) / "cmdline").read_bytes().replace(b"\0", b" ").decode()))
-        todo += children.get(child, [])
-    return found
-

@@ -234,9 +234,9 @@ def test_slow_and_stalled_bodies_get_408_and_health_answers_within_a_second_thro
 
 
 def test_a_chunked_flood_is_cut_off_unread_and_without_the_key_refused_first(server):
-    """300 MB chunked: 401 before reading without the key; 413 with it, long before the end. What the
-    client has pushed by the time it sees the reply depends on the proxy reading ahead into its buffers
-    (under 32 MB on a loaded machine, 53 MB in one run on an idle one): bounded at 128 MB of 300."""
+    """300 MB chunked: 401 before reading without the key; 413 with it, long before the end. Ray Serve's
+    proxy reads ahead whatever the app does (214 MB of 300 pushed before the 413, with a 50 MB limit);
+    its BodyLimit stops at the 1 MB limit, so what the client pushed is that plus socket buffers."""
     chunk = b"%x\r\n%s\r\n" % (1 << 16, b"\0" * (1 << 16))
     for key, expected in ((None, 401), (KEY, 413)):
         auth = f"Authorization: Bearer {key}\n" if key else ""
@@ -251,7 +251,7 @@ def test_a_chunked_flood_is_cut_off_unread_and_without_the_key_refused_first(ser
                 sock.sendall(chunk)
                 sent += len(chunk)
         assert status_of_reply(sock) == expected
-        assert sent < 128 << 20, f"{sent} bytes went in before the {expected}"
+        assert sent < 24 << 20, f"{sent} bytes went in before the {expected}"
         sock.close()
     assert health_seconds(server) < 1.0
 
@@ -384,8 +384,9 @@ def test_kill_9_of_the_replica_answers_its_requests_with_json_errors_and_the_ser
     """A replica killed mid-request (kill -9, the OOM killer): each request it held gets a JSON 500
     saying to retry (before: uvicorn's plain-text "Internal Server Error"), and Ray Serve restarts
     it, after which the same request succeeds."""
-    from adainrt.proxy_errors import NO_ANSWER
-    from tests.helpers import descendants, started_server, stopped
+    from adainrt.benchmarks.body_flood import server_processes
+    from adainrt.serve_proxy import NO_ANSWER
+    from tests.helpers import started_server, stopped
 
     process, url = started_server(["--model", str(exported_dir), "--backend", "ort-cpu", "--max-batch", "1"],
                                   tmp_path / "bank")
@@ -400,9 +401,8 @@ def test_kill_9_of_the_replica_answers_its_requests_with_json_errors_and_the_ser
         with concurrent.futures.ThreadPoolExecutor(6) as pool:
             answers = [pool.submit(stylized, k) for k in range(6)]
             time.sleep(1.5)
-            replicas = [pid for pid, command in descendants(process.pid) if "ServeReplica" in command]
-            assert len(replicas) == 1 and not all(a.done() for a in answers)
-            os.kill(replicas[0], 9)
+            assert not all(a.done() for a in answers)
+            os.kill(server_processes(process.pid)["replica"], 9)
             results = [a.result() for a in answers]
         lost = [json.loads(body) for status, kind, body in results if status == 500 and kind == "application/json"]
         images = [body for status, kind, body in results if status == 200 and kind == "image/png"]

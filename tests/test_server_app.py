@@ -226,15 +226,15 @@ def test_openapi_describes_every_route_and_parameter(client):
         assert asset.status_code == 200 and len(asset.content) > 1000
 
 
-def test_the_proxys_own_errors_become_json_and_other_answers_pass_unchanged():
-    """adainrt.proxy_errors wraps Ray Serve's proxy: its plain-text errors (a 503 with Retry-After)
+def test_the_proxys_own_errors_become_json_and_other_answers_pass_unchanged(monkeypatch):
+    """adainrt.serve_proxy wraps Ray Serve's proxy: its plain-text errors (a 503 with Retry-After)
     and a request left unanswered (a replica killed mid-request) reach the client as JSON errors;
     an image and the app's own JSON errors pass through byte for byte."""
     from starlette.applications import Starlette
     from starlette.responses import JSONResponse, PlainTextResponse, Response
     from starlette.routing import Route
 
-    from adainrt.proxy_errors import CALLBACK, CALLBACK_ENV, NO_ANSWER, JsonErrors, middlewares
+    from adainrt.serve_proxy import CALLBACK, CALLBACK_ENV, LIMIT_ENV, NO_ANSWER, BodyLimit, JsonErrors, middlewares
 
     async def busy(_request):
         return PlainTextResponse("Request dropped due to backpressure", 503, headers={"Retry-After": "2"})
@@ -262,3 +262,50 @@ def test_the_proxys_own_errors_become_json_and_other_answers_pass_unchanged():
 
     assert [m.cls for m in call_function_from_import_path(CALLBACK)] == [JsonErrors]
     assert CALLBACK_ENV == "RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH"
+    monkeypatch.setenv(LIMIT_ENV, "1000")
+    assert [m.cls for m in call_function_from_import_path(CALLBACK)] == [JsonErrors, BodyLimit]
+
+
+def test_the_proxys_body_limit_stops_reading_at_the_limit_though_the_app_reads_eagerly():
+    """Ray Serve's proxy reads a body as fast as it comes, whether or not the app wants it (a 300 MB
+    flood put +438 MB in the proxy and +313 MB in the replica). Behind BodyLimit, an eager reader
+    gets no more than the limit (plus the one message that passed it); an app that does not answer
+    then gets a JSON 413 answered for it, and a request answered before the limit (a 401) keeps its
+    answer. Driven as ASGI directly: a 10 MB body in 10 KB messages, as a server delivers it."""
+    from adainrt.serve_proxy import BodyLimit, JsonErrors, body_too_large
+
+    def eager(answer_first: bool, read: list[int]):
+        async def app(scope, receive, send):  # like the proxy: queue everything, answer when done
+            if answer_first:
+                await send({"type": "http.response.start", "status": 401,
+                            "headers": [(b"content-type", b"application/json")]})
+                await send({"type": "http.response.body", "body": b'{"error": "key"}'})
+            while (message := await receive())["type"] == "http.request":
+                read.append(len(message.get("body", b"")))
+                if not message.get("more_body"):
+                    break
+            if not answer_first:
+                await send({"type": "http.response.start", "status": 200, "headers": []})
+                await send({"type": "http.response.body", "body": b"read it all"})
+        return JsonErrors(BodyLimit(app, max_bytes=100_000, wait_s=0.5))
+
+    def exchange(app, body_messages: int) -> tuple[int, bytes]:
+        messages = [{"type": "http.request", "body": b"\0" * 10_000, "more_body": k < body_messages - 1}
+                    for k in range(body_messages)]
+        sent: list[dict] = []
+
+        async def receive():
+            return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+        async def send(message):
+            sent.append(message)
+
+        asyncio.run(app({"type": "http", "method": "POST", "path": "/v1/stylize", "headers": []}, receive, send))
+        return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
+
+    read: list[int] = []
+    assert exchange(eager(False, read), 1000) == (413, json.dumps({"error": body_too_large(100_000)}).encode())
+    assert sum(read) <= 100_000 + 10_000
+    read = []
+    assert exchange(eager(True, read), 1000) == (401, b'{"error": "key"}') and sum(read) <= 110_000
+    assert exchange(eager(False, []), 5) == (200, b"read it all")
