@@ -381,15 +381,16 @@ def test_sigterm_under_load_answers_every_request_in_flight_then_exits(exported_
 
 def test_kill_9_of_the_replica_answers_its_requests_with_json_errors_and_the_service_comes_back(exported_dir,
                                                                                                tmp_path):
-    """A replica killed mid-request (kill -9, the OOM killer): each request it held gets a JSON 500
-    saying to retry (before: uvicorn's plain-text "Internal Server Error"), and Ray Serve restarts
-    it, after which the same request succeeds."""
+    """One of two replicas killed mid-request (kill -9, the OOM killer): each request it held gets a
+    JSON 500 saying to retry (before: uvicorn's plain-text "Internal Server Error"), the others their
+    image; /healthz answers within a second from the replica left; and Ray Serve restarts the killed
+    one, after which the same request succeeds."""
     from adainrt.benchmarks.body_flood import server_processes
     from adainrt.serve_proxy import NO_ANSWER
     from tests.helpers import started_server, stopped
 
-    process, url = started_server(["--model", str(exported_dir), "--backend", "ort-cpu", "--max-batch", "1"],
-                                  tmp_path / "bank")
+    process, url = started_server(["--model", str(exported_dir), "--backend", "ort-cpu", "--max-batch", "1",
+                                   "--replicas", "2"], tmp_path / "bank")
     try:
         assert call(f"{url}/v1/styles/kill", png(synthetic_image(128, 128, seed=6)), key=None)[0] == 201
         photo = png(synthetic_image(512, 512, seed=5))
@@ -398,12 +399,14 @@ def test_kill_9_of_the_replica_answers_its_requests_with_json_errors_and_the_ser
             status, headers, body = call(f"{url}/v1/stylize?style=kill", photo, key=None)
             return status, headers.get("content-type", ""), body
 
-        with concurrent.futures.ThreadPoolExecutor(6) as pool:
-            answers = [pool.submit(stylized, k) for k in range(6)]
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            answers = [pool.submit(stylized, k) for k in range(8)]
             time.sleep(1.5)
             assert not all(a.done() for a in answers)
             os.kill(server_processes(process.pid)["replica"], 9)
+            health = [health_seconds(url) for _ in range(5)]
             results = [a.result() for a in answers]
+        assert max(health) < 1.0, health
         lost = [json.loads(body) for status, kind, body in results if status == 500 and kind == "application/json"]
         images = [body for status, kind, body in results if status == 200 and kind == "image/png"]
         assert lost and len(lost) + len(images) == len(results), [r[:2] for r in results]
