@@ -619,9 +619,10 @@ def run_service(host: str, port: int, placement: Placement, model_dir: Any = Non
     check_ray_address(placement.address)
     check_folders(settings.get("bank_dir"))
     backend = settings.get("backend", "auto")
-    folder, _precision = model_dir_for(model_dir, backend=backend, progress=say, graphs=graphs, variant=variant)
+    here = choose(backend)  # the replicas choose again where they run (their node may differ)
+    folder, _precision = model_dir_for(model_dir, backend=here, progress=say, graphs=graphs, variant=variant)
     if settings.get("max_batch") is None:  # replicas given GPUs may run where this driver has none
-        settings["max_batch"] = 8 if placement.gpus > 0 or choose(backend).backend.device == "cuda" else 1
+        settings["max_batch"] = 8 if placement.gpus > 0 or here.backend.device == "cuda" else 1
     if settings.get("bank_dir") is not None:
         settings["bank_dir"] = os.path.realpath(settings["bank_dir"])
     config = ServeSettings(str(folder.resolve()), **settings)

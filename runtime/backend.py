@@ -252,10 +252,13 @@ def available() -> list[str]:
     return [s.name for s in statuses() if s.available]
 
 
-def choose(requested: str = "auto", precision: str | None = None) -> Choice:
+def choose(requested: str | Choice = "auto", precision: str | None = None) -> Choice:
     """The backend asked for (a clear error when it cannot run here), or for ``auto`` the
     usable one auto prefers that runs ``precision`` (when given), with the reasons the better
-    ones were passed over."""
+    ones were passed over. A :class:`Choice` made before is returned as it is: a job chooses once
+    and hands the choice down (to the model folder, then the Stylizer) instead of a name."""
+    if isinstance(requested, Choice):
+        return requested
     if requested != "auto":
         backend = get_backend(requested)
         why_not = backend.why_not()

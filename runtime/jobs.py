@@ -34,7 +34,7 @@ from adainrt.images import (
     resize_smaller_side,
     save_image,
 )
-from adainrt.runtime.backend import choose
+from adainrt.runtime.backend import Choice, choose
 from adainrt.runtime.controls import ControlError, StyleStats, check_weights, interpolate
 from adainrt.runtime.stylizer import (
     DEFAULT_MAX_PIXELS,
@@ -134,12 +134,14 @@ def open_stylizer(
 ) -> Stylizer:
     """A Stylizer on the graphs of ``model_dir`` (or of the weights, made by ``graphs``) in the
     precision the backend runs (its own default unless one is asked for)."""
-    folder, precision = model_dir_for(model_dir, encoder, decoder, backend, precision, progress, graphs, variant)
-    return Stylizer(folder, backend, max_pixels=max_pixels, precision=precision)
+    choice = choose(backend, precision)  # once, for the graphs' precision and the Stylizer
+    folder, precision = model_dir_for(model_dir, encoder, decoder, choice, precision, progress, graphs, variant)
+    return Stylizer(folder, choice, max_pixels=max_pixels, precision=precision)
 
 
 def model_dir_for(model_dir: str | os.PathLike | None, encoder: str | os.PathLike | None = None,
-                  decoder: str | os.PathLike | None = None, backend: str = "auto", precision: str | None = None,
+                  decoder: str | os.PathLike | None = None, backend: str | Choice = "auto",
+                  precision: str | None = None,
                   progress: Callable[[str], None] = lambda _msg: None,
                   graphs: GraphSource | None = None, variant: str | None = None) -> tuple[Path, str]:
     """(folder, precision): the split graphs in the precision the backend runs (its own unless asked),

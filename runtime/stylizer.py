@@ -77,7 +77,7 @@ class Stylizer:
     (tensorrt) prepares them here, once, into the cache; the runners only load them.
     """
 
-    def __init__(self, model_dir: str | os.PathLike, backend: str = "auto", style_cache_size: int = 32,
+    def __init__(self, model_dir: str | os.PathLike, backend: str | Choice = "auto", style_cache_size: int = 32,
                  max_pixels: int = DEFAULT_MAX_PIXELS, tiling: bool = True, precision: str | None = None):
         if max_pixels < 1:
             raise InvalidArgument(f"max_pixels must be a positive number of pixels, got {max_pixels}")
