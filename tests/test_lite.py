@@ -228,8 +228,9 @@ def test_train_distills_a_lite_network_that_exports_and_runs(tmp_path):
     assert refused.exit_code == 1 and "--invert-iters: options of the full decoder's training" in refused.output
     plain = run("train", "--content", contents, "--style", styles, "-o", tmp_path / "run", "--resume")
     assert plain.exit_code == 1 and "resume it with --variant lite" in plain.output, plain.output
-    resumed = run(*args, "--max-iter", "4", "--resume")
+    resumed = run(*args, "--max-iter", "4", "--resume", "--structure-weight", "2")
     assert resumed.exit_code == 0 and "(step 4)" in resumed.output, resumed.output
+    assert "resuming with --structure-weight 2.0 (was 0.0)" in resumed.output
     encoder, decoder = tmp_path / "run" / "encoder.safetensors", tmp_path / "run" / "decoder.safetensors"
     assert weights_metadata(encoder)["variant"] == weights_metadata(decoder)["variant"] == "lite"
     exported = run("export", "-o", tmp_path / "graphs", "--encoder", encoder, "--decoder", decoder, "--form", "split")
