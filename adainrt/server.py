@@ -53,6 +53,10 @@ THUMBNAIL_SIZE = 160
 #: On SIGTERM or Ctrl-C, how long replicas may take to answer the requests they hold before they stop
 #: (below the 60 s that Ray Serve's serve.delete waits for an application to go).
 DRAIN_TIMEOUT_S = 45.0
+#: How long Ray Serve's controller waits for a new HTTP proxy to answer before it kills it (Ray's
+#: default of 5 s, 5 s longer on each retry, fails `serve` on a loaded 2-core machine).
+PROXY_READY_ENV = "RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S"
+PROXY_READY_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -629,9 +633,12 @@ def run_service(host: str, port: int, placement: Placement, model_dir: Any = Non
     check_settings(config)
     from adainrt.serve_proxy import CALLBACK, CALLBACK_ENV, LIMIT_ENV
 
-    # A local Ray's proxy inherits these: JSON for its own errors, the body limit where bodies are read.
+    # A local Ray's proxy inherits these: JSON for its own errors, the body limit where bodies are read,
+    # and a readiness deadline a busy machine can meet (Ray's 5 s killed the proxy of a 2-core machine
+    # that was training, and `serve` failed).
     os.environ.setdefault(CALLBACK_ENV, CALLBACK)
     os.environ[LIMIT_ENV] = str(config.max_body_bytes)
+    os.environ.setdefault(PROXY_READY_ENV, str(PROXY_READY_S))
     init_ray(ray, placement.address)
     try:  # a local Ray would wait forever for replicas it cannot place
         check_room(ray, placement.address, placement.min_replicas or placement.replicas, placement.cpus,
@@ -640,9 +647,15 @@ def run_service(host: str, port: int, placement: Placement, model_dir: Any = Non
         raise exc.hinted("lower --replicas or --cpus-per-replica / --gpus-per-replica") from None
     interrupt_on_sigterm()
     try:
-        serve.start(http_options={"host": host, "port": port})
-        serve.run(deployment(config, placement.replicas, placement.min_replicas, placement.max_replicas,
-                             placement.cpus, placement.gpus), name="adainrt", route_prefix="/")
+        try:
+            serve.start(http_options={"host": host, "port": port})
+            serve.run(deployment(config, placement.replicas, placement.min_replicas, placement.max_replicas,
+                                 placement.cpus, placement.gpus), name="adainrt", route_prefix="/")
+        except ray.exceptions.RayError as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise AdainrtError(f"Ray Serve did not start: {first}").hinted(
+                f"on a busy machine, give its parts longer to start ({PROXY_READY_ENV}=60) or free CPUs; "
+                "the Ray logs are under /tmp/ray/session_latest/logs") from None
         replicas = "autoscaling" if placement.autoscaled else f"{placement.replicas} replica(s)"
         say(f"adainrt serve: ready on http://{host}:{port} (model {folder}, backend {backend}, {replicas}, "
             f"batches of up to {config.max_batch}); Ctrl-C stops")
