@@ -233,6 +233,16 @@ def test_train_distills_a_lite_network_that_exports_and_runs(tmp_path):
     assert "resuming with --structure-weight 2.0 (was 0.0)" in resumed.output
     encoder, decoder = tmp_path / "run" / "encoder.safetensors", tmp_path / "run" / "decoder.safetensors"
     assert weights_metadata(encoder)["variant"] == weights_metadata(decoder)["variant"] == "lite"
+    # a snapshot of the run's checkpoint is the pair it exported (both from the step-4 weights average)
+    now = tmp_path / "now.safetensors"
+    snap = run("snapshot", tmp_path / "run", "-o", now)
+    assert snap.exit_code == 0 and "now.encoder.safetensors" in snap.output and "(step 4)" in snap.output, snap.output
+    for mine, theirs in ((tmp_path / "now.encoder.safetensors", encoder), (now, decoder)):
+        assert weights_metadata(mine)["weights_hash"] == weights_metadata(theirs)["weights_hash"]
+    (tmp_path / "now.encoder.safetensors").unlink()
+    again_snap = run("snapshot", tmp_path / "run", "-o", now)  # the decoder is there: nothing written at all
+    assert again_snap.exit_code == 1 and "--overwrite" in again_snap.output
+    assert not (tmp_path / "now.encoder.safetensors").exists()
     exported = run("export", "-o", tmp_path / "graphs", "--encoder", encoder, "--decoder", decoder, "--form", "split")
     assert exported.exit_code == 0, exported.output
     assert json.loads((tmp_path / "graphs" / "manifest.json").read_text())["variant"] == "lite"

@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from adainrt.errors import AdainrtError
+from adainrt.errors import AdainrtError, OutputExists
 from adainrt.fileio import atomic_path
 from adainrt.network import (
     AdaINModel,
@@ -471,19 +471,41 @@ class Distiller(StepHooks):
 
     def export(self, encoder_path: Path | None = None, decoder_path: Path | None = None) -> tuple[Path, Path]:
         """The averaged student as our two safetensors files (encoder, decoder), recording the variant."""
-        encoder_path = encoder_path or self.out / "encoder.safetensors"
-        decoder_path = decoder_path or self.out / "decoder.safetensors"
-        source = (f"adainrt train --variant {self.config.variant}: distilled from the full model "
-                  f"(encoder {self.teacher_encoder_meta['weights_hash']}, decoder "
-                  f"{self.teacher_decoder_meta['weights_hash']})")
-        encoder_meta = save_weights(encoder_path, self.ema.encoder.state_dict(),
-                                    {"kind": "encoder", "variant": self.config.variant, "source": source,
-                                     "steps": self.step})
-        save_weights(decoder_path, self.ema.decoder.state_dict(),
-                     {"kind": "decoder", "variant": self.config.variant, "encoder_hash": encoder_meta["weights_hash"],
-                      "source": source, "steps": self.step, "train_config": asdict(self.config),
-                      "heldout": self.heldout_scores})
-        return encoder_path, decoder_path
+        teacher = (self.teacher_encoder_meta["weights_hash"], self.teacher_decoder_meta["weights_hash"])
+        return save_student(self.ema, self.config.variant, teacher, self.step, asdict(self.config),
+                            self.heldout_scores, encoder_path or self.out / "encoder.safetensors",
+                            decoder_path or self.out / "decoder.safetensors")
+
+
+def save_student(student: AdaINModel, variant: str, teacher: tuple[str, str], step: int, config: dict[str, Any],
+                 heldout: dict[str, Any], encoder_path: Path, decoder_path: Path,
+                 overwrite: bool = True) -> tuple[Path, Path]:
+    """A student's encoder and decoder files; the decoder records the encoder's hash (a lite decoder is
+    refused with any other encoder), the run's settings and its last held-out scores."""
+    if not overwrite:  # both or neither: a refusal must not leave half a pair behind
+        existing = [path for path in (encoder_path, decoder_path) if path.exists()]
+        if existing:
+            raise OutputExists(existing[0], " and ".join(map(str, existing)), len(existing))
+    source = f"adainrt train --variant {variant}: distilled from the full model (encoder {teacher[0]}, " \
+             f"decoder {teacher[1]})"
+    encoder_meta = save_weights(encoder_path, student.encoder.state_dict(),
+                                {"kind": "encoder", "variant": variant, "source": source, "steps": step})
+    save_weights(decoder_path, student.decoder.state_dict(),
+                 {"kind": "decoder", "variant": variant, "encoder_hash": encoder_meta["weights_hash"],
+                  "source": source, "steps": step, "train_config": config, "heldout": heldout})
+    return encoder_path, decoder_path
+
+
+def snapshot_student(checkpoint: dict[str, Any], decoder_path: Path, overwrite: bool = False) -> tuple[Path, Path]:
+    """The encoder and decoder a distillation run would export now (its weights average), from its
+    checkpoint; the encoder is written beside the decoder as ``NAME.encoder.safetensors``."""
+    config = json.loads(checkpoint["config"])
+    student = AdaINModel(build_encoder(config["variant"]), build_decoder(config["variant"]))
+    student.load_state_dict(checkpoint["ema"])
+    teacher = tuple(json.loads(checkpoint["teacher"]))
+    encoder_path = decoder_path.with_name(f"{decoder_path.stem}.encoder.safetensors")
+    return save_student(student, config["variant"], teacher, int(checkpoint["step"]), config,
+                        json.loads(checkpoint["heldout_scores"]), encoder_path, decoder_path, overwrite)
 
 
 def distill_config(output_dir: str | Path, resume: bool, options: dict[str, Any],

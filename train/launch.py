@@ -47,3 +47,22 @@ def run_training(output_dir: str | Path, resume: bool, options: dict[str, Any], 
             raise AdainrtError("interrupted before the first step; nothing written") from None
         raise AdainrtError(f"interrupted at step {trainer.step}; checkpoint written, --resume continues") from None
     return (written if isinstance(written, tuple) else (written,)), trainer.step
+
+
+def snapshot_run(run_dir: str | Path, decoder_path: str | Path,
+                 overwrite: bool = False) -> tuple[tuple[Path, ...], int]:
+    """What a training run would export if it stopped now, from its last checkpoint, while it goes on:
+    a decoder run's decoder, or a distillation's decoder and encoder (``NAME.encoder.safetensors``
+    beside it). Returns the files written and the checkpoint's step."""
+    from adainrt.train.distill import snapshot_student
+    from adainrt.train.trainer import read_run_checkpoint, snapshot_decoder
+
+    decoder_path = Path(decoder_path)
+    if decoder_path.suffix != ".safetensors":  # the file is safetensors whatever its name says
+        raise AdainrtError(f"{decoder_path}: weights are written as safetensors; name it "
+                           f"{decoder_path.stem}.safetensors")
+    ckpt = read_run_checkpoint(run_dir)
+    distilled = "teacher" in ckpt  # a distillation's checkpoint holds the whole student and its teacher
+    written = snapshot_student(ckpt, decoder_path, overwrite) if distilled else \
+        (snapshot_decoder(ckpt, decoder_path, overwrite),)
+    return tuple(written), int(ckpt["step"])

@@ -207,20 +207,22 @@ def decoder_meta(encoder_hash: str, step: int, config: dict[str, Any], heldout: 
             "train_config": config, "heldout": heldout}
 
 
-def snapshot_decoder(run_dir: str | os.PathLike, path: str | os.PathLike, overwrite: bool = False) -> int:
-    """Write the decoder a run would export now (its weights average, when it keeps one) from its last
-    checkpoint, without resuming it; returns the step. Safe while the run goes on: checkpoints are
-    replaced atomically, and this only reads one."""
-    if Path(path).suffix != ".safetensors":  # the file is safetensors whatever its name says
-        raise AdainrtError(f"{path}: a decoder is written as safetensors; name it {Path(path).stem}.safetensors")
+def read_run_checkpoint(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """The last checkpoint of a training run folder (a decoder run's or a distillation's)."""
     checkpoint = Path(run_dir) / CHECKPOINT
     if not checkpoint.is_file():
         raise AdainrtError(f"{run_dir}: no {CHECKPOINT} (not a training run folder, or no checkpoint yet)")
-    ckpt = load_checkpoint(checkpoint)
-    step = int(ckpt["step"])
-    meta = decoder_meta(ckpt["encoder_hash"], step, json.loads(ckpt["config"]), json.loads(ckpt["heldout_scores"]))
+    return load_checkpoint(checkpoint)
+
+
+def snapshot_decoder(ckpt: dict[str, Any], path: Path, overwrite: bool = False) -> Path:
+    """Write the decoder a run would export now (its weights average, when it keeps one) from its
+    checkpoint ``ckpt`` (`read_run_checkpoint`), without resuming it. Safe while the run goes on:
+    checkpoints are replaced atomically, and this only reads one."""
+    meta = decoder_meta(ckpt["encoder_hash"], int(ckpt["step"]), json.loads(ckpt["config"]),
+                        json.loads(ckpt["heldout_scores"]))
     save_weights(path, ckpt.get("ema") or ckpt["decoder"], meta, overwrite=overwrite)
-    return step
+    return path
 
 
 def _distributed() -> tuple[int, int]:

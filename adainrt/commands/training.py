@@ -125,23 +125,28 @@ def train(output_dir: str, resume: bool, **options: Any) -> None:
 @click.command()
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--output", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Decoder file to write (safetensors, usable as --decoder everywhere).")
+              help="Decoder file to write (safetensors, usable as --decoder everywhere). A distillation "
+                   "run (--variant lite) also writes its encoder beside it, as NAME.encoder.safetensors.")
 @overwrite_option("an existing --output")
 @clean_errors
 def snapshot(run_dir: str, output: Path, overwrite: bool) -> None:
-    """The decoder of a training run's last checkpoint, while the run goes on.
+    """The weights of a training run's last checkpoint, while the run goes on.
 
     Writes what the run would export if it stopped now (its weights average when it keeps
-    one), for `adainrt evaluate` or `stylize` mid-run; the run is not disturbed.
+    one), for `adainrt evaluate` or `stylize` mid-run; the run is not disturbed. A lite
+    distillation's snapshot is an encoder and a decoder (they belong together).
 
     \b
       adainrt snapshot runs/d -o runs/d/now.safetensors
       adainrt evaluate --content held/photos --style held/paintings --decoder runs/d/now.safetensors
+      adainrt snapshot runs/lite -o runs/lite/now.safetensors     # + now.encoder.safetensors
+      adainrt evaluate ... --variant lite --decoder runs/lite/now.safetensors \\
+        --encoder runs/lite/now.encoder.safetensors
     """
-    from adainrt.train.trainer import snapshot_decoder
+    from adainrt.train.launch import snapshot_run
 
-    step = snapshot_decoder(run_dir, output, overwrite=overwrite)
-    click.echo(f"wrote {output} (step {step})")
+    written, step = snapshot_run(run_dir, output, overwrite=overwrite)
+    click.echo(f"wrote {' and '.join(map(str, written))} (step {step})")
 
 
 @click.command()
