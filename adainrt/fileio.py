@@ -13,7 +13,7 @@ import stat
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from adainrt.errors import OutputExists, OutputUnwritable
@@ -67,6 +67,14 @@ def atomic_path(target: str | os.PathLike, overwrite: bool = True) -> Iterator[P
         raise
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def refuse_existing(targets: Iterable[str | os.PathLike]) -> None:
+    """Refuse, before any is written, outputs of which some exist already: a set of files that belong
+    together (a model repository, an encoder and its decoder) is written whole or not at all."""
+    existing = [Path(target) for target in targets if Path(target).exists()]
+    if existing:
+        raise OutputExists(existing[0], ", ".join(map(str, existing)), len(existing))
 
 
 def check_replaceable(target: str | os.PathLike) -> None:

@@ -16,8 +16,8 @@ import shutil
 from pathlib import Path
 
 from adainrt.contract import GRAPHS, TensorSpec, graph_contracts, graph_metadata, read_graph, recorded_channels
-from adainrt.errors import ModelError, OutputExists
-from adainrt.fileio import atomic_path, atomic_write_bytes, check_folder_path
+from adainrt.errors import ModelError
+from adainrt.fileio import atomic_path, atomic_write_bytes, check_folder_path, refuse_existing
 
 #: Contract element type -> Triton data type.
 TRITON_TYPES = {"float32": "TYPE_FP32", "float16": "TYPE_FP16", "int64": "TYPE_INT64", "int32": "TYPE_INT32"}
@@ -86,10 +86,8 @@ def triton_config(onnx_path: str | os.PathLike, name: str) -> str:
 def check_triton_targets(models: list[str], repo: str | os.PathLike, overwrite: bool = False) -> None:
     """Refuse, before any work, models already in the repository (unless replacing them is allowed)."""
     check_folder_path(Path(repo))
-    existing = [Path(repo) / name / "1" / "model.onnx" for name in models]
-    existing = [path for path in existing if path.exists()]
-    if existing and not overwrite:
-        raise OutputExists(existing[0], ", ".join(map(str, existing)), len(existing))
+    if not overwrite:
+        refuse_existing(Path(repo) / name / "1" / "model.onnx" for name in models)
 
 
 def write_triton_repository(onnx_files: list[Path], repo: str | os.PathLike, overwrite: bool = False) -> list[Path]:

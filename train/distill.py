@@ -42,8 +42,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from adainrt.errors import AdainrtError, OutputExists
-from adainrt.fileio import atomic_path
+from adainrt.errors import AdainrtError
+from adainrt.fileio import atomic_path, refuse_existing
 from adainrt.network import (
     AdaINModel,
     adain_from_stats,
@@ -483,9 +483,7 @@ def save_student(student: AdaINModel, variant: str, teacher: tuple[str, str], st
     """A student's encoder and decoder files; the decoder records the encoder's hash (a lite decoder is
     refused with any other encoder), the run's settings and its last held-out scores."""
     if not overwrite:  # both or neither: a refusal must not leave half a pair behind
-        existing = [path for path in (encoder_path, decoder_path) if path.exists()]
-        if existing:
-            raise OutputExists(existing[0], " and ".join(map(str, existing)), len(existing))
+        refuse_existing((encoder_path, decoder_path))
     source = f"adainrt train --variant {variant}: distilled from the full model (encoder {teacher[0]}, " \
              f"decoder {teacher[1]})"
     encoder_meta = save_weights(encoder_path, student.encoder.state_dict(),

@@ -65,4 +65,4 @@ def snapshot_run(run_dir: str | Path, decoder_path: str | Path,
     distilled = "teacher" in ckpt  # a distillation's checkpoint holds the whole student and its teacher
     written = snapshot_student(ckpt, decoder_path, overwrite) if distilled else \
         (snapshot_decoder(ckpt, decoder_path, overwrite),)
-    return tuple(written), int(ckpt["step"])
+    return written, int(ckpt["step"])
