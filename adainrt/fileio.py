@@ -69,12 +69,21 @@ def atomic_path(target: str | os.PathLike, overwrite: bool = True) -> Iterator[P
         tmp_path.unlink(missing_ok=True)
 
 
-def refuse_existing(targets: Iterable[str | os.PathLike]) -> None:
+#: How many existing outputs a refusal names before it counts the rest.
+_NAMED = 3
+
+
+def refuse_existing(targets: Iterable[str | os.PathLike], also: str = "") -> None:
     """Refuse, before any is written, outputs of which some exist already: a set of files that belong
-    together (a model repository, an encoder and its decoder) is written whole or not at all."""
+    together (a model repository, an encoder and its decoder, a folder job's results) is written whole
+    or not at all. The message names the first few (a folder job may collide on thousands); ``also``
+    extends the CLI's hint (e.g. another way out, such as --skip-existing)."""
     existing = [Path(target) for target in targets if Path(target).exists()]
     if existing:
-        raise OutputExists(existing[0], ", ".join(map(str, existing)), len(existing))
+        shown = ", ".join(map(str, existing[:_NAMED]))
+        more = f" and {len(existing) - _NAMED} more" if len(existing) > _NAMED else ""
+        refused = OutputExists(existing[0], shown + more, len(existing))
+        raise refused.hinted(refused.cli_hint + also) if also else refused
 
 
 def check_replaceable(target: str | os.PathLike) -> None:

@@ -40,7 +40,7 @@ from adainrt.contract import (
 )
 from adainrt.contract import FORMS as CONTRACT_FORMS
 from adainrt.errors import ModelError, OutputExists
-from adainrt.fileio import atomic_path, atomic_write_bytes, check_folder_path, folder_lock, sha256_file
+from adainrt.fileio import atomic_path, atomic_write_bytes, check_folder_path, folder_lock, refuse_existing, sha256_file
 from adainrt.network import AdaINModel, graph_module
 from adainrt.spec import DEFAULT_VARIANT, MIN_SIZE, SIZE_MULTIPLE, check_variant
 
@@ -176,9 +176,7 @@ def _check_targets(output_dir: Path, paths: dict[str, Path], provenance: dict[st
     weights (adding to it would drop their graphs from the manifest)."""
     if overwrite:
         return
-    existing = [str(p) for p in paths.values() if p.exists()]
-    if existing:
-        raise OutputExists(existing[0], ", ".join(existing), len(existing))
+    refuse_existing(paths.values())
     recorded = _read_recorded(output_dir / MANIFEST)
     if recorded.get("graphs") and not _same_weights(recorded, provenance):
         held = ", ".join(sorted(recorded["graphs"]))

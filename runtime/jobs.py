@@ -22,8 +22,8 @@ from typing import Any, Protocol
 from PIL import Image
 
 from adainrt.contract import graph_precision
-from adainrt.errors import AdainrtError, ImageError, OutputExists
-from adainrt.fileio import check_folder_path, check_replaceable
+from adainrt.errors import AdainrtError, ImageError
+from adainrt.fileio import check_folder_path, check_replaceable, refuse_existing
 from adainrt.images import (
     BLACK,
     IMAGE_SUFFIXES,
@@ -285,9 +285,7 @@ def plan_outputs(content: Path, output: Path, style_names: Sequence[str], ext: s
     if existing and skip_existing and not overwrite:
         return OutputPlan([(src, dst) for src, dst in pairs if not dst.exists()], folder, tuple(existing), earlier)
     if existing and not overwrite:
-        more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
-        exists = OutputExists(existing[0], f"{existing[0]}{more}", len(existing))
-        raise exists.hinted(exists.cli_hint + (", or --skip-existing to do only the rest" if folder else ""))
+        refuse_existing(existing, also=", or --skip-existing to do only the rest" if folder else "")
     return OutputPlan(pairs, folder, earlier_results=earlier)
 
 

@@ -71,12 +71,14 @@ def test_several_existing_outputs_are_named_with_both_ways_out(tmp_path, style):
     folder, out = tmp_path / "in", tmp_path / "out"
     folder.mkdir()
     out.mkdir()
-    for name in "abc":
+    for name in "abcde":
         synthetic_image(40, 40).save(folder / f"{name}.png")
         (out / f"{name}_stylized_style.png").write_bytes(b"x")
     with pytest.raises(OutputExists) as caught:
         plan_outputs(folder, out, [str(style)])
-    assert "and 2 more already exist" in str(caught.value) and "exists" not in str(caught.value)
+    message = str(caught.value)  # the first three named, the rest counted
+    assert "c_stylized_style.png and 2 more already exist" in message and "exists" not in message
+    assert "d_stylized_style" not in message
     assert "--overwrite" in caught.value.cli_hint and "--skip-existing" in caught.value.cli_hint
 
 
