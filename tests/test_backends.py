@@ -69,6 +69,9 @@ def test_runner_returns_outputs_by_name_and_frees_on_close(exported_dir):
         assert isinstance(runner, Runner)
         out = runner.infer({"style": rng.random((1, 3, 40, 48), np.float32)})
         assert set(out) == {"style_mean", "style_std"} and out["style_mean"].shape == (1, 512, 1, 1)
+        # the Stylizer runs two sessions in turn: one's spinning threads must not hold the cores
+        options = runner.session.get_session_options()
+        assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
         with pytest.raises(ModelError, match=r"inputs \['style'\] not given"):
             runner.infer({})
     with pytest.raises(ModelError, match="closed"):
