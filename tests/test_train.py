@@ -203,6 +203,32 @@ def test_a_fraction_of_recolored_style_crops_leaves_the_others_as_painted():
         TrainConfig(content_dir=".", style_dir=".", recolor_styles=1.5)
 
 
+def test_toned_style_crops_move_one_end_of_the_levels_and_keep_the_order_of_tones(tmp_path):
+    """--tone-styles: each toned crop is the image lightened (white point lowered: its light tones
+    turn white) or darkened (black point raised), about half each way; the tones keep their order."""
+    from adainrt.train.data import ImageFolder
+
+    ramp = np.tile(np.linspace(0, 255, 40).round().astype(np.uint8)[None, :, None], (40, 1, 3))
+    folder = ImageFolder(None, [ramp], ["ramp.png"], [])
+    plain = ramp.transpose(2, 0, 1) / 255.0
+    lighter = darker = 0
+    for crop in folder.random_crops(np.random.default_rng(3), 64, 40, tone=1.0):
+        assert np.all(np.diff(crop[0, 0]) >= -1e-6)  # a ramp stays a ramp
+        if np.all(crop >= plain - 1e-6) and (crop[0, 0] > 1 - 1e-6).sum() > 1:
+            lighter += 1  # the white point came down: more than the last column is white
+        elif np.all(crop <= plain + 1e-6) and (crop[0, 0] < 1e-6).sum() > 1:
+            darker += 1
+    assert lighter >= 20 and darker >= 20 and lighter + darker >= 56, (lighter, darker)  # not: an end moved < 1/40
+
+    untoned = folder.random_crops(np.random.default_rng(4), 8, 40, tone=0.0)
+    np.testing.assert_array_equal(untoned, folder.random_crops(np.random.default_rng(4), 8, 40))  # old runs' draws
+    trainer = Trainer(small_config(tmp_path, tmp_path / "run", tone_styles=1.0), progress=False)
+    styles = trainer._batch(trainer.style).numpy()
+    assert (styles > 1 - 1e-6).mean() + (styles < 1e-6).mean() > 0.05  # the trainer's style crops are toned
+    with pytest.raises(AdainrtError, match="tone_styles must be a fraction"):
+        TrainConfig(content_dir=".", style_dir=".", tone_styles=-0.1)
+
+
 def test_the_weights_average_follows_its_formula(tmp_path):
     """ema_k = d_k ema_(k-1) + (1 - d_k) w_k with d_k = min(decay, (1 + k) / (10 + k)); evaluated and exported."""
     trainer = Trainer(small_config(tmp_path, tmp_path / "run", ema_decay=0.5), progress=False)

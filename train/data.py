@@ -75,13 +75,15 @@ class ImageFolder:
         return weights / weights.sum()
 
     def random_crops(self, rng: np.random.Generator, count: int, crop: int, recolor: float = 0.0,
-                     weights: np.ndarray | None = None) -> np.ndarray:
+                     weights: np.ndarray | None = None, tone: float = 0.0) -> np.ndarray:
         """(count, 3, crop, crop) float32 in [0, 1] from randomly chosen images and positions.
 
         ``weights``: probabilities of the images (:meth:`source_weights`); None draws them uniformly.
         ``recolor``: the fraction of crops (chosen at random; 1.0: all) also mirrored at random and
         turned in hue by a random angle (see :func:`hue_rotation`), so that a few dozen styles stand
         for many more palettes while some crops keep their painter's own.
+        ``tone``: the fraction of crops also given a random change of levels (:func:`random_levels`),
+        so that the few very light and very dark styles are not the only ones of their kind.
         """
         out = np.empty((count, 3, crop, crop), dtype=np.float32)
         for i in range(count):
@@ -95,6 +97,8 @@ class ImageFolder:
                     out[i] = out[i, :, :, ::-1]
                 rotation = hue_rotation(rng.uniform(0.0, 2.0 * np.pi))
                 out[i] = np.clip(np.einsum("ij,jhw->ihw", rotation, out[i]), 0.0, 1.0)
+            if tone and rng.random() < tone:
+                out[i] = random_levels(rng, out[i])
         return out
 
     def center_crops(self, crop: int) -> np.ndarray:
@@ -106,6 +110,22 @@ class ImageFolder:
             left, top = (w - crop) // 2, (h - crop) // 2
             crops.append(np.asarray(pil.crop((left, top, left + crop, top + crop)), np.float32) / 255.0)
         return np.stack(crops).transpose(0, 3, 1, 2).copy()
+
+
+def random_levels(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
+    """``image`` (values in [0, 1]) with its white point lowered or its black point raised, at
+    random: ``clip((v - black) / (white - black), 0, 1)`` with white in [0.5, 1) or black in (0, 0.5].
+
+    A lowered white point turns paper white and drawings sparse (a shaded pencil portrait becomes a
+    few thin lines, like a line drawing); a raised black point turns a painting dark. Few styles
+    are that light or that dark, and the bundled decoder washed photos out with held-out ones
+    (MODEL_CARD.md, Known weaknesses).
+    """
+    if rng.random() < 0.5:
+        black, white = 0.0, rng.uniform(0.5, 1.0)
+    else:
+        black, white = rng.uniform(0.0, 0.5), 1.0
+    return np.clip((image - black) / (white - black), 0.0, 1.0).astype(np.float32)
 
 
 def hue_rotation(angle: float) -> np.ndarray:

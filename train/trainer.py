@@ -94,6 +94,7 @@ class TrainConfig:
     amp: str = "auto"  # auto | fp32 | bf16 | fp16: mixed precision of the forward passes (see amp_dtype)
     ema_decay: float = 0.999  # >0: evaluate and export a moving average of the weights (see _update_ema); 0: off
     recolor_styles: float = 0.0  # fraction of style crops mirrored and hue-turned at random (random_crops)
+    tone_styles: float = 0.0  # fraction of style crops given random levels, lighter or darker (random_levels)
 
     def __post_init__(self) -> None:
         """Refuse settings that could only fail later (or silently train nothing), naming the setting
@@ -112,9 +113,9 @@ class TrainConfig:
         if not 0.0 <= self.ema_decay < 1.0:
             raise _setting_error("ema_decay", f"ema_decay must be in [0, 1), got {self.ema_decay}")
         self.recolor_styles = float(self.recolor_styles)  # runs before v0.4 recorded a flag: True is 1.0
-        if not 0.0 <= self.recolor_styles <= 1.0:
-            raise _setting_error("recolor_styles", f"recolor_styles must be a fraction in [0, 1], got "
-                                 f"{self.recolor_styles}")
+        for name in ("recolor_styles", "tone_styles"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise _setting_error(name, f"{name} must be a fraction in [0, 1], got {getattr(self, name)}")
         if self.style_sampling not in ("uniform", "source"):
             raise _setting_error("style_sampling", f"style_sampling must be 'uniform' or 'source', got "
                                  f"{self.style_sampling!r}")
@@ -406,7 +407,8 @@ class Trainer(StepHooks):
         is_style = folder is self.style
         crops = folder.random_crops(self.rng, self.config.batch_size, self.config.crop,
                                     self.config.recolor_styles if is_style else 0.0,
-                                    self.style_weights if is_style else None)
+                                    self.style_weights if is_style else None,
+                                    self.config.tone_styles if is_style else 0.0)
         return torch.from_numpy(crops).to(self.device, memory_format=torch.channels_last)
 
     def _inputs(self, inverting: bool) -> tuple[torch.Tensor, list[torch.Tensor], list | None]:
@@ -503,7 +505,7 @@ class Trainer(StepHooks):
             bar = tqdm(total=total, unit="crop", desc="encoding the crop pool", dynamic_ncols=True)
         self.pool = FeaturePool.build(self.encoder, self.content, self.style, cfg.pool_crops_per_image, cfg.crop,
                                       cfg.seed, self.device, progress=bar.update if bar else None,
-                                      recolor_styles=cfg.recolor_styles)
+                                      recolor_styles=cfg.recolor_styles, tone_styles=cfg.tone_styles)
         if bar:
             bar.close()
         self.out.mkdir(parents=True, exist_ok=True)  # also called outside run() (benchmarks)

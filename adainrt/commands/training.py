@@ -67,6 +67,11 @@ from adainrt.spec import VARIANTS
                    "styles (with 90 styles, a decoder matches unseen styles far worse than its own: "
                    "MODEL_CARD.md). Alone: every crop; with a FRACTION, that share of the crops (the "
                    "others keep their painter's colours); 0 turns it off in a resumed run.")
+@click.option("--tone-styles", type=click.FloatRange(0.0, 1.0), default=0.0, show_default=True, metavar="FRACTION",
+              help="Give this share of the style crops random levels: the white point lowered (paper turns "
+                   "white, a shaded drawing a sparse line drawing) or the black point raised (a painting "
+                   "turns dark). Few styles are that light or dark, and decoders wash photos out with "
+                   "unseen ones (MODEL_CARD.md, Known weaknesses).")
 @click.option("--max-iter", type=int, default=160_000, show_default=True)
 @click.option("--max-minutes", type=float, default=0.0, show_default=True, help="Stop after this long (0: no limit).")
 @click.option("--checkpoint-every", type=int, default=500, show_default=True)
