@@ -114,7 +114,7 @@ class ImageFolder:
 
 def random_levels(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
     """``image`` (values in [0, 1]) with its white point lowered or its black point raised, at
-    random: ``clip((v - black) / (white - black), 0, 1)`` with white in [0.5, 1) or black in (0, 0.5].
+    random: ``clip((v - black) / (white - black), 0, 1)`` with white in [0.5, 1) or black in [0, 0.5).
 
     A lowered white point turns paper white and drawings sparse (a shaded pencil portrait becomes a
     few thin lines, like a line drawing); a raised black point turns a painting dark. Few styles
