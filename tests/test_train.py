@@ -174,11 +174,11 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path, options):
 
 def test_recolored_style_crops_keep_brightness_and_change_hue():
     """A hue rotation keeps every pixel's R+G+B; mirrored or not, the crop is the image's, recoloured."""
-    from adainrt.train.data import ImageFolder, hue_rotation
+    from adainrt.train.data import ImageFolder, StyleAugment, hue_rotation
 
     image = np.random.default_rng(0).integers(100, 156, (40, 40, 3), dtype=np.uint8)  # far from clipping
     folder = ImageFolder(None, [image], ["a.png"], [])
-    crops = folder.random_crops(np.random.default_rng(1), 16, 40, recolor=True)
+    crops = folder.random_crops(np.random.default_rng(1), 16, 40, augment=StyleAugment(recolor=1.0))
     plain = image.transpose(2, 0, 1) / 255.0
     moved = 0
     for crop in crops:
@@ -190,13 +190,13 @@ def test_recolored_style_crops_keep_brightness_and_change_hue():
 
 
 def test_a_fraction_of_recolored_style_crops_leaves_the_others_as_painted():
-    from adainrt.train.data import ImageFolder
+    from adainrt.train.data import ImageFolder, StyleAugment
 
     image = np.random.default_rng(0).integers(100, 156, (40, 40, 3), dtype=np.uint8)
     folder = ImageFolder(None, [image], ["a.png"], [])
     plain = image.transpose(2, 0, 1) / 255.0
     for fraction, low, high in ((0.0, 64, 64), (0.25, 36, 60), (1.0, 0, 4)):
-        crops = folder.random_crops(np.random.default_rng(2), 64, 40, recolor=fraction)
+        crops = folder.random_crops(np.random.default_rng(2), 64, 40, augment=StyleAugment(recolor=fraction))
         as_painted = sum(np.allclose(crop, plain, atol=1e-6) for crop in crops)
         assert low <= as_painted <= high, (fraction, as_painted)  # 1.0: only an unmirrored turn near 0
     with pytest.raises(AdainrtError, match="recolor_styles must be a fraction"):
@@ -206,13 +206,13 @@ def test_a_fraction_of_recolored_style_crops_leaves_the_others_as_painted():
 def test_toned_style_crops_move_one_end_of_the_levels_and_keep_the_order_of_tones(tmp_path):
     """--tone-styles: each toned crop is the image lightened (white point lowered: its light tones
     turn white) or darkened (black point raised), about half each way; the tones keep their order."""
-    from adainrt.train.data import ImageFolder
+    from adainrt.train.data import ImageFolder, StyleAugment
 
     ramp = np.tile(np.linspace(0, 255, 40).round().astype(np.uint8)[None, :, None], (40, 1, 3))
     folder = ImageFolder(None, [ramp], ["ramp.png"], [])
     plain = ramp.transpose(2, 0, 1) / 255.0
     lighter = darker = 0
-    for crop in folder.random_crops(np.random.default_rng(3), 64, 40, tone=1.0):
+    for crop in folder.random_crops(np.random.default_rng(3), 64, 40, augment=StyleAugment(tone=1.0)):
         assert np.all(np.diff(crop[0, 0]) >= -1e-6)  # a ramp stays a ramp
         if np.all(crop >= plain - 1e-6) and (crop[0, 0] > 1 - 1e-6).sum() > 1:
             lighter += 1  # the white point came down: more than the last column is white
@@ -220,13 +220,40 @@ def test_toned_style_crops_move_one_end_of_the_levels_and_keep_the_order_of_tone
             darker += 1
     assert lighter >= 20 and darker >= 20 and lighter + darker >= 56, (lighter, darker)  # not: an end moved < 1/40
 
-    untoned = folder.random_crops(np.random.default_rng(4), 8, 40, tone=0.0)
+    untoned = folder.random_crops(np.random.default_rng(4), 8, 40, augment=StyleAugment())
     np.testing.assert_array_equal(untoned, folder.random_crops(np.random.default_rng(4), 8, 40))  # old runs' draws
     trainer = Trainer(small_config(tmp_path, tmp_path / "run", tone_styles=1.0), progress=False)
     styles = trainer._batch(trainer.style).numpy()
     assert (styles > 1 - 1e-6).mean() + (styles < 1e-6).mean() > 0.05  # the trainer's style crops are toned
     with pytest.raises(AdainrtError, match="tone_styles must be a fraction"):
         TrainConfig(content_dir=".", style_dir=".", tone_styles=-0.1)
+
+
+def test_line_style_crops_are_grey_drawings_of_the_edges_on_light_and_on_dark_grounds(tmp_path):
+    """--line-styles: a crop of two flat halves becomes one line down their border, dark on a light
+    ground or light on a dark one, about half each way, and grey whatever the colours."""
+    from adainrt.train.data import ImageFolder, StyleAugment
+
+    halves = np.zeros((40, 40, 3), np.uint8)
+    halves[:, :20] = (200, 40, 40)
+    halves[:, 20:] = (40, 200, 90)
+    folder = ImageFolder(None, [halves], ["halves.png"], [])
+    on_paper = on_dark = 0
+    for crop in folder.random_crops(np.random.default_rng(5), 64, 40, augment=StyleAugment(lines=1.0)):
+        np.testing.assert_allclose(crop[0], crop[1], atol=1e-6)  # grey
+        np.testing.assert_allclose(crop[0], crop[2], atol=1e-6)
+        border, ground = crop[0, :, 19:21].mean(), crop[0, :, [0, 1, 2, 37, 38, 39]].mean()
+        assert abs(border - ground) > 0.2, (border, ground)  # a line where the halves meet
+        np.testing.assert_allclose(crop[0, :, :17], ground, atol=1e-5)  # nothing where they are flat
+        on_paper += border < ground
+        on_dark += border > ground
+    assert on_paper >= 20 and on_dark >= 20, (on_paper, on_dark)
+
+    trainer = Trainer(small_config(tmp_path, tmp_path / "run", line_styles=1.0), progress=False)
+    styles = trainer._batch(trainer.style).numpy()
+    np.testing.assert_allclose(styles[:, 0], styles[:, 2], atol=1e-6)  # the trainer's style crops are drawings
+    with pytest.raises(AdainrtError, match="line_styles must be a fraction"):
+        TrainConfig(content_dir=".", style_dir=".", line_styles=2.0)
 
 
 def test_the_weights_average_follows_its_formula(tmp_path):

@@ -74,16 +74,12 @@ class ImageFolder:
         weights = np.array([counts[s] ** -0.5 for s in sources])
         return weights / weights.sum()
 
-    def random_crops(self, rng: np.random.Generator, count: int, crop: int, recolor: float = 0.0,
-                     weights: np.ndarray | None = None, tone: float = 0.0) -> np.ndarray:
+    def random_crops(self, rng: np.random.Generator, count: int, crop: int, weights: np.ndarray | None = None,
+                     augment: StyleAugment | None = None) -> np.ndarray:
         """(count, 3, crop, crop) float32 in [0, 1] from randomly chosen images and positions.
 
         ``weights``: probabilities of the images (:meth:`source_weights`); None draws them uniformly.
-        ``recolor``: the fraction of crops (chosen at random; 1.0: all) also mirrored at random and
-        turned in hue by a random angle (see :func:`hue_rotation`), so that a few dozen styles stand
-        for many more palettes while some crops keep their painter's own.
-        ``tone``: the fraction of crops also given a random change of levels (:func:`random_levels`),
-        so that the few very light and very dark styles are not the only ones of their kind.
+        ``augment``: what share of the crops each augmentation changes (style crops only; None: none).
         """
         out = np.empty((count, 3, crop, crop), dtype=np.float32)
         for i in range(count):
@@ -92,13 +88,8 @@ class ImageFolder:
             top = rng.integers(img.shape[0] - crop + 1)
             left = rng.integers(img.shape[1] - crop + 1)
             out[i] = img[top:top + crop, left:left + crop].transpose(2, 0, 1) / 255.0
-            if recolor and (recolor >= 1.0 or rng.random() < recolor):  # 1.0 draws as runs before v0.4 did
-                if rng.random() < 0.5:
-                    out[i] = out[i, :, :, ::-1]
-                rotation = hue_rotation(rng.uniform(0.0, 2.0 * np.pi))
-                out[i] = np.clip(np.einsum("ij,jhw->ihw", rotation, out[i]), 0.0, 1.0)
-            if tone and rng.random() < tone:
-                out[i] = random_levels(rng, out[i])
+            if augment is not None:
+                out[i] = augment.apply(rng, out[i])
         return out
 
     def center_crops(self, crop: int) -> np.ndarray:
@@ -110,6 +101,63 @@ class ImageFolder:
             left, top = (w - crop) // 2, (h - crop) // 2
             crops.append(np.asarray(pil.crop((left, top, left + crop, top + crop)), np.float32) / 255.0)
         return np.stack(crops).transpose(0, 3, 1, 2).copy()
+
+
+@dataclass(frozen=True)
+class StyleAugment:
+    """The share of style crops (0 to 1, each drawn on its own) that each augmentation changes, so
+    that the few hundred styles stand for many more of their kinds.
+
+    ``recolor``: mirrored at random and turned in hue by a random angle (:func:`hue_rotation`): a few
+    dozen styles stand for many more palettes while some crops keep their painter's own.
+    ``tone``: a random change of levels (:func:`random_levels`): the few very light and very dark
+    styles are not the only ones of their kind.
+    ``lines``: replaced by a line drawing of its own edges (:func:`line_drawing`): pencil on paper or
+    chalk on a dark ground, kinds of which the styles hold only a handful.
+    """
+
+    recolor: float = 0.0
+    tone: float = 0.0
+    lines: float = 0.0
+
+    def apply(self, rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
+        """``image`` (3, H, W) changed as drawn. Each share that is 0 draws nothing, so a run that
+        does not use an augmentation sees the crops runs before it saw (1.0 recolour draws none
+        either: runs before v0.4 recoloured every crop)."""
+        if self.recolor and (self.recolor >= 1.0 or rng.random() < self.recolor):
+            if rng.random() < 0.5:
+                image = image[:, :, ::-1]
+            rotation = hue_rotation(rng.uniform(0.0, 2.0 * np.pi))
+            image = np.clip(np.einsum("ij,jhw->ihw", rotation, image), 0.0, 1.0)
+        if self.tone and rng.random() < self.tone:
+            image = random_levels(rng, image)
+        if self.lines and rng.random() < self.lines:
+            image = line_drawing(rng, image)
+        return image
+
+
+def line_drawing(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
+    """A grey line drawing of ``image``'s edges (values in [0, 1], (3, H, W)): dark lines on light
+    paper or (half the time) light lines on a dark ground, with a random density and weight.
+
+    The edges are the Sobel gradient of the luminance, scaled by one of its upper percentiles (a
+    lower one draws more, bolder lines). The bundled decoder painted held-out pencil sketches and
+    cobwebs as texture over the photo (MODEL_CARD.md, Known weaknesses): only a few training
+    styles are drawings, and these give it every image's edges as one.
+    """
+    luma = np.tensordot(np.array([0.299, 0.587, 0.114], np.float32), image, axes=1)
+    padded = np.pad(luma, 1, mode="edge")
+    smooth_x = padded[:-2] + 2 * padded[1:-1] + padded[2:]  # Sobel: smoothed across, differenced along
+    smooth_y = padded[:, :-2] + 2 * padded[:, 1:-1] + padded[:, 2:]
+    gradient = np.hypot(smooth_x[:, 2:] - smooth_x[:, :-2], smooth_y[2:] - smooth_y[:-2])
+    scale = max(float(np.percentile(gradient, rng.uniform(85.0, 99.0))), 1e-3)
+    lines = np.clip(gradient / scale, 0.0, 1.0) ** rng.uniform(0.7, 1.5)
+    if rng.random() < 0.5:
+        ground, ink = rng.uniform(0.85, 1.0), rng.uniform(0.0, 0.4)
+    else:
+        ground, ink = rng.uniform(0.0, 0.15), rng.uniform(0.6, 1.0)
+    drawing = ground + (ink - ground) * lines
+    return np.repeat(drawing[None], 3, axis=0).astype(np.float32)
 
 
 def random_levels(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from adainrt.train.data import ImageFolder
+from adainrt.train.data import ImageFolder, StyleAugment
 from adainrt.train.losses import style_targets
 
 #: Style statistics at the loss layers: per layer, (means, stds) of shape (N, C, 1, 1).
@@ -36,16 +36,16 @@ class FeaturePool:
     @torch.no_grad()
     def build(cls, encoder: nn.Sequential, content: ImageFolder, style: ImageFolder, crops_per_image: int,
               crop: int, seed: int, device: torch.device, batch: int = 16,
-              progress: Callable[[int], None] | None = None, recolor_styles: float = 0.0,
-              tone_styles: float = 0.0) -> FeaturePool:
+              progress: Callable[[int], None] | None = None,
+              style_augment: StyleAugment | None = None) -> FeaturePool:
         """Encode ``crops_per_image`` crops per image on average (random images and positions)."""
         rng = np.random.default_rng([seed, 1])
         pixels, features, stats = [], [], []
         for folder, is_content in ((content, True), (style, False)):
             count = crops_per_image * len(folder.images)
             for start in range(0, count, batch):
-                crops = folder.random_crops(rng, min(batch, count - start), crop, 0.0 if is_content else recolor_styles,
-                                            tone=0.0 if is_content else tone_styles)
+                crops = folder.random_crops(rng, min(batch, count - start), crop,
+                                            augment=None if is_content else style_augment)
                 images = torch.from_numpy(crops).to(device, memory_format=torch.channels_last)
                 if is_content:
                     pixels.append(torch.from_numpy(np.round(crops * 255).astype(np.uint8)))

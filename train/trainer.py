@@ -31,7 +31,7 @@ from adainrt.errors import AdainrtError
 from adainrt.fileio import atomic_path
 from adainrt.images import from_tensor, save_image
 from adainrt.network import adain_from_stats, build_decoder, encode_with_intermediates
-from adainrt.train.data import ImageFolder, read_heldout_list
+from adainrt.train.data import ImageFolder, StyleAugment, read_heldout_list
 from adainrt.train.evaluate import Scores, pair_up, score_pairs
 from adainrt.train.feature_pool import FeaturePool
 from adainrt.train.losses import style_targets, stylization_losses
@@ -95,6 +95,7 @@ class TrainConfig:
     ema_decay: float = 0.999  # >0: evaluate and export a moving average of the weights (see _update_ema); 0: off
     recolor_styles: float = 0.0  # fraction of style crops mirrored and hue-turned at random (random_crops)
     tone_styles: float = 0.0  # fraction of style crops given random levels, lighter or darker (random_levels)
+    line_styles: float = 0.0  # fraction of style crops replaced by a line drawing of their edges (line_drawing)
 
     def __post_init__(self) -> None:
         """Refuse settings that could only fail later (or silently train nothing), naming the setting
@@ -113,7 +114,7 @@ class TrainConfig:
         if not 0.0 <= self.ema_decay < 1.0:
             raise _setting_error("ema_decay", f"ema_decay must be in [0, 1), got {self.ema_decay}")
         self.recolor_styles = float(self.recolor_styles)  # runs before v0.4 recorded a flag: True is 1.0
-        for name in ("recolor_styles", "tone_styles"):
+        for name in ("recolor_styles", "tone_styles", "line_styles"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise _setting_error(name, f"{name} must be a fraction in [0, 1], got {getattr(self, name)}")
         if self.style_sampling not in ("uniform", "source"):
@@ -124,6 +125,11 @@ class TrainConfig:
                                  "draws its styles uniformly: pass pool_crops_per_image 0 with it")
         if self.holdout_every == 1:
             raise _setting_error("holdout_every", "holdout_every 1 would hold out every image; use 0 to hold out none")
+
+    @property
+    def style_augment(self) -> StyleAugment:
+        """The style crops' augmentations as the data module applies them."""
+        return StyleAugment(self.recolor_styles, self.tone_styles, self.line_styles)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
@@ -406,9 +412,7 @@ class Trainer(StepHooks):
     def _batch(self, folder: ImageFolder) -> torch.Tensor:
         is_style = folder is self.style
         crops = folder.random_crops(self.rng, self.config.batch_size, self.config.crop,
-                                    self.config.recolor_styles if is_style else 0.0,
-                                    self.style_weights if is_style else None,
-                                    self.config.tone_styles if is_style else 0.0)
+                                    *((self.style_weights, self.config.style_augment) if is_style else ()))
         return torch.from_numpy(crops).to(self.device, memory_format=torch.channels_last)
 
     def _inputs(self, inverting: bool) -> tuple[torch.Tensor, list[torch.Tensor], list | None]:
@@ -505,7 +509,7 @@ class Trainer(StepHooks):
             bar = tqdm(total=total, unit="crop", desc="encoding the crop pool", dynamic_ncols=True)
         self.pool = FeaturePool.build(self.encoder, self.content, self.style, cfg.pool_crops_per_image, cfg.crop,
                                       cfg.seed, self.device, progress=bar.update if bar else None,
-                                      recolor_styles=cfg.recolor_styles, tone_styles=cfg.tone_styles)
+                                      style_augment=cfg.style_augment)
         if bar:
             bar.close()
         self.out.mkdir(parents=True, exist_ok=True)  # also called outside run() (benchmarks)

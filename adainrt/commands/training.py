@@ -72,6 +72,11 @@ from adainrt.spec import VARIANTS
                    "white, a shaded drawing a sparse line drawing) or the black point raised (a painting "
                    "turns dark). Few styles are that light or dark, and decoders wash photos out with "
                    "unseen ones (MODEL_CARD.md, Known weaknesses).")
+@click.option("--line-styles", type=click.FloatRange(0.0, 1.0), default=0.0, show_default=True, metavar="FRACTION",
+              help="Replace this share of the style crops by a grey line drawing of their own edges: dark "
+                   "lines on paper or light lines on a dark ground. Few styles are drawings, and decoders "
+                   "paint unseen sketches and cobwebs as texture over the photo (MODEL_CARD.md, Known "
+                   "weaknesses).")
 @click.option("--max-iter", type=int, default=160_000, show_default=True)
 @click.option("--max-minutes", type=float, default=0.0, show_default=True, help="Stop after this long (0: no limit).")
 @click.option("--checkpoint-every", type=int, default=500, show_default=True)
