@@ -32,8 +32,13 @@ def square(path: Path, size: int) -> torch.Tensor:
     return torch.from_numpy(to_tensor(center_crop(resize_smaller_side(load_image(path), size), size)))
 
 
-def optimize(args: argparse.Namespace) -> tuple[list[torch.Tensor], list[str]]:
-    """(photo, decoder output, optimized image) and a line of losses for each of the two outputs."""
+#: (content loss, style loss, structure distance) of one image.
+Losses = tuple[float, float, float]
+
+
+def optimize(args: argparse.Namespace) -> tuple[list[torch.Tensor], Losses, Losses]:
+    """(photo, decoder output, optimized image), and the losses of the decoder's output and of the
+    optimized image."""
     encoder, meta = load_encoder()
     decoder, _ = load_decoder(args.decoder, meta)
     photo, style = square(args.photo, args.size), square(args.style, args.size)
@@ -44,25 +49,23 @@ def optimize(args: argparse.Namespace) -> tuple[list[torch.Tensor], list[str]]:
         decoded = decoder(target).clamp(0, 1)
     image = decoded.clone().requires_grad_(True)
     optimizer = torch.optim.Adam([image], lr=args.lr)
-    lines = []
     for step in range(args.steps + 1):
         feats = encode_with_intermediates(encoder, image)
         losses = (content_loss(feats[-1], target), style_loss(feats, targets), structure_distance(feats, photo_feats))
-        if step in (0, args.steps):
-            lines.append(f"{'decoder' if step == 0 else f'{step} steps'}: content {losses[0].item():.3f}, "
-                         f"style {losses[1].item():.3f}, structure {losses[2].item():.3f}")
-            if step == args.steps:
-                break
+        if step == 0:
+            start = tuple(x.item() for x in losses)
+        if step == args.steps:
+            break
         loss = losses[0] + args.style_weight * losses[1] + args.structure_weight * losses[2]
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         with torch.no_grad():
             image.clamp_(0, 1)
-    return [photo, decoded, image.detach()], lines
+    return [photo, decoded, image.detach()], start, tuple(x.item() for x in losses)
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("photo", type=Path)
     parser.add_argument("style", type=Path)
@@ -74,12 +77,18 @@ def main() -> None:
     parser.add_argument("--style-weight", type=float, default=10.0)
     parser.add_argument("--structure-weight", type=float, default=0.0)
     parser.add_argument("--overwrite", action="store_true")
-    args = parser.parse_args()
+    return parser.parse_args(argv)
+
+
+def main() -> None:
+    args = parse_args()
     torch.set_num_threads(1)
-    images, lines = optimize(args)
+    images, start, end = optimize(args)
     row = np.concatenate([np.asarray(from_tensor(x.numpy())) for x in images], axis=1)
     save_image(Image.fromarray(row), args.output, overwrite=args.overwrite)
-    print("\n".join(lines) + f"\nwrote {args.output} (photo | decoder | optimized)")
+    for label, (content, style, structure) in (("decoder", start), (f"{args.steps} steps", end)):
+        print(f"{label}: content {content:.3f}, style {style:.3f}, structure {structure:.3f}")
+    print(f"wrote {args.output} (photo | decoder | optimized)")
 
 
 if __name__ == "__main__":
