@@ -23,7 +23,7 @@ from PIL import Image
 
 from adainrt.images import center_crop, from_tensor, load_image, resize_smaller_side, save_image, to_tensor
 from adainrt.network import adain_from_stats, encode_with_intermediates
-from adainrt.train.losses import content_loss, structure_distance, style_loss, style_targets
+from adainrt.train.losses import style_targets, stylization_losses
 from adainrt.weights import load_decoder, load_encoder
 
 
@@ -50,8 +50,7 @@ def optimize(args: argparse.Namespace) -> tuple[list[torch.Tensor], Losses, Loss
     image = decoded.clone().requires_grad_(True)
     optimizer = torch.optim.Adam([image], lr=args.lr)
     for step in range(args.steps + 1):
-        feats = encode_with_intermediates(encoder, image)
-        losses = (content_loss(feats[-1], target), style_loss(feats, targets), structure_distance(feats, photo_feats))
+        losses = stylization_losses(encoder, image, target, targets, photo_feats)
         if step == 0:
             start = tuple(x.item() for x in losses)
         if step == args.steps:
