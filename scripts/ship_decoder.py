@@ -14,7 +14,8 @@ since the decoder records its encoder's hash and both are small).
 Keeps the training metadata (steps, config, held-out losses) and records the version, the note
 and the evaluation (shown by `adainrt info`). The evaluation must be of this very decoder file
 (its weights hash), so a table in the model card cannot describe other weights. Ship only a
-decoder that is measurably better than the one it replaces (see MODEL_CARD.md).
+decoder that is measurably better than the one it replaces on held-out data, and where it trades
+one measure for another (v0.9: style ratio for structure), say so in MODEL_CARD.md.
 """
 
 from __future__ import annotations
