@@ -256,6 +256,43 @@ def test_line_style_crops_are_grey_drawings_of_the_edges_on_light_and_on_dark_gr
         TrainConfig(content_dir=".", style_dir=".", line_styles=2.0)
 
 
+def test_sketch_style_crops_are_sparse_grey_drawings_on_light_paper(tmp_path):
+    """--sketch-styles: a crop of two flat halves becomes one dark line on white paper; on a busy
+    texture the sketches ink far fewer pixels than --line-styles' drawings (a few thin lines)."""
+    from adainrt.train.data import ImageFolder, StyleAugment, line_drawing, sketch_drawing
+
+    halves = np.zeros((40, 40, 3), np.uint8)
+    halves[:, :20] = (200, 40, 40)
+    halves[:, 20:] = (40, 200, 90)
+    folder = ImageFolder(None, [halves], ["halves.png"], [])
+    for crop in folder.random_crops(np.random.default_rng(6), 32, 40, augment=StyleAugment(sketches=1.0)):
+        np.testing.assert_allclose(crop[0], crop[2], atol=1e-6)  # grey
+        ground = crop[0, :, [0, 1, 2, 37, 38, 39]].mean()
+        assert ground >= 0.9 - 1e-6  # white paper
+        assert ground - crop[0, :, 19:21].mean() > 0.2  # a dark line where the halves meet
+        np.testing.assert_allclose(crop[0, :, :17], ground, atol=1e-5)  # nothing where they are flat
+
+    texture = np.random.default_rng(0).uniform(0.0, 1.0, (3, 64, 64)).astype(np.float32)
+    texture = (texture + np.roll(texture, 1, axis=1) + np.roll(texture, 1, axis=2)) / 3  # edges everywhere
+
+    def inked(drawing: np.ndarray) -> float:
+        ground = drawing[0].max() if drawing[0].mean() > 0.5 else drawing[0].min()
+        return float((np.abs(drawing[0] - ground) > 0.1).mean())
+
+    rng = np.random.default_rng(7)
+    lines = [inked(line_drawing(rng, texture)) for _ in range(40)]
+    sketches = [inked(sketch_drawing(rng, texture)) for _ in range(40)]
+    assert np.median(sketches) < 0.5 * np.median(lines), (np.median(sketches), np.median(lines))
+    assert sum(share < 0.1 for share in sketches) >= 4, sorted(sketches)  # some as sparse as a line-art sketch
+
+    trainer = Trainer(small_config(tmp_path, tmp_path / "run", sketch_styles=1.0), progress=False)
+    styles = trainer._batch(trainer.style).numpy()
+    np.testing.assert_allclose(styles[:, 0], styles[:, 1], atol=1e-6)  # the trainer's style crops are sketches
+    assert styles.max(axis=(1, 2, 3)).min() >= 0.9 - 1e-6
+    with pytest.raises(AdainrtError, match="sketch_styles must be a fraction"):
+        TrainConfig(content_dir=".", style_dir=".", sketch_styles=1.5)
+
+
 def test_the_weights_average_follows_its_formula(tmp_path):
     """ema_k = d_k ema_(k-1) + (1 - d_k) w_k with d_k = min(decay, (1 + k) / (10 + k)); evaluated and exported."""
     trainer = Trainer(small_config(tmp_path, tmp_path / "run", ema_decay=0.5), progress=False)

@@ -96,6 +96,7 @@ class TrainConfig:
     recolor_styles: float = 0.0  # fraction of style crops mirrored and hue-turned at random (random_crops)
     tone_styles: float = 0.0  # fraction of style crops given random levels, lighter or darker (random_levels)
     line_styles: float = 0.0  # fraction of style crops replaced by a line drawing of their edges (line_drawing)
+    sketch_styles: float = 0.0  # fraction of the others replaced by a sparse sketch of their edges (sketch_drawing)
 
     def __post_init__(self) -> None:
         """Refuse settings that could only fail later (or silently train nothing), naming the setting
@@ -114,7 +115,7 @@ class TrainConfig:
         if not 0.0 <= self.ema_decay < 1.0:
             raise _setting_error("ema_decay", f"ema_decay must be in [0, 1), got {self.ema_decay}")
         self.recolor_styles = float(self.recolor_styles)  # runs before v0.4 recorded a flag: True is 1.0
-        for name in ("recolor_styles", "tone_styles", "line_styles"):
+        for name in ("recolor_styles", "tone_styles", "line_styles", "sketch_styles"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise _setting_error(name, f"{name} must be a fraction in [0, 1], got {getattr(self, name)}")
         if self.style_sampling not in ("uniform", "source"):
@@ -129,7 +130,7 @@ class TrainConfig:
     @property
     def style_augment(self) -> StyleAugment:
         """The style crops' augmentations as the data module applies them."""
-        return StyleAugment(self.recolor_styles, self.tone_styles, self.line_styles)
+        return StyleAugment(self.recolor_styles, self.tone_styles, self.line_styles, self.sketch_styles)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:

@@ -77,6 +77,12 @@ from adainrt.spec import VARIANTS
                    "lines on paper or light lines on a dark ground. Few styles are drawings, and decoders "
                    "paint unseen sketches and cobwebs as texture over the photo (MODEL_CARD.md, Known "
                    "weaknesses).")
+@click.option("--sketch-styles", type=click.FloatRange(0.0, 1.0), default=0.0, show_default=True,
+              metavar="FRACTION",
+              help="Replace this share of the style crops (of those --line-styles leaves) by a sparse "
+                   "pencil sketch of their strongest edges: a few thin lines on white paper. --line-styles "
+                   "draws every edge (a median 57% of the pixels inked); line-art sketches ink a few "
+                   "percent, and decoders wash photos out with them (MODEL_CARD.md).")
 @click.option("--max-iter", type=int, default=160_000, show_default=True)
 @click.option("--max-minutes", type=float, default=0.0, show_default=True, help="Stop after this long (0: no limit).")
 @click.option("--checkpoint-every", type=int, default=500, show_default=True)
