@@ -355,7 +355,12 @@ def test_the_page_in_a_real_browser(server, tmp_path, images_dir):
 
 def test_sigterm_under_load_answers_every_request_in_flight_then_exits(exported_dir, tmp_path):
     """`docker stop` (SIGTERM) while requests are in flight: the server stops taking work but answers
-    each request it holds with its image, then exits 0 (before: 33 of 40 got an empty reply)."""
+    each request it holds with its image, then exits 0 (before: 33 of 40 got an empty reply).
+
+    Eight requests of one 256-pixel image each: work for seconds, well inside the replicas' drain
+    deadline (DRAIN_TIMEOUT_S) even on a busy 2-core machine; past the deadline a request gets a JSON
+    500 saying to retry, which is the design (with 16, one did beside a training run; with 8 the last
+    answer came 30 s after the signal there)."""
     from tests.helpers import started_server, stopped
 
     process, url = started_server(["--model", str(exported_dir), "--backend", "ort-cpu", "--max-batch", "1"],
@@ -367,14 +372,15 @@ def test_sigterm_under_load_answers_every_request_in_flight_then_exits(exported_
         status, _headers, body = call(f"{url}/v1/stylize?style=drain&size=256", photo, key=None)
         return status, body, time.monotonic()
 
-    with concurrent.futures.ThreadPoolExecutor(16) as pool:
-        answers = [pool.submit(stylized, k) for k in range(16)]
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        answers = [pool.submit(stylized, k) for k in range(8)]
         time.sleep(1.0)
         assert not all(a.done() for a in answers), "the load ended before the signal: nothing to drain"
         signalled = time.monotonic()
         stopped(process, timeout_s=120)
         results = [a.result() for a in answers]
-    assert [status for status, _body, _t in results] == [200] * 16
+    assert [status for status, _body, _t in results] == [200] * 8, [body[:300] for status, body, _t in results
+                                                                   if status != 200]
     assert all(Image.open(io.BytesIO(body)).size == (256, 256) for _status, body, _t in results)
     assert max(t for _status, _body, t in results) > signalled  # answered after the signal: drained
 
