@@ -16,14 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from adainrt.images import load_image, resize_smaller_side, to_tensor
-from adainrt.train.data import default_heldout_list, line_drawing, read_heldout_list, sketch_drawing
-
-
-def inked_share(drawing: np.ndarray) -> float:
-    """Share of pixels of a (3, H, W) drawing farther than 0.1 from its paper."""
-    grey = drawing[0]
-    paper = grey.max() if grey.mean() > 0.5 else grey.min()
-    return float((np.abs(grey - paper) > 0.1).mean())
+from adainrt.train.data import default_heldout_list, inked_share, line_drawing, read_heldout_list, sketch_drawing
 
 
 def training_crops(style_dir: Path, count: int, rng: np.random.Generator) -> list[np.ndarray]:

@@ -259,7 +259,7 @@ def test_line_style_crops_are_grey_drawings_of_the_edges_on_light_and_on_dark_gr
 def test_sketch_style_crops_are_sparse_grey_drawings_on_light_paper(tmp_path):
     """--sketch-styles: a crop of two flat halves becomes one dark line on white paper; on a busy
     texture the sketches ink far fewer pixels than --line-styles' drawings (a few thin lines)."""
-    from adainrt.train.data import ImageFolder, StyleAugment, line_drawing, sketch_drawing
+    from adainrt.train.data import ImageFolder, StyleAugment, inked_share, line_drawing, sketch_drawing
 
     halves = np.zeros((40, 40, 3), np.uint8)
     halves[:, :20] = (200, 40, 40)
@@ -275,13 +275,9 @@ def test_sketch_style_crops_are_sparse_grey_drawings_on_light_paper(tmp_path):
     texture = np.random.default_rng(0).uniform(0.0, 1.0, (3, 64, 64)).astype(np.float32)
     texture = (texture + np.roll(texture, 1, axis=1) + np.roll(texture, 1, axis=2)) / 3  # edges everywhere
 
-    def inked(drawing: np.ndarray) -> float:
-        ground = drawing[0].max() if drawing[0].mean() > 0.5 else drawing[0].min()
-        return float((np.abs(drawing[0] - ground) > 0.1).mean())
-
     rng = np.random.default_rng(7)
-    lines = [inked(line_drawing(rng, texture)) for _ in range(40)]
-    sketches = [inked(sketch_drawing(rng, texture)) for _ in range(40)]
+    lines = [inked_share(line_drawing(rng, texture)) for _ in range(40)]
+    sketches = [inked_share(sketch_drawing(rng, texture)) for _ in range(40)]
     assert np.median(sketches) < 0.5 * np.median(lines), (np.median(sketches), np.median(lines))
     assert sum(share < 0.1 for share in sketches) >= 4, sorted(sketches)  # some as sparse as a line-art sketch
 

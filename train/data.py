@@ -193,6 +193,14 @@ def sketch_drawing(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
     return grey_drawing(lines, rng.uniform(0.9, 1.0), rng.uniform(0.0, 0.7))
 
 
+def inked_share(drawing: np.ndarray) -> float:
+    """Share of the pixels of a grey (3, H, W) drawing farther than 0.1 from its paper (its lightest
+    value; its darkest for chalk on a dark ground): how much of a crop a drawing covers."""
+    grey = drawing[0]
+    paper = grey.max() if grey.mean() > 0.5 else grey.min()
+    return float((np.abs(grey - paper) > 0.1).mean())
+
+
 def random_levels(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
     """``image`` (values in [0, 1]) with its white point lowered or its black point raised, at
     random: ``clip((v - black) / (white - black), 0, 1)`` with white in [0.5, 1) or black in [0, 0.5).
