@@ -16,19 +16,22 @@ from pathlib import Path
 import numpy as np
 
 from adainrt.images import load_image, resize_smaller_side, to_tensor
-from adainrt.train.data import default_heldout_list, inked_share, line_drawing, read_heldout_list, sketch_drawing
+from adainrt.train.data import (
+    ImageFolder,
+    default_heldout_list,
+    inked_share,
+    line_drawing,
+    read_heldout_list,
+    sketch_drawing,
+)
 
 
-def training_crops(style_dir: Path, count: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """``count`` random 128-pixel crops of the training styles (the held-out list's left out)."""
+def training_crops(style_dir: Path, count: int, rng: np.random.Generator) -> np.ndarray:
+    """``count`` random 128-pixel crops of the training styles (the held-out list's left out), cut
+    the trainer's way: ``ImageFolder.load`` at 256 pixels, then ``random_crops`` (no augmentation)."""
     heldout = read_heldout_list(default_heldout_list())["style"]
-    files = sorted(p for p in style_dir.iterdir() if p.is_file() and p.name not in heldout)
-    crops = []
-    for path in rng.choice(files, count):
-        image = to_tensor(resize_smaller_side(load_image(path), 256))[0]
-        top, left = (rng.integers(0, side - 127) for side in image.shape[1:])
-        crops.append(image[:, top:top + 128, left:left + 128])
-    return crops
+    styles = ImageFolder.load(style_dir, resize=256, min_side=128, heldout_names=heldout)
+    return styles.random_crops(rng, count, 128)
 
 
 def main() -> None:

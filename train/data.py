@@ -180,11 +180,11 @@ def sketch_drawing(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
     grey lines on near-white paper, most of the crop left blank.
 
     :func:`line_drawing` draws every edge a painting has: on 150 crops of training styles it inks a
-    median 57% of the pixels (farther than 0.1 from the ground) and never under 6%, while the
+    median 60% of the pixels (farther than 0.1 from the ground), 1 in 150 under 6%, while the
     held-out piano-keyboard sketch inks 4.6% and the bundled decoder washes photos out with it.
     Here the scale is a high percentile of the gradient and edges below a random share of it
-    leave no line: the same crops ink a median 11%, 27% of them under 6% (measured 2026-12-07,
-    MODEL_CARD.md).
+    leave no line: the same crops ink a median 11%, 25% of them under 6% (`python
+    scripts/drawing_sparsity.py`, MODEL_CARD.md).
     """
     gradient = edge_strength(image)
     scale = max(float(np.percentile(gradient, rng.uniform(93.0, 99.9))), 1e-3)

@@ -81,7 +81,7 @@ from adainrt.spec import VARIANTS
               metavar="FRACTION",
               help="Replace this share of the style crops (of those --line-styles leaves) by a sparse "
                    "pencil sketch of their strongest edges: a few thin lines on white paper. --line-styles "
-                   "draws every edge (a median 57% of the pixels inked); line-art sketches ink a few "
+                   "draws every edge (a median 60% of the pixels inked); line-art sketches ink a few "
                    "percent, and decoders wash photos out with them (MODEL_CARD.md).")
 @click.option("--max-iter", type=int, default=160_000, show_default=True)
 @click.option("--max-minutes", type=float, default=0.0, show_default=True, help="Stop after this long (0: no limit).")
