@@ -23,7 +23,8 @@ def _version(dist: str) -> str | None:
 
 
 def describe_decoder(path: str | os.PathLike) -> str:
-    """Version, steps and the held-out measure a decoder file records (36-pair evaluation if shipped with one)."""
+    """Version, steps and the held-out measure a decoder file records (the shipped evaluation if it has one,
+    else the trainer's held-out pairs). A fine-tune records only its own steps, so it says so."""
     try:
         meta = weights_metadata(path)
     except WeightsError as exc:
@@ -31,7 +32,10 @@ def describe_decoder(path: str | os.PathLike) -> str:
     scores = meta.get("evaluation") or meta.get("heldout") or {}
     # decoders shipped before the "version" key said it as the note's "vX: ..." prefix
     version = meta.get("version") or meta.get("note", "").split(":")[0] or meta.get("source", "?")
-    parts = [version, f"{meta.get('steps', '?')} steps"]
+    steps = f"{meta.get('steps', '?')} steps"
+    if (meta.get("train_config") or {}).get("init_decoder"):
+        steps = f"fine-tuned {steps} from an earlier decoder"
+    parts = [version, steps]
     if "style_ratio" in scores:
         parts.append(f"held-out style loss {scores['style_ratio']:.2f} of the photos' ({scores['pairs']} pairs)")
     return ", ".join(parts)

@@ -162,7 +162,7 @@ def test_info_reports_providers_and_choice():
     assert all(set(b) >= {"name", "available", "reason"} and b["reason"] for b in report["backends"])
     assert all(b["precision"] for b in report["backends"] if b["available"])
     steps = read_weights(bundled_decoder_path(), "decoder")[1]["steps"]  # what the file records, read with torch
-    assert f"{steps} steps, held-out style loss 0." in report["bundled decoder"]
+    assert f"{steps} steps" in report["bundled decoder"] and "held-out style loss 0." in report["bundled decoder"]
 
 
 def test_import_weights_cli(tmp_path):
