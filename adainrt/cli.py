@@ -217,16 +217,18 @@ def style() -> None:
               help="Resize the style's smaller side to this first (0 keeps it).")
 @model_option("Graphs from `adainrt export` (the statistics belong to their encoder).")
 @with_options(weights_options)
+@backend_option
 @overwrite_option("a stored style of that name")
 @clean_errors
 def style_add(name: str, image: Path, style_size: int, model_dir: Path | None, encoder: Path | None,
-              decoder: Path | None, variant: str | None, overwrite: bool) -> None:
+              decoder: Path | None, variant: str | None, backend: str, overwrite: bool) -> None:
     """Encode IMAGE once and store its statistics as NAME (for one network variant: a lite style is
     refused by the full model and the other way round)."""
     from adainrt.runtime import jobs
 
     path = jobs.add_style(name, image, jobs.StylizeOptions(style_size=style_size, overwrite=overwrite),
-                          model_dir, encoder, decoder, progress=say, graphs=exported_graphs(), variant=variant)
+                          model_dir, encoder, decoder, progress=say, graphs=exported_graphs(), variant=variant,
+                          backend=backend)
     click.echo(f"stored style {name!r} in {path.parent}")
 
 

@@ -400,18 +400,21 @@ def add_style(name: str, image: str | os.PathLike, options: StylizeOptions,
               model_dir: str | os.PathLike | None = None, encoder: str | os.PathLike | None = None,
               decoder: str | os.PathLike | None = None, bank: object | None = None,
               progress: Callable[[str], None] = lambda _msg: None, graphs: GraphSource | None = None,
-              variant: str | None = None) -> Path:
+              variant: str | None = None, backend: str = "auto") -> Path:
     """Encode a style image once and store its statistics under ``name`` in the style bank, with the
     network variant and the encoder they are for.
 
-    Computed in FP32 where the backend can (they are reused for every image stylized with them)."""
+    Computed in FP32 (they are reused for every image stylized with them): ``auto`` takes the best
+    backend that runs FP32 here (on a TensorRT host, which runs FP16 only, onnxruntime's CUDA or CPU
+    provider), so FP32 graphs suffice; a named backend without FP32 runs its own precision."""
     from adainrt.fileio import sha256_file
     from adainrt.runtime.style_bank import StyleBank
 
     bank = bank or StyleBank()
     bank.check_name(name, options.overwrite)
-    precision = "fp32" if "fp32" in choose("auto").backend.precisions else None
-    with open_stylizer(model_dir, encoder, decoder, precision=precision, progress=progress,
+    choice = choose(backend, "fp32" if backend == "auto" else None)
+    precision = "fp32" if "fp32" in choice.backend.usable_precisions() else None
+    with open_stylizer(model_dir, encoder, decoder, choice, precision=precision, progress=progress,
                        graphs=graphs, variant=variant) as stylizer:
         stats = stylizer.style_stats(prepare_image(image, options.style_size, crop=False))
         model = stylizer.model_info

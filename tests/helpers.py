@@ -26,6 +26,9 @@ import pytest
 from PIL import Image
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+# CLI runs against the FP32 test graphs pin the FP32 reference backend: `auto` picks TensorRT (FP16
+# graphs only) on a GPU host and OpenVINO bf16 on a bf16 CPU, so the same test would run elsewhere.
+ORT_CPU = ("--backend", "ort-cpu")
 
 #: Prepended to a subprocess script: any import of torch fails there.
 NO_TORCH_PRELUDE = """

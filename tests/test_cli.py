@@ -16,7 +16,7 @@ from adainrt import weights
 from adainrt.bundled import bundled_decoder_path
 from adainrt.cli import main
 from adainrt.weights import read_weights
-from tests.helpers import NO_TORCH_PRELUDE
+from tests.helpers import NO_TORCH_PRELUDE, ORT_CPU
 
 
 def run(*args: str):
@@ -41,7 +41,7 @@ def test_export_then_stylize_with_the_exported_folder(tmp_path, random_decoder, 
     assert result.output.count("max |onnxruntime - torch|") == 3
     assert sorted(p.parent.name for p in (tmp_path / "triton").glob("*/config.pbtxt")) == [
         "adain_decoder", "adain_encoder", "adain_style"]
-    result = run("stylize", images_dir / "content_b.jpg", "--style", images_dir / "style_a.jpg",
+    result = run("stylize", *ORT_CPU, images_dir / "content_b.jpg", "--style", images_dir / "style_a.jpg",
                  "--output", tmp_path / "out.png", "--model", tmp_path / "graphs", "--content-size", "0")
     assert result.exit_code == 0, result.output
     assert Image.open(tmp_path / "out.png").size == (101, 77)
@@ -91,7 +91,7 @@ def test_stylize_folder_skips_a_corrupt_file_and_says_so(tmp_path, exported_dir,
     for name in ("content_a.png", "content_b.jpg"):
         shutil.copy(images_dir / name, contents / name)
     (contents / "broken.jpg").write_bytes(b"not an image")
-    result = run("stylize", contents, "--style", images_dir / "style_a.jpg", "--output", tmp_path / "out",
+    result = run("stylize", *ORT_CPU, contents, "--style", images_dir / "style_a.jpg", "--output", tmp_path / "out",
                  "--model", exported_dir, "--content-size", "48", "--crop")
     assert result.exit_code == 1
     assert "broken.jpg: not an image file" in result.output and "1 of 3 inputs" in result.output

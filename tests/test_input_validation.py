@@ -21,7 +21,7 @@ from adainrt.images import center_crop, load_image, resize_smaller_side
 from adainrt.runtime import StyleStats, Stylizer
 from adainrt.runtime.controls import ControlError, normalize_weights
 from adainrt.runtime.style_bank import StyleBank, StyleBankError
-from tests.helpers import synthetic_image
+from tests.helpers import ORT_CPU, synthetic_image
 
 
 def run(*args):
@@ -244,7 +244,7 @@ def test_resizing_past_the_pixel_limit_is_refused(tmp_path):
 
 def test_temporal_smoothing_on_an_image_says_it_is_for_video(files, exported_dir):
     tmp_path, content, style = files
-    result = run("stylize", content, "-s", style, "-o", tmp_path / "o.png", "--model", exported_dir,
+    result = run("stylize", *ORT_CPU, content, "-s", style, "-o", tmp_path / "o.png", "--model", exported_dir,
                  "--temporal-smoothing", "0.8")
     assert one_line_error(result) and "video only" in result.output
 
@@ -271,8 +271,7 @@ def test_resize_and_crop_follow_the_reference_formulas():
     assert resize_smaller_side(Image.new("RGB", (333, 519)), 256).size == (256, 398)
     image = Image.new("RGB", (101, 64))
     for size in (32, 33, 63):
-        box = center_crop(image, size).getbbox() or (0, 0, size, size)
-        assert center_crop(image, size).size == (size, size) and box[2] - box[0] == size
+        assert center_crop(image, size).size == (size, size)
     numbers = np.arange(101)[None, :, None].repeat(64, 0).repeat(3, 2).astype(np.uint8)
     cropped = np.asarray(center_crop(Image.fromarray(numbers), 64))
     assert cropped[0, 0, 0] == int(round((101 - 64) / 2.0))

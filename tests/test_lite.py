@@ -16,7 +16,7 @@ from PIL import Image
 
 from adainrt.cli import main
 from adainrt.spec import VARIANTS
-from tests.helpers import http_call, psnr, running_server, synthetic_image
+from tests.helpers import ORT_CPU, http_call, psnr, running_server, synthetic_image
 
 
 def run(*args: object):
@@ -107,10 +107,10 @@ def test_variants_never_mix_graphs_weights_or_styles(lite_dir, exported_dir, tmp
     assert stored.exit_code == 0, stored.output
     listed = run("style", "list")
     assert "(lite, size 512" in listed.output
-    wrong = run("stylize", photo, "-s", "paint", "-o", tmp_path / "o.png", "--model", exported_dir)
+    wrong = run("stylize", *ORT_CPU, photo, "-s", "paint", "-o", tmp_path / "o.png", "--model", exported_dir)
     assert wrong.exit_code == 1 and "stored for the lite network, but the model in use is full" in wrong.output
     assert "--variant full --overwrite" in wrong.output and "--variant lite" in wrong.output
-    right = run("stylize", photo, "-s", "paint", "-o", tmp_path / "o.png", "--model", lite_dir)
+    right = run("stylize", *ORT_CPU, photo, "-s", "paint", "-o", tmp_path / "o.png", "--model", lite_dir)
     assert right.exit_code == 0 and Image.open(tmp_path / "o.png").size == (512, 512), right.output  # --content-size
 
     with Stylizer(lite_dir, backend="ort-cpu") as lite, Stylizer(exported_dir, backend="ort-cpu") as full:

@@ -68,10 +68,18 @@ def test_precision_follows_the_cpu(monkeypatch):
         backend.precision("fp16")
 
 
-def test_compiled_models_are_cached(exported_dir):
+def test_compiled_models_are_cached(exported_dir, tmp_path, monkeypatch):
+    """The first open fills the OpenVINO cache under $ADAINRT_CACHE; a second open compiles nothing new."""
+    monkeypatch.setenv("ADAINRT_CACHE", str(tmp_path))
+    folder = cache_root() / "openvino"
+    assert not folder.exists() or not any(folder.iterdir())
     with open_graph(exported_dir / "adain_style.onnx", "openvino", "fp32"):
         pass
-    assert any((cache_root() / "openvino").iterdir())
+    first = sorted(p.name for p in folder.iterdir())
+    assert first, "opening a graph cached no compiled model"
+    with open_graph(exported_dir / "adain_style.onnx", "openvino", "fp32"):
+        pass
+    assert sorted(p.name for p in folder.iterdir()) == first
 
 
 @needs_bf16

@@ -17,7 +17,7 @@ from adainrt.runtime import StyleStats
 from adainrt.runtime.controls import ControlError
 from adainrt.runtime.jobs import StylizeOptions, plan_outputs, prepare_image, resolve_styles
 from adainrt.runtime.style_bank import StyleBank, StyleBankError
-from tests.helpers import read_only_run, synthetic_image
+from tests.helpers import ORT_CPU, read_only_run, synthetic_image
 
 
 def run(*args):
@@ -58,9 +58,9 @@ def test_output_into_the_input_folder_does_not_restyle_earlier_results(tmp_path,
     folder.mkdir()
     synthetic_image(64, 80, seed=1).save(folder / "a.png")
     synthetic_image(72, 64, seed=2).save(folder / "b.png")
-    first = run("stylize", folder, "-s", style, "-o", folder, "--model", exported_dir)
+    first = run("stylize", *ORT_CPU, folder, "-s", style, "-o", folder, "--model", exported_dir)
     assert first.exit_code == 0, first.output
-    again = run("stylize", folder, "-s", style, "-o", folder, "--model", exported_dir, "--skip-existing")
+    again = run("stylize", *ORT_CPU, folder, "-s", style, "-o", folder, "--model", exported_dir, "--skip-existing")
     assert again.exit_code == 0, again.output
     assert "left out 2 earlier result(s)" in again.output
     assert sorted(p.name for p in folder.iterdir()) == ["a.png", "a_stylized_style.png", "b.png",
@@ -88,7 +88,7 @@ def test_several_existing_outputs_are_named_with_both_ways_out(tmp_path, style):
 def test_weights_beside_a_model_folder_must_be_its_own(tmp_path, style, exported_dir, random_decoder):
     from adainrt.bundled import bundled_decoder_path
 
-    other = run("stylize", style, "-s", style, "-o", tmp_path / "o.png", "--model", exported_dir,
+    other = run("stylize", *ORT_CPU, style, "-s", style, "-o", tmp_path / "o.png", "--model", exported_dir,
                 "--decoder", bundled_decoder_path())
     assert one_line_error(other) and "is not the decoder the graphs in" in other.output and "not both" in other.output
     text = tmp_path / "decoder.safetensors"
@@ -96,7 +96,7 @@ def test_weights_beside_a_model_folder_must_be_its_own(tmp_path, style, exported
     broken = run("stylize", style, "-s", style, "-o", tmp_path / "o.png", "--model", exported_dir, "--decoder", text)
     assert one_line_error(broken) and "decoder.safetensors: no adainrt weights metadata" in broken.output
     assert not (tmp_path / "o.png").exists()
-    same = run("stylize", style, "-s", style, "-o", tmp_path / "o.png", "--model", exported_dir,
+    same = run("stylize", *ORT_CPU, style, "-s", style, "-o", tmp_path / "o.png", "--model", exported_dir,
                "--decoder", random_decoder)
     assert same.exit_code == 0, same.output
 
@@ -104,7 +104,7 @@ def test_weights_beside_a_model_folder_must_be_its_own(tmp_path, style, exported
 def test_a_folder_that_is_no_export_is_called_so(tmp_path, style):
     folder = tmp_path / "photos"
     folder.mkdir()
-    result = run("stylize", style, "-s", style, "-o", tmp_path / "o.png", "--model", folder)
+    result = run("stylize", *ORT_CPU, style, "-s", style, "-o", tmp_path / "o.png", "--model", folder)
     assert one_line_error(result) and "not a model folder" in result.output
     assert "--overwrite" not in result.output  # it does not suggest exporting over the user's folder
 
@@ -211,7 +211,7 @@ def test_a_corrupt_video_is_one_line_not_ffmpegs_banner(tmp_path, style, exporte
     pytest.importorskip("imageio_ffmpeg")
     clip = tmp_path / "clip.mp4"
     clip.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 8)
-    result = run("stylize", clip, "-s", style, "-o", tmp_path / "out.mp4", "--model", exported_dir)
+    result = run("stylize", *ORT_CPU, clip, "-s", style, "-o", tmp_path / "out.mp4", "--model", exported_dir)
     assert one_line_error(result) and "not a readable video" in result.output
     error = result.output.strip().splitlines()[-1]
     assert "ffmpeg version" not in error and len(error) < 400, error

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from adainrt.cli import main
 from adainrt.runtime import Stylizer
 from adainrt.runtime.video import probe, stylize_video
-from tests.helpers import synthetic_image
+from tests.helpers import ORT_CPU, synthetic_image
 
 imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg", reason="video needs imageio-ffmpeg (adainrt[video])")
 
@@ -45,7 +45,7 @@ def clip(tmp_path_factory):
 @pytest.mark.slow
 def test_cli_stylizes_a_video_keeping_frames_rate_and_audio(tmp_path, clip, exported_dir, images_dir):
     out = tmp_path / "styled.mp4"
-    result = CliRunner().invoke(main, ["stylize", str(clip), "--style", str(images_dir / "style_a.jpg"),
+    result = CliRunner().invoke(main, ["stylize", *ORT_CPU, str(clip), "--style", str(images_dir / "style_a.jpg"),
                                        "--output", str(out), "--model", str(exported_dir), "--content-size", "0"])
     assert result.exit_code == 0, result.output
     source, styled = probe(clip), probe(out)
