@@ -1,5 +1,7 @@
 """The backend registry and the runner protocol: one module registers a backend, everything lists it."""
 
+import importlib.util
+
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -82,13 +84,13 @@ def test_runner_returns_outputs_by_name_and_frees_on_close(exported_dir):
         stylizer.stylize(synthetic_image(40, 40), synthetic_image(40, 40))
 
 
-def test_tensorrt_opens_only_prepared_engines(exported_dir):
-    """Building happens in prepare (explicit, cached), never when a runner is opened."""
-    backend = get_backend("tensorrt")
-    assert backend.prepare is not None
-    if backend.why_not() is not None:
-        with pytest.raises(BackendUnavailable):
-            backend.open(exported_dir / "adain_full.onnx", "fp16")
+@pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None,
+                    reason="the tensorrt package is installed here; the GPU tests cover opening with it")
+def test_tensorrt_without_its_package_refuses_to_open_naming_the_fix(exported_dir):
+    """Without the tensorrt package, opening a graph with it names the fix instead of an ImportError.
+    (Opening only prepared engines is tested in test_tensorrt_emulated.py.)"""
+    with pytest.raises(BackendUnavailable, match=r"adainrt\[gpu\]"):
+        get_backend("tensorrt").open(exported_dir / "adain_full.onnx", "fp16")
 
 
 def test_content_beyond_a_backends_largest_side_is_tiled_to_fit(exported_dir):
@@ -227,7 +229,6 @@ def test_torch_eager_is_a_runner_auto_never_picks(exported_dir, tmp_path):
     """torch runs a graph file from the graph's own weights (its initializers, by the module's parameter
     names), matching onnxruntime on every graph; auto passes it over, and an FP16 or a foreign graph is
     refused with the reason."""
-    pytest.importorskip("torch")
     from adainrt.contract import graph_file
     from adainrt.export.onnx_export import example_inputs
 

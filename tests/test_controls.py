@@ -6,6 +6,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from adainrt.cli import main
+from adainrt.contract import Tolerance
 from adainrt.images import to_tensor
 from adainrt.runtime import ControlError, StyleStats, Stylizer, interpolate, open_graph
 from adainrt.runtime.controls import match_color, match_mean_color, merge_luminance, parse_weights, to_yiq
@@ -34,11 +35,12 @@ def test_alpha_endpoints(stylizer, exported_dir, images):
     features = stylizer.encode(array)
     reconstruction = stylizer.decode_target(features, array.shape[-2:])
     got = stylizer.stylize(np.asarray(content) / 255.0, style, alpha=0.0)
-    np.testing.assert_allclose(got, np.clip(reconstruction[0].transpose(1, 2, 0), 0, 1), atol=1e-5)
+    split_vs_full = Tolerance().fp32_rel  # the graphs' contract (images in [0, 1]): fusions differ by ISA
+    np.testing.assert_allclose(got, np.clip(reconstruction[0].transpose(1, 2, 0), 0, 1), atol=split_vs_full)
     with open_graph(exported_dir / "adain_full.onnx", stylizer.backend) as full:
         expected = full.infer({"content": array, "style": to_tensor(style), "alpha": np.ones(1, np.float32)})["image"]
     got = stylizer.stylize(np.asarray(content) / 255.0, style, alpha=1.0)
-    np.testing.assert_allclose(got, np.clip(expected[0].transpose(1, 2, 0), 0, 1), atol=1e-5)
+    np.testing.assert_allclose(got, np.clip(expected[0].transpose(1, 2, 0), 0, 1), atol=split_vs_full)
 
 
 def test_interpolation_with_weights_one_zero_is_the_single_style(stylizer, images):

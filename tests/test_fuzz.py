@@ -25,6 +25,8 @@ from PIL import Image
 from adainrt.cli import main
 from tests.helpers import synthetic_image
 
+pytestmark = pytest.mark.slow  # over a hundred CLI stylizations and C++ runs: not the fast lane
+
 SEED = 20261123
 
 

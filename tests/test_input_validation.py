@@ -262,7 +262,8 @@ def test_bare_preserve_color_flag_means_color(files, exported_dir):
     named = run("stylize", content, "-s", style, "--model", exported_dir, "--backend", "ort-cpu", "--preserve-color",
                 "color", "-o", tmp_path / "named.png")
     assert bare.exit_code == 0 and named.exit_code == 0, bare.output + named.output
-    assert np.array_equal(np.asarray(Image.open(tmp_path / "bare.png")), np.asarray(Image.open(tmp_path / "named.png")))
+    bare_image, named_image = (np.asarray(Image.open(tmp_path / f"{n}.png"), np.int16) for n in ("bare", "named"))
+    assert np.abs(bare_image - named_image).max() <= 1
 
 
 def test_resize_and_crop_follow_the_reference_formulas():
@@ -279,7 +280,6 @@ def test_resize_and_crop_follow_the_reference_formulas():
 
 @pytest.mark.slow
 def test_a_damaged_graph_in_the_export_cache_is_rebuilt(tmp_path, monkeypatch, random_decoder):
-    pytest.importorskip("torch")
     from adainrt.export.cache import cached_model_dir
 
     monkeypatch.setenv("ADAINRT_CACHE", str(tmp_path / "cache"))

@@ -32,12 +32,23 @@ def second_decoder(folder: Path, encoder_meta: dict) -> Path:
     return path
 
 
-def killed_after(args: list[str], seconds: float, env: dict) -> None:
+def killed_mid_write(args: list[str], env: dict, folder: Path, delay: float) -> bool:
+    """Run ``args`` and SIGKILL it ``delay`` seconds after it first writes into ``folder`` (an event,
+    not a clock: a fast machine cannot finish before the kill). True when the kill landed mid-run."""
+    started = time.time()
     process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(seconds)
-    if process.poll() is None:
+
+    def wrote() -> bool:
+        return folder.exists() and any(p.stat().st_mtime >= started for p in folder.iterdir() if p.exists())
+
+    while process.poll() is None and not wrote():
+        time.sleep(0.01)
+    time.sleep(delay)
+    killed = process.poll() is None
+    if killed:
         os.kill(process.pid, signal.SIGKILL)
     process.wait()
+    return killed
 
 
 def test_killed_export_never_leaves_a_mixed_folder(tmp_path, random_decoder, encoder_meta):
@@ -47,8 +58,9 @@ def test_killed_export_never_leaves_a_mixed_folder(tmp_path, random_decoder, enc
     done = subprocess.run([*export, "--decoder", str(random_decoder)], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     other = second_decoder(tmp_path, encoder_meta)
-    for seconds in (4.0, 7.0, 10.0):
-        killed_after([*export, "--decoder", str(other)], seconds, env)
+    for delay in (0.0, 1.0, 2.0):
+        killed = killed_mid_write([*export, "--decoder", str(other)], env, models, delay)
+        assert killed or delay > 0, "the export finished before the first kill"
         try:
             with Stylizer(models, backend="ort-cpu") as stylizer:  # every graph checked against the manifest
                 hashes = {runner.metadata["decoder_hash"] for runner in stylizer.runners.values()}
@@ -74,8 +86,8 @@ def test_killed_folder_stylize_leaves_only_whole_images(tmp_path, exported_dir):
     out = tmp_path / "out"
     args = [*ADAINRT, "stylize", str(photos), "-s", str(style), "-o", str(out), "--model", str(exported_dir),
             "--backend", "ort-cpu", "--content-size", "0", "--overwrite"]
-    for seconds in (3.0, 5.0):
-        killed_after(args, seconds, dict(os.environ))
+    for delay in (0.0, 1.5):
+        assert killed_mid_write(args, dict(os.environ), out, delay), "the folder was done before the kill"
         for written in out.glob("*.png") if out.exists() else []:
             with Image.open(written) as image:
                 image.load()  # a whole image under every final name

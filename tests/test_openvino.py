@@ -10,8 +10,6 @@ from adainrt.runtime import Stylizer, get_backend, open_graph
 from adainrt.runtime.backends import openvino as ov_backend
 from tests.helpers import psnr, synthetic_image
 
-pytest.importorskip("openvino", reason="the openvino package is not installed")
-
 needs_bf16 = pytest.mark.skipif(hardware.native_bf16() is None,
                                 reason="this CPU has no native bf16 (avx512_bf16 or amx_bf16); OpenVINO would "
                                        "emulate it slowly")

@@ -208,7 +208,6 @@ def test_transparent_pixels_show_white_not_their_hidden_colour(tmp_path):
 
 @pytest.mark.slow
 def test_a_corrupt_video_is_one_line_not_ffmpegs_banner(tmp_path, style, exported_dir):
-    pytest.importorskip("imageio_ffmpeg")
     clip = tmp_path / "clip.mp4"
     clip.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 8)
     result = run("stylize", *ORT_CPU, clip, "-s", style, "-o", tmp_path / "out.mp4", "--model", exported_dir)
