@@ -34,7 +34,7 @@ from adainrt.images import (
     resize_smaller_side,
     save_image,
 )
-from adainrt.runtime.backend import Choice, choose
+from adainrt.runtime.backend import Choice, choose, reference_backend
 from adainrt.runtime.controls import ControlError, StyleStats, check_weights, interpolate
 from adainrt.runtime.stylizer import (
     DEFAULT_MAX_PIXELS,
@@ -404,15 +404,17 @@ def add_style(name: str, image: str | os.PathLike, options: StylizeOptions,
     """Encode a style image once and store its statistics under ``name`` in the style bank, with the
     network variant and the encoder they are for.
 
-    Computed in FP32 (they are reused for every image stylized with them): ``auto`` takes the best
-    backend that runs FP32 here (on a TensorRT host, which runs FP16 only, onnxruntime's CUDA or CPU
-    provider), so FP32 graphs suffice; a named backend without FP32 runs its own precision."""
+    ``auto`` computes them on the FP32 reference backend (onnxruntime's CPU provider, else OpenVINO in
+    f32): they are reused for every image stylized with them, one style image takes a moment on a
+    CPU, and no engine is built (on a TensorRT host, which runs FP16 only, FP32 graphs suffice). A
+    named backend runs FP32 where it can, else its own precision (``--backend tensorrt`` for a
+    folder of FP16 graphs alone)."""
     from adainrt.fileio import sha256_file
     from adainrt.runtime.style_bank import StyleBank
 
     bank = bank or StyleBank()
     bank.check_name(name, options.overwrite)
-    choice = choose(backend, "fp32" if backend == "auto" else None)
+    choice = Choice(reference_backend(), "the FP32 reference") if backend == "auto" else choose(backend)
     precision = "fp32" if "fp32" in choice.backend.usable_precisions() else None
     with open_stylizer(model_dir, encoder, decoder, choice, precision=precision, progress=progress,
                        graphs=graphs, variant=variant) as stylizer:

@@ -100,7 +100,7 @@ def test_stylize_folder_skips_a_corrupt_file_and_says_so(tmp_path, exported_dir,
     assert Image.open(tmp_path / "out" / written[0]).size == (48, 48)
     # a rerun refuses to overwrite; with --skip-existing it resumes: only the missing output is made
     (contents / "broken.jpg").unlink()
-    again = ["stylize", contents, "--style", images_dir / "style_a.jpg", "--output", tmp_path / "out",
+    again = ["stylize", *ORT_CPU, contents, "--style", images_dir / "style_a.jpg", "--output", tmp_path / "out",
              "--model", exported_dir, "--content-size", "48", "--crop"]
     assert run(*again).exit_code == 1
     kept = (tmp_path / "out" / written[0]).stat().st_mtime_ns
@@ -119,11 +119,11 @@ def test_stylize_bad_inputs(tmp_path, exported_dir, images_dir):
     assert result.exit_code == 1 and "alpha must be in [0, 1]" in result.output and "1.5" in result.output
     Image.new("RGB", (1, 1)).save(tmp_path / "dot.png")
     result = run("stylize", tmp_path / "dot.png", "--style", style, "--output", tmp_path / "o.png",
-                 "--model", exported_dir)
+                 "--model", exported_dir, *ORT_CPU)
     assert result.exit_code == 1 and "1x1 is too small" in result.output
     (tmp_path / "bad.jpg").write_bytes(b"\xff\xd8\xff garbage")
     result = run("stylize", tmp_path / "bad.jpg", "--style", style, "--output", tmp_path / "o.png",
-                 "--model", exported_dir)
+                 "--model", exported_dir, *ORT_CPU)
     assert result.exit_code == 1 and "bad.jpg: not a readable image" in result.output
     assert not (tmp_path / "o.png").exists()
 
