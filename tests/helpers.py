@@ -30,6 +30,15 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 # graphs only) on a GPU host and OpenVINO bf16 on a bf16 CPU, so the same test would run elsewhere.
 ORT_CPU = ("--backend", "ort-cpu")
 
+
+def folder_state(folder: Path) -> dict[str, int]:
+    """Names and modification times of ``folder``'s entries (files vanish while a run renames them)."""
+    state = {}
+    for entry in folder.iterdir() if folder.exists() else []:
+        with contextlib.suppress(FileNotFoundError):
+            state[entry.name] = entry.stat().st_mtime_ns
+    return state
+
 #: Prepended to a subprocess script: any import of torch fails there.
 NO_TORCH_PRELUDE = """
 import sys

@@ -1,7 +1,6 @@
 """kill -9 in the middle of `export` and of a folder `stylize`: the next run succeeds, no folder
 mixes graphs of two exports, no partial file is left under a final name, no litter survives."""
 
-import contextlib
 import os
 import signal
 import subprocess
@@ -14,7 +13,7 @@ from PIL import Image
 
 from adainrt.errors import ModelError
 from adainrt.runtime import Stylizer
-from tests.helpers import synthetic_image
+from tests.helpers import folder_state, synthetic_image
 
 pytestmark = pytest.mark.slow
 ADAINRT = [sys.executable, "-m", "adainrt.cli"]
@@ -31,15 +30,6 @@ def second_decoder(folder: Path, encoder_meta: dict) -> Path:
     save_weights(path, build_decoder().state_dict(),
                  {"kind": "decoder", "encoder_hash": encoder_meta["weights_hash"], "source": "seeded random (kill)"})
     return path
-
-
-def folder_state(folder: Path) -> dict[str, int]:
-    """Names and modification times of ``folder``'s entries (files vanish while a run renames them)."""
-    state = {}
-    for entry in folder.iterdir() if folder.exists() else []:
-        with contextlib.suppress(FileNotFoundError):
-            state[entry.name] = entry.stat().st_mtime_ns
-    return state
 
 
 def killed_mid_write(args: list[str], env: dict, folder: Path, delay: float, deadline_s: float = 300.0) -> bool:

@@ -8,7 +8,7 @@ from adainrt.errors import BackendUnavailable
 from adainrt.fileio import cache_root
 from adainrt.runtime import Stylizer, get_backend, open_graph
 from adainrt.runtime.backends import openvino as ov_backend
-from tests.helpers import psnr, synthetic_image
+from tests.helpers import folder_state, psnr, synthetic_image
 
 needs_bf16 = pytest.mark.skipif(hardware.native_bf16() is None,
                                 reason="this CPU has no native bf16 (avx512_bf16 or amx_bf16); OpenVINO would "
@@ -70,14 +70,14 @@ def test_compiled_models_are_cached(exported_dir, tmp_path, monkeypatch):
     """The first open fills the OpenVINO cache under $ADAINRT_CACHE; a second open compiles nothing new."""
     monkeypatch.setenv("ADAINRT_CACHE", str(tmp_path))
     folder = cache_root() / "openvino"
-    assert not folder.exists() or not any(folder.iterdir())
+    assert not folder_state(folder)
     with open_graph(exported_dir / "adain_style.onnx", "openvino", "fp32"):
         pass
-    first = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
+    first = folder_state(folder)
     assert first, "opening a graph cached no compiled model"
     with open_graph(exported_dir / "adain_style.onnx", "openvino", "fp32"):
         pass
-    assert {p.name: p.stat().st_mtime_ns for p in folder.iterdir()} == first  # read back, not rewritten
+    assert folder_state(folder) == first  # read back, not rewritten
 
 
 @needs_bf16

@@ -68,11 +68,11 @@ def test_opening_never_builds_an_engine_prepare_does_once(cuda, fp16_graphs):
 @pytest.mark.parametrize("size", [(32, 32), (33, 47), (200, 300), (600, 110)])
 def test_every_size_the_stylizer_accepts_runs(cuda, fp16_graphs, size):
     """Padding and cropping around the engines' profiles: the emulated runner's output is onnxruntime's."""
-    content = np.asarray(synthetic_image(*size, seed=3)) / 255.0
+    content, style = np.asarray(synthetic_image(*size, seed=3)) / 255.0, synthetic_image(48, 48)
     with Stylizer(fp16_graphs, backend="tensorrt") as stylizer:
-        out = stylizer.stylize(content, synthetic_image(48, 48))
+        out = stylizer.stylize(content, style)
     with Stylizer(fp16_graphs, backend="ort-cpu", precision="fp16") as reference:
-        expected = reference.stylize(content, synthetic_image(48, 48))
+        expected = reference.stylize(content, style)
     assert out.shape == expected.shape == (*size, 3)
     assert np.abs(out - expected).max() <= 1e-3
 
