@@ -212,6 +212,14 @@ def health_seconds(url: str) -> float:
     return time.monotonic() - started
 
 
+def first_answer(answers: list[concurrent.futures.Future]) -> None:
+    """Wait for the first of ``answers`` (at most 120 s): the signal or kill then lands while the
+    others are still being worked through, on a fast machine as on a slow one (a fixed sleep either
+    missed the load on a fast one or fell before the model was warm on a slow one)."""
+    done, _pending = concurrent.futures.wait(answers, timeout=120, return_when=concurrent.futures.FIRST_COMPLETED)
+    assert done, "no answer within 120 s"
+
+
 def test_slow_and_stalled_bodies_get_408_and_health_answers_within_a_second_throughout(server):
     """16 clients dribbling a body at 1 byte/s and one announcing more than it sends: each is cut off
     with 408 at the deadline, and /healthz answers within a second all the while."""
@@ -374,7 +382,7 @@ def test_sigterm_under_load_answers_every_request_in_flight_then_exits(exported_
 
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         answers = [pool.submit(stylized, k) for k in range(8)]
-        time.sleep(1.0)
+        first_answer(answers)  # the server is working through them (one at a time: --max-batch 1)
         assert not all(a.done() for a in answers), "the load ended before the signal: nothing to drain"
         signalled = time.monotonic()
         stopped(process, timeout_s=120)
@@ -407,7 +415,7 @@ def test_kill_9_of_the_replica_answers_its_requests_with_json_errors_and_the_ser
 
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
             answers = [pool.submit(stylized, k) for k in range(8)]
-            time.sleep(1.5)
+            first_answer(answers)  # the replicas are working through them, one at a time each
             assert not all(a.done() for a in answers)
             os.kill(server_processes(process.pid)["replica"], 9)
             health = [health_seconds(url) for _ in range(5)]
