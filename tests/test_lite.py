@@ -265,5 +265,7 @@ def test_evaluate_scores_both_variants_side_by_side(tmp_path):
     assert done.exit_code == 0, done.output
     assert "variant                       lite" in done.output and "ratio / full" in done.output
     assert (tmp_path / "sheet_full.png").is_file() and (tmp_path / "sheet_lite.png").is_file()
+    with Image.open(tmp_path / "sheet_lite.png") as sheet:  # 128-pixel cells unless --sheet-cell
+        assert sheet.size[0] % 128 == 0 and sheet.size[1] % 128 == 0 and sheet.size[0] > 128
     lines = [line.split() for line in done.output.splitlines() if line.startswith("1 ")]
     assert [line[1] for line in lines] == ["full", "lite"] and float(lines[0][-1]) == pytest.approx(1.0)

@@ -380,7 +380,7 @@ def test_evaluate_measures_torch_and_exported_graphs_alike(tmp_path, exported_di
     runs = {}
     for backend in ("torch", "ort-cpu"):
         extra = ["--backend", backend, "--model", exported_dir, "--all-pairs"] if backend != "torch" else \
-                ["--all-pairs", "--sheet", tmp_path / "sheet.png"]
+                ["--all-pairs", "--sheet", tmp_path / "sheet.png", "--sheet-cell", "48"]
         result = CliRunner().invoke(main, [str(a) for a in common + extra], catch_exceptions=False)
         assert result.exit_code == 0, result.output
         runs[backend] = json.loads(result.output[result.output.index("{"):])
@@ -402,8 +402,8 @@ def test_evaluate_measures_torch_and_exported_graphs_alike(tmp_path, exported_di
         assert 0.2 < part["structure"] < 4.0
     assert graphs["structure"] == pytest.approx(reference["structure"], rel=1e-2)
     with Image.open(tmp_path / "sheet.png") as sheet:  # the styles along the top, the 6 photos down the left
-        assert sheet.size == ((4 + 1) * 128, (6 + 1) * 128)
-        corner = np.asarray(sheet.crop((0, 0, 128, 128)), np.float32)
+        assert sheet.size == ((4 + 1) * 48, (6 + 1) * 48)  # --sheet-cell 48: the outputs at full size
+        corner = np.asarray(sheet.crop((0, 0, 48, 48)), np.float32)
         assert corner.min() > 250  # the empty corner cell stays white
 
 

@@ -231,14 +231,16 @@ def evaluate_folders(content_dir: str | os.PathLike, style_dir: str | os.PathLik
                      encoder: str | os.PathLike | None = None, decoder: str | os.PathLike | None = None,
                      backend: str = SCORING_BACKEND, model_dir: str | os.PathLike | None = None,
                      precision: str | None = None, size: int = 256, sheet: str | os.PathLike | None = None,
-                     overwrite: bool = False, progress: Callable[[str], None] = lambda _msg: None,
+                     sheet_cell: int = 128, overwrite: bool = False,
+                     progress: Callable[[str], None] = lambda _msg: None,
                      pair_done: Callable[[int, int], None] = lambda _done, _total: None,
                      alphas: Sequence[float] = (1.0,), per_style: int = 0,
                      heldout_list: str | os.PathLike | None = None, variant: str | None = None) -> Evaluation:
     """Score a decoder on centre crops of two folders' images (pairs as :func:`pair_indices`) at each
     of ``alphas``, per style too (at the first alpha); optionally write a contact sheet of the first
-    alpha's outputs (:func:`contact_sheet`). ``heldout_list`` (train/heldout.txt's form) scores only
-    the files it names. ``pair_done(done, total)`` follows the scoring (a progress bar).
+    alpha's outputs (:func:`contact_sheet`, ``sheet_cell`` pixels a cell). ``heldout_list``
+    (train/heldout.txt's form) scores only the files it names. ``pair_done(done, total)`` follows the
+    scoring (a progress bar).
 
     Every variant is measured by the full network's VGG-19 (the embedded one, or ``encoder`` when it
     is a full encoder): a narrower variant's own encoder is what it runs, never what judges it."""
@@ -280,8 +282,8 @@ def evaluate_folders(content_dir: str | os.PathLike, style_dir: str | os.PathLik
     by_style = {name: first.subset(torch.nonzero(index_s == k).flatten().tolist())
                 for k, name in enumerate(style_folder.names) if (index_s == k).any()}
     if sheet is not None:
-        save_image(from_tensor(contact_sheet(contents, styles, index_c, index_s, first_outputs)), sheet,
-                   overwrite=overwrite)
+        save_image(from_tensor(contact_sheet(contents, styles, index_c, index_s, first_outputs, sheet_cell)),
+                   sheet, overwrite=overwrite)
         progress(f"wrote {sheet}")
     return Evaluation(backend, precision, size, decoder_hash, by_alpha, by_style, model_meta["variant"])
 

@@ -196,14 +196,17 @@ def snapshot(run_dir: str, output: Path, overwrite: bool) -> None:
 @click.option("--size", type=int, default=256, show_default=True, help="Centre crops of this size.")
 @click.option("--sheet", type=click.Path(dir_okay=False, path_type=Path),
               help="Write a contact sheet PNG: styles along the top, photos down the left, outputs "
-                   "where they meet (128-pixel cells).")
+                   "where they meet.")
+@click.option("--sheet-cell", type=click.IntRange(min=16), default=128, show_default=True,
+              help="Pixels per contact-sheet cell. Outputs are shrunk to fit: give the --size to judge them "
+                   "at full resolution (fine textures can hide a small subject in a shrunk cell).")
 @json_option
 @overwrite_option("an existing --sheet")
 @clean_errors
 def evaluate(content_dir: str, style_dir: str, all_pairs: bool, per_style: int | None, heldout_list: str | None,
              alphas: tuple[float, ...], encoder: Path | None, decoder: Path | None, variants: tuple[str, ...],
              backend: str, model_dir: Path | None, precision: str, size: int, sheet: Path | None,
-             as_json: bool, overwrite: bool) -> None:
+             sheet_cell: int, as_json: bool, overwrite: bool) -> None:
     """The paper's content and style losses of a decoder's outputs, beside the baseline, and
     how much of the photo's structure survives.
 
@@ -229,6 +232,6 @@ def evaluate(content_dir: str, style_dir: str, all_pairs: bool, per_style: int |
     results = evaluate_variants(
         variants, sheet, pair_bar, content_dir=content_dir, style_dir=style_dir, all_pairs=all_pairs,
         encoder=encoder, decoder=decoder, backend=backend, model_dir=model_dir, precision=precision, size=size,
-        overwrite=overwrite, progress=say, alphas=alphas or (1.0,), per_style=per_style or 0,
+        sheet_cell=sheet_cell, overwrite=overwrite, progress=say, alphas=alphas or (1.0,), per_style=per_style or 0,
         heldout_list=heldout_list)
     click.echo(evaluation_report(results, as_json))
