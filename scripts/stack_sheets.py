@@ -1,6 +1,7 @@
 """Interleave the rows of two contact sheets of `adainrt evaluate --variant A --variant B --sheet S.png`
-(S_A.png and S_B.png: styles along the top, photos down the left, 128-pixel cells): the header row
-once, then per photo its row from A and its row from B, so the variants compare cell above cell.
+(S_A.png and S_B.png: styles along the top, photos down the left, 128-pixel cells unless
+--sheet-cell gave another size, then give it as --cell): the header row once, then per photo its
+row from A and its row from B, so the variants compare cell above cell.
 
     python scripts/stack_sheets.py sheet_full.png sheet_lite.png -o docs/contact-sheet-full-lite.jpg
 """
@@ -35,9 +36,10 @@ def main() -> None:
     parser.add_argument("first", type=Path)
     parser.add_argument("second", type=Path)
     parser.add_argument("-o", "--output", type=Path, required=True)
+    parser.add_argument("--cell", type=int, default=128, help="the sheets' cell size in pixels")
     parser.add_argument("--overwrite", action="store_true")
     args = parser.parse_args()
-    image = stacked(*(Image.open(p).convert("RGB") for p in (args.first, args.second)))
+    image = stacked(*(Image.open(p).convert("RGB") for p in (args.first, args.second)), cell=args.cell)
     save_image(image, args.output, overwrite=args.overwrite)
     print(f"wrote {args.output} ({image.width}x{image.height})")
 
