@@ -193,7 +193,9 @@ def snapshot(run_dir: str, output: Path, overwrite: bool) -> None:
 @model_option("Folder of graphs from `adainrt export` (default: export the chosen weights once into "
               "the cache folder). Its encoder must be the --encoder in use.")
 @run_precision_option
-@click.option("--size", type=int, default=256, show_default=True, help="Centre crops of this size.")
+@click.option("--size", type=int, default=256, show_default=True,
+              help="Centre crops of this size (photo and style). 256 is fast; 512 is what stylize and serve "
+                   "make by default, where a fine texture no longer hides a small subject (MODEL_CARD.md).")
 @click.option("--sheet", type=click.Path(dir_okay=False, path_type=Path),
               help="Write a contact sheet PNG: styles along the top, photos down the left, outputs "
                    "where they meet.")
