@@ -200,8 +200,8 @@ def snapshot(run_dir: str, output: Path, overwrite: bool) -> None:
               help="Write a contact sheet PNG: styles along the top, photos down the left, outputs "
                    "where they meet.")
 @click.option("--sheet-cell", type=click.IntRange(min=16), default=128, show_default=True,
-              help="Pixels per contact-sheet cell. Outputs are shrunk to fit: give the --size to judge them "
-                   "at full resolution (fine textures can hide a small subject in a shrunk cell).")
+              help="Pixels per contact-sheet cell. Outputs are shrunk to fit: give the --size to see them "
+                   "at full resolution.")
 @json_option
 @overwrite_option("an existing --sheet")
 @clean_errors
