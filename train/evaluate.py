@@ -130,7 +130,7 @@ def pair_up(contents: torch.Tensor, styles: torch.Tensor, all_pairs: bool = Fals
 
 
 def contact_sheet(contents: torch.Tensor, styles: torch.Tensor, index_c: torch.Tensor, index_s: torch.Tensor,
-                  outputs: torch.Tensor, cell: int = 128) -> np.ndarray:
+                  outputs: torch.Tensor, cell: int) -> np.ndarray:
     """A grid (3, H, W) in [0, 1]: the styles along the top, the photos down the left, each pair's
     output where its photo's row meets its style's column (white where a pair was not scored)."""
     rows, cols = index_c.unique().tolist(), index_s.unique().tolist()
